@@ -6,7 +6,7 @@ A dataset lives under one storage root (a folder or ``s3://bucket/prefix``)::
     manifest.parquet            one row per kept image (MANIFEST_COLUMNS)
     dropped.parquet             one row per rejected post or media, with its reason
     originals/ab/<sha256>.<ext> the downloaded bytes, content-addressed (sha256 of the bytes)
-    images/ab/<sha256>.png      the 224x224 RGB image the model sees (study's resize rule)
+    images/ab/<sha256>.jpg      the 224x224 RGB image the model sees (study's resize rule)
     exclusions.json             {"sha256": [...], "post_id": [...]} excluded by a reviewer
     reports/                    contact sheets, figures, Data Docs
 
@@ -45,7 +45,7 @@ MANIFEST_COLUMNS: dict[str, str] = {
     "created_at": "string",
     "media_url": "string",
     "license": "string",
-    "path": "string",  # key of images/...png relative to the dataset root
+    "path": "string",  # key of images/...jpg relative to the dataset root
     "original_path": "string",
 }
 
@@ -62,7 +62,7 @@ DROPPED_COLUMNS: dict[str, str] = {
 
 
 def image_key(sha256: str) -> str:
-    return f"images/{sha256[:2]}/{sha256}.png"
+    return f"images/{sha256[:2]}/{sha256}.jpg"
 
 
 def original_key(sha256: str, ext: str) -> str:
