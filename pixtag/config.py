@@ -10,9 +10,9 @@ registers it with :mod:`pixtag.logs` so that log records are scrubbed of it.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-import json
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 

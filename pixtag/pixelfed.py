@@ -355,7 +355,8 @@ class Client:
     Authorization header and never appears in reprs, logs or errors.
     """
 
-    def __init__(self, settings: Settings, instance_url: str | None = None):
+    def __init__(self, settings: Settings, instance_url: str | None = None,
+                 *, token: str | None = None):
         url = instance_url or settings.instance_url
         if not url:
             raise PixelfedError(
@@ -377,10 +378,10 @@ class Client:
             max_bytes=settings.max_response_bytes,
             fatal_markers=(b"Unauthenticated",),
         )
-        if instance_url and instance_url.rstrip("/") != (settings.instance_url or ""):
-            token = settings.model_copy(update={"instance_url": self.base_url}).token_value()
-        else:
-            token = settings.token_value()
+        if token is None:
+            same = self.base_url == (settings.instance_url or "")
+            source = settings if same else settings.model_copy(update={"instance_url": self.base_url})
+            token = source.token_value()
         self._has_token = bool(token)
         self.http.set_bearer(token)
         self.unparseable: Counter[str] = Counter()
@@ -414,7 +415,8 @@ class Client:
         return _decode_json(fetched, path)
 
     def instance(self) -> InstanceInfo:
-        return InstanceInfo.from_api(self._expect(self.get_json("/api/v1/instance", auth=False), dict, "/api/v1/instance"))
+        path = "/api/v1/instance"
+        return InstanceInfo.from_api(self._expect(self.get_json(path, auth=False), dict, path))
 
     def status(self, status_id: str, *, pixelfed_entity: bool = True) -> Status:
         path = f"/api/v1/statuses/{quote(str(status_id), safe='')}"

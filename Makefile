@@ -1,0 +1,48 @@
+# pixtag: `make run` runs the retraining job on the embedded default stack, `make test` the tests.
+# Both set everything up first (idempotent): venv in .venv, pinned install, NLTK data, Debian
+# chromium + chromedriver + WordNet + docker-compose.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.pixtag-installed
+NLTK_STAMP := $(VENV)/nltk_data/.pixtag-nltk
+SYSTEM_STAMP := $(VENV)/.pixtag-system
+
+.PHONY: setup run stop test lint bench clean
+
+setup: $(STAMP) $(SYSTEM_STAMP) $(NLTK_STAMP)
+
+$(STAMP): requirements.txt requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt -c requirements.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+$(SYSTEM_STAMP): scripts/setup_system.sh | $(STAMP)
+	bash scripts/setup_system.sh
+	touch $@
+
+$(NLTK_STAMP): scripts/setup_nltk.sh pixtag/nlp.py pixtag/data/stopwords-english | $(STAMP) $(SYSTEM_STAMP)
+	bash scripts/setup_nltk.sh $(VENV)/nltk_data
+	touch $@
+
+run: setup
+	$(BIN)/pixtag local run
+
+stop:
+	-$(BIN)/pixtag local stop
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python bench/scrape.py
+	$(BIN)/python bench/features.py
+	$(BIN)/python bench/train.py
+
+clean:
+	rm -rf var test-artifacts .pytest_cache .ruff_cache
