@@ -1,0 +1,627 @@
+"""Hashtags -> words -> classes: the study's tag pipeline.
+
+Pure core first (:func:`normalize`, :func:`count_tags`, :func:`select_classes`), I/O at the
+edges (:func:`trending` samples an instance and records the run in storage; the plots; the
+``normalize``, ``trending`` and ``classes`` commands).
+
+Normalisation, in the study's order (:func:`normalize`):
+
+1. special characters, digits and punctuation are removed and act as word boundaries
+   (``#Cats_of_Pixelfed`` and ``cats-of-pixelfed`` split like ``CatsOfPixelfed``); Unicode
+   letters and combining marks are kept (``Katze``, ``café``);
+2. words are split where the case changes: before an upper-case letter that follows a
+   lower-case one, and before the last capital of an acronym that starts a capitalised word,
+   so acronyms stay whole (``NYCStreets`` -> NYC Streets, ``iPhone`` -> i Phone);
+   all-lower-case tags stay one word (``dogsofmastodon``);
+3. lower-casing; 4. NLTK's English stopwords are dropped; 5. WordNet noun lemmas
+   (``Cats`` -> cat).
+
+Then one-letter Latin leftovers (``iPhone`` -> i, ``eBay`` -> e) are dropped and repeated words
+kept once. The result can be empty (``#2024``).
+
+Class selection (:func:`select_classes`) keeps concrete, visually identifiable nouns: the
+word's most frequent WordNet noun sense (its first synset) must come from a concrete
+lexicographer file (:data:`CONCRETE_LEXNAMES`) and descend from ``physical_entity.n.01``; and
+no two classes may be hypernym and hyponym (or synonyms) of each other.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import click
+
+from pixtag import logs, nlp
+from pixtag.cli import echo_json, get_settings, instance_option, json_option
+from pixtag.errors import PixtagError
+
+if TYPE_CHECKING:
+    from pixtag.config import Settings
+    from pixtag.pixelfed import Status
+    from pixtag.storage import Storage
+
+log = logs.get_logger(__name__)
+
+RUNS_PREFIX = "tags/runs/"
+CANDIDATE_LIMIT = 100  # only the most frequent words are considered as classes
+PHYSICAL_ENTITY = "physical_entity.n.01"
+
+#: Lexicographer files of concrete things (noun.Tops holds animal, food, artifact, ...; its
+#: abstract members fail the physical_entity test).
+CONCRETE_LEXNAMES = frozenset({
+    "noun.Tops", "noun.animal", "noun.artifact", "noun.body", "noun.food", "noun.object",
+    "noun.plant",
+})
+TEMPORAL_LEXNAMES = frozenset({"noun.time"})
+ABSTRACT_LEXNAMES = frozenset({
+    "noun.act", "noun.attribute", "noun.cognition", "noun.communication", "noun.event",
+    "noun.feeling", "noun.group", "noun.motive", "noun.possession", "noun.process",
+    "noun.quantity", "noun.relation", "noun.shape", "noun.state",
+})
+# Physical, but places, people, weather and materials are not object classes.
+NOT_OBJECT_LEXNAMES = frozenset({
+    "noun.location", "noun.person", "noun.phenomenon", "noun.substance",
+})
+
+SENSITIVE = "sensitive"
+PLATFORM = "platform vocabulary"
+#: Never classes, whatever WordNet says (extended by ``settings.deny_tags``). Words are matched
+#: after normalisation (lemmas).
+DEFAULT_DENY: dict[str, str] = {
+    **dict.fromkeys((
+        "war", "warfare", "politics", "election", "vote", "religion", "god", "nsfw", "nude",
+        "nudity", "naked", "porn", "erotica", "sex", "gun", "weapon", "rifle", "pistol",
+        "ammunition", "bomb", "protest", "riot", "terrorism", "military", "army", "soldier",
+        "police", "drug", "blood", "gore", "death", "suicide", "abortion", "racism", "refugee",
+    ), SENSITIVE),
+    **dict.fromkeys((
+        "mastodon", "pixelfed", "fediverse", "fedi", "activitypub", "instagram", "insta",
+        "twitter", "facebook", "tiktok", "flickr", "vsco", "bluesky", "reddit", "tumblr",
+        "snapchat", "youtube", "misskey", "lemmy", "friendica", "peertube",
+    ), PLATFORM),
+}
+
+
+class TagsError(PixtagError, ValueError):
+    """Bad input to the tag pipeline (no trending run yet, a malformed counts file, ...)."""
+
+
+# ----------------------------------------------------------------------- normalisation -----
+def _is_letter(char: str) -> bool:
+    """Letters and combining marks (so ``e`` + U+0301 stays inside a word)."""
+    return unicodedata.category(char)[0] in "LM"
+
+
+def _letter_runs(text: str) -> list[str]:
+    """Maximal runs of letters; every other character is a boundary (step 1)."""
+    runs, current = [], []
+    for char in text:
+        if _is_letter(char):
+            current.append(char)
+        elif current:
+            runs.append("".join(current))
+            current = []
+    if current:
+        runs.append("".join(current))
+    return runs
+
+
+def _split_case(run: str) -> list[str]:
+    """Split before ``aB`` and before the ``B`` of ``ABc`` (step 2): acronyms stay whole."""
+    parts, start = [], 0
+    for i in range(1, len(run)):
+        prev, char = run[i - 1], run[i]
+        following = run[i + 1] if i + 1 < len(run) else ""
+        if char.isupper() and (prev.islower() or (prev.isupper() and following.islower())):
+            parts.append(run[start:i])
+            start = i
+    parts.append(run[start:])
+    return parts
+
+
+def split_words(tag: str) -> list[str]:
+    """Steps 1-2 of :func:`normalize`, case kept: ``#NYCStreets2024`` -> ``[NYC, Streets]``."""
+    text = unicodedata.normalize("NFC", tag)
+    return [part for run in _letter_runs(text) for part in _split_case(run)]
+
+
+@functools.lru_cache(maxsize=65536)
+def _normalize(tag: str) -> tuple[str, ...]:
+    stop = nlp.stopwords()
+    words: list[str] = []
+    for word in (w.lower() for w in split_words(tag)):
+        if word in stop:
+            continue
+        lemma = nlp.lemmatize(word)
+        if len(lemma) == 1 and lemma.isascii():
+            continue
+        if lemma not in words:
+            words.append(lemma)
+    return tuple(words)
+
+
+def normalize(tag: str) -> list[str]:
+    """The normalised words of a hashtag (``#CatsOfPixelfed`` -> ``[cat, pixelfed]``).
+
+    Needs WordNet (loaded once per process); raises :class:`pixtag.nlp.NltkDataMissing` if absent.
+    """
+    return list(_normalize(tag))
+
+
+# ------------------------------------------------------------------------------ counts -----
+def _sorted_counts(counts: Mapping[str, int]) -> dict[str, int]:
+    """Most frequent first, ties alphabetically (deterministic output and plots)."""
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+@dataclass
+class TagCounts:
+    """Hashtag counts of a sample of posts: ``raw`` (author's spelling) and normalised ``words``."""
+
+    raw: dict[str, int]
+    words: dict[str, int]
+    posts: int = 0  # posts sampled
+    tagged_posts: int = 0  # of which with at least one hashtag
+    instance: str | None = None  # host[:port], never a token
+    time: str | None = None  # UTC, ISO 8601
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time": self.time, "instance": self.instance, "posts_sampled": self.posts,
+            "posts_with_tags": self.tagged_posts, "raw": self.raw, "normalized": self.words,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TagCounts:
+        known = {"time", "instance", "posts_sampled", "posts_with_tags", "raw", "normalized"}
+        return cls(
+            raw=_sorted_counts(data.get("raw") or {}),
+            words=_sorted_counts(data.get("normalized") or {}),
+            posts=int(data.get("posts_sampled") or 0),
+            tagged_posts=int(data.get("posts_with_tags") or 0),
+            instance=data.get("instance"),
+            time=data.get("time"),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+
+def _has_case_boundaries(spelling: str) -> bool:
+    return any(c.isupper() for c in spelling) and any(c.islower() for c in spelling)
+
+
+def _display_spelling(spellings: Counter[str]) -> str:
+    """The spelling shown for a case-insensitive tag: a mixed-case one if any (it carries the
+    word boundaries normalisation needs), the most frequent among those, first seen on ties."""
+    order = {s: i for i, s in enumerate(spellings)}
+    return min(spellings, key=lambda s: (not _has_case_boundaries(s), -spellings[s], order[s]))
+
+
+def count_tags(statuses: Iterable[Status]) -> TagCounts:
+    """Raw tag counts (merged case-insensitively) and per-post normalised word counts.
+
+    A post counts a tag once, and a word once even when several of its tags normalise to it
+    (``#cats #CatsOfPixelfed`` -> cat: 1). Every post's tags are normalised from the tag's
+    display spelling, so ``#catsofpixelfed`` splits like ``#CatsOfPixelfed`` seen elsewhere.
+    """
+    spellings: dict[str, Counter[str]] = {}
+    post_tags: list[set[str]] = []
+    for status in statuses:
+        keys = set()
+        for spelling in status.hashtags:
+            if spelling:
+                keys.add(spelling.lower())
+                spellings.setdefault(spelling.lower(), Counter())[spelling] += 1
+        post_tags.append(keys)
+    display = {key: _display_spelling(s) for key, s in spellings.items()}
+    raw: Counter[str] = Counter()
+    words: Counter[str] = Counter()
+    for keys in post_tags:
+        raw.update(display[k] for k in keys)
+        words.update({w for k in keys for w in _normalize(display[k])})
+    return TagCounts(
+        raw=_sorted_counts(raw), words=_sorted_counts(words), posts=len(post_tags),
+        tagged_posts=sum(1 for keys in post_tags if keys),
+    )
+
+
+def word_counts(raw: Mapping[str, int]) -> dict[str, int]:
+    """Word counts from raw tag counts (a tag adds its count to each of its words once)."""
+    words: Counter[str] = Counter()
+    for tag, count in raw.items():
+        for word in _normalize(tag):
+            words[word] += count
+    return _sorted_counts(words)
+
+
+def top_changes(old: TagCounts, new: TagCounts, n: int = 20) -> dict[str, list[str]]:
+    """Drift between two runs: words that entered or left the top ``n`` normalised words."""
+    before, after = list(old.words)[:n], list(new.words)[:n]
+    return {"entered": [w for w in after if w not in before],
+            "left": [w for w in before if w not in after]}
+
+
+# ---------------------------------------------------------------------------- trending -----
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def _open_storage(settings: Settings) -> Storage:
+    from pixtag.storage import open_storage
+
+    return open_storage(settings.storage, settings.s3_endpoint_url)
+
+
+def save_run(storage: Storage, counts: TagCounts) -> str:
+    """Write a run to ``tags/runs/<UTC time>.json``; returns the key."""
+    when = datetime.fromisoformat(counts.time) if counts.time else datetime.now(UTC)
+    key = f"{RUNS_PREFIX}{when.astimezone(UTC).strftime('%Y-%m-%dT%H-%M-%S.%fZ')}.json"
+    storage.write_json(key, counts.to_dict())
+    return key
+
+
+def list_runs(storage: Storage) -> list[str]:
+    """Keys of the recorded runs, oldest first."""
+    return [k for k in storage.list(RUNS_PREFIX) if k.endswith(".json")]
+
+
+def latest_run(storage: Storage, before: str | None = None) -> TagCounts | None:
+    """The newest recorded run (older than key ``before`` if given), or ``None``."""
+    keys = [k for k in list_runs(storage) if before is None or k < before]
+    return TagCounts.from_dict(storage.read_json(keys[-1])) if keys else None
+
+
+def trending(settings: Settings, instance_url: str | None = None,
+             posts: int | None = None) -> TagCounts:
+    """Count the hashtags of the ``posts`` most recent public posts and record the run.
+
+    The run (raw and normalised counts, posts sampled, instance host, time; never the token)
+    goes to ``tags/runs/<UTC time>.json`` in ``settings.storage``; its key is in
+    ``extra["key"]`` of the result.
+    """
+    from pixtag.pixelfed import Client
+
+    posts = posts or settings.trending_posts
+    with Client(settings, instance_url) as client:
+        counts = count_tags(client.iter_public(posts))
+        unparseable = dict(client.unparseable)
+        host = _host(client.base_url)
+    counts.instance = host
+    counts.time = datetime.now(UTC).isoformat(timespec="microseconds")
+    counts.extra = {"posts_requested": posts, "unparseable": unparseable}
+    key = save_run(_open_storage(settings), counts)
+    counts.extra["key"] = key
+    log.info("sampled %d posts from %s (%d with hashtags); saved %s",
+             counts.posts, host, counts.tagged_posts, key)
+    return counts
+
+
+# ----------------------------------------------------------------------------- classes -----
+@dataclass
+class Selection:
+    """Chosen classes (most frequent first), why other candidates were rejected, and the
+    Wu-Palmer similarity of the classes' first noun senses (``None`` where one has no sense)."""
+
+    classes: list[str]
+    rejected: dict[str, str]
+    wup: list[list[float | None]]
+
+    def to_dict(self) -> dict[str, Any]:
+        matrix = [[None if v is None else round(v, 4) for v in row] for row in self.wup]
+        return {"classes": self.classes, "rejected": self.rejected,
+                "wup": {"labels": self.classes, "matrix": matrix}}
+
+
+def first_sense(word: str) -> Any | None:
+    """The most frequent WordNet noun sense of ``word`` (its first synset), or ``None``."""
+    senses = nlp.wordnet().synsets(word.replace(" ", "_"), pos="n")
+    return senses[0] if senses else None
+
+
+@functools.cache
+def _ancestors(synset: Any) -> frozenset[Any]:
+    """Every hypernym (and instance hypernym) of ``synset`` up to the root."""
+    return frozenset(s for path in synset.hypernym_paths() for s in path if s != synset)
+
+
+def concreteness_problem(synset: Any) -> str | None:
+    """Why a sense is not a concrete, visually identifiable thing; ``None`` when it is."""
+    lexname = synset.lexname()
+    if lexname in TEMPORAL_LEXNAMES:
+        return f"temporal ({lexname})"
+    if lexname in ABSTRACT_LEXNAMES:
+        return f"abstract ({lexname})"
+    if lexname not in CONCRETE_LEXNAMES:
+        return f"not an object ({lexname})"
+    if PHYSICAL_ENTITY not in {s.name() for s in _ancestors(synset)}:
+        return f"abstract ({synset.name()} is not a physical entity)"
+    return None
+
+
+def overlap_problem(synset: Any, kept: Mapping[str, Any]) -> str | None:
+    """Why a sense cannot sit beside the classes kept so far (hyponymy both ways, synonymy)."""
+    for word, other in kept.items():
+        if other is None:
+            continue
+        if other == synset:
+            return f"synonym of {word} ({synset.name()})"
+        if other in _ancestors(synset):
+            return f"hyponym of {word}"
+        if synset in _ancestors(other):
+            return f"hypernym of {word}"
+    return None
+
+
+def _variants(entry: str) -> set[str]:
+    word = entry.strip().lstrip("#").lower()
+    return {word, nlp.lemmatize(word)} if word else set()
+
+
+def _deny_reasons(deny: Iterable[str]) -> dict[str, str]:
+    reasons = {w: f"deny list: {category}" for w, category in DEFAULT_DENY.items()}
+    for entry in deny:
+        reasons.update(dict.fromkeys(_variants(entry), "deny list: settings"))
+    return reasons
+
+
+def _judge(word: str, sense: Any | None, allowed: set[str], deny: dict[str, str],
+           user_deny: set[str]) -> str | None:
+    """The reason to reject a candidate on its own (before comparing it with others)."""
+    if word in user_deny:
+        return deny[word]
+    if word in allowed:
+        return None
+    if word in deny:
+        return deny[word]
+    if sense is None:
+        return "not a noun in WordNet"
+    return concreteness_problem(sense)
+
+
+def wup_matrix(senses: Sequence[Any | None]) -> list[list[float | None]]:
+    """Pairwise Wu-Palmer similarity (1.0 on the diagonal, ``None`` without a sense)."""
+    return [
+        [1.0 if i == j else (a.wup_similarity(b) if a is not None and b is not None else None)
+         for j, b in enumerate(senses)]
+        for i, a in enumerate(senses)
+    ]
+
+
+def select_classes(
+    counts: Mapping[str, int],
+    max_classes: int = 5,
+    allow: Iterable[str] = (),
+    deny: Iterable[str] = (),
+    add: Iterable[str] = (),
+    *,
+    limit: int = CANDIDATE_LIMIT,
+) -> Selection:
+    """Propose up to ``max_classes`` classes from normalised word counts.
+
+    Candidates are the ``limit`` most frequent words. Precedence: ``add`` (always classes,
+    they count towards ``max_classes``) > ``deny`` > ``allow`` (exempt from every WordNet
+    check) > the default deny list > the WordNet checks: a noun whose first sense is concrete
+    (:func:`concreteness_problem`) and neither hyponym, hypernym nor synonym of a more frequent
+    class (:func:`overlap_problem`). Every rejected candidate gets a reason.
+    """
+    deny_reasons = _deny_reasons(deny)
+    user_deny = {v for entry in deny for v in _variants(entry)}
+    allowed = {v for entry in allow for v in _variants(entry)}
+    added = list(dict.fromkeys(w.strip().lstrip("#").lower() for w in add if w.strip()))
+    kept: dict[str, Any] = {word: first_sense(word) for word in added}
+    rejected: dict[str, str] = {}
+    room = max(0, max_classes - len(kept))
+    for word, _count in list(_sorted_counts(counts).items())[:limit]:
+        if word in kept:
+            continue
+        sense = first_sense(word)
+        reason = _judge(word, sense, allowed, deny_reasons, user_deny)
+        if reason is None and word not in allowed:
+            reason = overlap_problem(sense, kept)
+        if reason is None and room == 0:
+            reason = f"beyond the {max_classes} most frequent classes"
+        if reason:
+            rejected[word] = reason
+            continue
+        kept[word] = sense
+        room -= 1
+    classes = sorted(kept, key=lambda w: -counts.get(w, 0))  # stable: ties keep their order
+    return Selection(classes, rejected, wup_matrix([kept[w] for w in classes]))
+
+
+# ------------------------------------------------------------------------------- plots -----
+def _bar(ax: Any, counts: Mapping[str, int], title: str, n: int) -> None:
+    items = list(counts.items())[:n]
+    ax.bar(range(len(items)), [c for _, c in items], color="#4c72b0")
+    ax.set_xticks(range(len(items)), [t for t, _ in items], rotation=90, fontsize=8)
+    ax.set_title(title)
+    ax.set_ylabel("posts")
+
+
+def plot_before_after(counts: TagCounts, path: Path, n: int = 20) -> Path:
+    """Two bar charts: the top ``n`` raw tags and the top ``n`` normalised words."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 5), layout="constrained")
+    before, after = fig.subplots(1, 2)
+    _bar(before, counts.raw, f"Top {n} hashtags (raw)", n)
+    _bar(after, counts.words, f"Top {n} words (normalised)", n)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def plot_top_tags(counts: TagCounts, path: Path, n: int = 100) -> Path:
+    """One bar chart of the top ``n`` raw hashtags."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(8, n * 0.18), 5), layout="constrained")
+    _bar(fig.subplots(), counts.raw, f"Top {n} hashtags of {counts.posts} posts", n)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def plot_wup(selection: Selection, path: Path) -> Path:
+    """Heat map of the classes' Wu-Palmer similarity, values written in the cells."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    labels = selection.classes
+    matrix = np.array([[np.nan if v is None else v for v in row] for row in selection.wup],
+                      dtype=float).reshape(len(labels), len(labels))
+    size = max(4, 0.8 * len(labels) + 2)
+    fig = Figure(figsize=(size, size * 0.85), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    for (i, j), value in np.ndenumerate(matrix):
+        if not np.isnan(value):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center",
+                    color="black" if value > 0.6 else "white", fontsize=8)
+    ax.set_title("Wu-Palmer similarity of the classes")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def _plots_dir(plots: Path | None) -> Path | None:
+    if plots is not None:
+        plots.mkdir(parents=True, exist_ok=True)
+    return plots
+
+
+# --------------------------------------------------------------------------------- CLI -----
+@click.command("normalize")
+@click.argument("tags", nargs=-1, required=True)
+@json_option
+def normalize_cmd(tags: tuple[str, ...], as_json: bool) -> None:
+    """Print the normalised words of each hashtag."""
+    result = {tag: normalize(tag) for tag in tags}
+    if as_json:
+        echo_json(result)
+        return
+    for tag, words in result.items():
+        click.echo(f"{tag}\t{' '.join(words) if words else '(no words)'}")
+
+
+def _echo_top(title: str, counts: Mapping[str, int], n: int) -> None:
+    click.echo(title)
+    for rank, (tag, count) in enumerate(list(counts.items())[:n], start=1):
+        click.echo(f"{rank:4d}. {tag:<32} {count}")
+
+
+@click.command("trending")
+@click.option("--posts", type=click.IntRange(min=1), default=None,
+              help="Recent public posts to sample (default: settings trending_posts).")
+@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Tags and words to print.")
+@click.option("--plots", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write tags_before_after.png and tags_top100.png here.")
+@instance_option
+@json_option
+@click.pass_context
+def trending_cmd(ctx: click.Context, posts: int | None, top: int, plots: Path | None,
+                 instance_url: str | None, as_json: bool) -> None:
+    """Sample recent public posts, count their hashtags and record the run."""
+    settings = get_settings(ctx, instance_url=instance_url)
+    counts = trending(settings, posts=posts)
+    previous = latest_run(_open_storage(settings), before=counts.extra["key"])
+    changes = top_changes(previous, counts, top) if previous else None
+    if (plots := _plots_dir(plots)) is not None:
+        plot_before_after(counts, plots / "tags_before_after.png")
+        plot_top_tags(counts, plots / "tags_top100.png")
+    if as_json:
+        echo_json({**counts.to_dict(), "drift": changes})
+        return
+    click.echo(f"sampled {counts.posts} posts from {counts.instance} "
+               f"({counts.tagged_posts} with hashtags); saved {counts.extra['key']}")
+    _echo_top(f"top {top} hashtags (raw):", counts.raw, top)
+    _echo_top(f"top {top} words (normalised):", counts.words, top)
+    if changes is not None:
+        click.echo(f"since {previous.time}: entered top {top}: "
+                   f"{', '.join(changes['entered']) or '-'}; left: {', '.join(changes['left']) or '-'}")
+
+
+def _read_counts_file(path: Path) -> dict[str, int]:
+    """A JSON object of raw tag -> count."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TagsError(f"cannot read counts from {path}: {exc}") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        for k, v in data.items()
+    ):
+        raise TagsError(f"{path} must hold a JSON object of hashtag -> count (integer >= 0)")
+    return data
+
+
+def _auto_counts(settings: Settings, counts_file: Path | None) -> dict[str, int]:
+    if counts_file is not None:
+        return word_counts(_read_counts_file(counts_file))
+    storage = _open_storage(settings)
+    run = latest_run(storage)
+    if run is None:
+        raise TagsError(f"no trending run in {storage.url(RUNS_PREFIX)}: run `pixtag trending` "
+                        "first or pass --counts FILE.json")
+    return run.words
+
+
+def _echo_selection(selection: Selection) -> None:
+    click.echo(f"classes ({len(selection.classes)}): {', '.join(selection.classes)}")
+    click.echo("rejected:")
+    for word, reason in selection.rejected.items():
+        click.echo(f"  {word:<24} {reason}")
+    click.echo("Wu-Palmer similarity:")
+    width = max([len(c) for c in selection.classes] + [6])
+    click.echo(" " * width + "".join(f" {c[:6]:>6}" for c in selection.classes))
+    for label, row in zip(selection.classes, selection.wup, strict=True):
+        cells = "".join("      -" if v is None else f" {v:6.3f}" for v in row)
+        click.echo(f"{label:<{width}}{cells}")
+
+
+@click.command("classes")
+@click.option("--auto", is_flag=True, help="Propose classes from the trending tags.")
+@click.option("--max", "max_classes", type=click.IntRange(min=1), default=None,
+              help="Number of classes (default: settings max_classes).")
+@click.option("--counts", "counts_file", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), default=None,
+              help="JSON object hashtag -> count, instead of the last trending run.")
+@click.option("--plots", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write classes_wup.png here.")
+@json_option
+@click.pass_context
+def classes_cmd(ctx: click.Context, auto: bool, max_classes: int | None,
+                counts_file: Path | None, plots: Path | None, as_json: bool) -> None:
+    """Print the configured classes, or with --auto propose them from trending tags."""
+    settings = get_settings(ctx)
+    if not auto:
+        configured = list(dict.fromkeys([*settings.classes, *settings.add_tags]))
+        if as_json:
+            echo_json({"classes": configured})
+        else:
+            click.echo("\n".join(configured) if configured else
+                       "no classes configured (set classes/add_tags, or use --auto)")
+        return
+    selection = select_classes(
+        _auto_counts(settings, counts_file), max_classes or settings.max_classes,
+        allow=settings.allow_tags, deny=settings.deny_tags, add=settings.add_tags,
+    )
+    if (plots := _plots_dir(plots)) is not None:
+        plot_wup(selection, plots / "classes_wup.png")
+    if as_json:
+        echo_json(selection.to_dict())
+    else:
+        _echo_selection(selection)
