@@ -196,15 +196,12 @@ class TagCounts:
         )
 
 
-def _has_case_boundaries(spelling: str) -> bool:
-    return any(c.isupper() for c in spelling) and any(c.islower() for c in spelling)
-
-
 def _display_spelling(spellings: Counter[str]) -> str:
-    """The spelling shown for a case-insensitive tag: a mixed-case one if any (it carries the
-    word boundaries normalisation needs), the most frequent among those, first seen on ties."""
+    """The spelling shown for a case-insensitive tag: the one that splits into the most words
+    (``CatsOfPixelfed`` over ``catsofpixelfed``: normalisation needs its case changes), then
+    the most frequent, then the first seen."""
     order = {s: i for i, s in enumerate(spellings)}
-    return min(spellings, key=lambda s: (not _has_case_boundaries(s), -spellings[s], order[s]))
+    return min(spellings, key=lambda s: (-len(split_words(s)), -spellings[s], order[s]))
 
 
 def count_tags(statuses: Iterable[Status]) -> TagCounts:
@@ -456,8 +453,8 @@ def plot_before_after(counts: TagCounts, path: Path, n: int = 20) -> Path:
 
     fig = Figure(figsize=(12, 5), layout="constrained")
     before, after = fig.subplots(1, 2)
-    _bar(before, counts.raw, f"Top {n} hashtags (raw)", n)
-    _bar(after, counts.words, f"Top {n} words (normalised)", n)
+    _bar(before, counts.raw, f"Top {min(n, len(counts.raw))} hashtags (raw)", n)
+    _bar(after, counts.words, f"Top {min(n, len(counts.words))} words (normalised)", n)
     fig.savefig(path, dpi=100)
     return path
 
@@ -466,8 +463,9 @@ def plot_top_tags(counts: TagCounts, path: Path, n: int = 100) -> Path:
     """One bar chart of the top ``n`` raw hashtags."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(max(8, n * 0.18), 5), layout="constrained")
-    _bar(fig.subplots(), counts.raw, f"Top {n} hashtags of {counts.posts} posts", n)
+    shown = min(n, len(counts.raw))
+    fig = Figure(figsize=(max(8, shown * 0.18), 5), layout="constrained")
+    _bar(fig.subplots(), counts.raw, f"Top {shown} hashtags of {counts.posts} posts", n)
     fig.savefig(path, dpi=100)
     return path
 

@@ -74,3 +74,9 @@ def test_top_changes() -> None:
     old = run("t1", {"cat": 5, "dog": 4, "bird": 3})
     new = run("t2", {"dog": 9, "flower": 5, "cat": 1})
     assert top_changes(old, new, n=2) == {"entered": ["flower"], "left": ["cat"]}
+
+
+def test_display_spelling_prefers_word_boundaries_then_frequency() -> None:
+    statuses = [status(1, ["Photography"]), status(2, ["photography"]), status(3, ["photography"]),
+                status(4, ["catsofpixelfed"]), status(5, ["catsofpixelfed"]), status(6, ["CatsOfPixelfed"])]
+    assert count_tags(statuses).raw == {"CatsOfPixelfed": 3, "photography": 3}
