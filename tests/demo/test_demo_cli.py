@@ -1,0 +1,95 @@
+"""``pixtag demo-instance``: options, clear errors, and a real foreground run."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from pixtag.cli import cli, main
+from pixtag.demo.server import default_photos
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_help_lists_the_options() -> None:
+    result = CliRunner().invoke(cli, ["demo-instance", "--help"])
+    assert result.exit_code == 0
+    for option in ("--photos", "--port", "--seed", "--token", "--now", "--rate-429",
+                   "--truncate-media-rate", "PIXTAG_DEMO_TOKEN"):
+        assert option in result.output
+
+
+def test_default_photos_is_the_shared_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PIXTAG_PHOTOS", raising=False)
+    assert default_photos() == REPO.parent / "shared" / "data" / "photos5"
+    monkeypatch.setenv("PIXTAG_PHOTOS", "/somewhere/else")
+    assert default_photos() == Path("/somewhere/else")
+
+
+def test_missing_photos_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo-instance", "--photos", str(tmp_path / "nope"), "--port", "0"])
+    assert exit_info.value.code == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_taken_port_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_info:
+            main(["demo-instance", "--port", str(port)])
+    assert exit_info.value.code == 2
+    assert f"127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_bad_now_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["demo-instance", "--port", "0", "--now", "yesterday"])
+    assert "--now must be an ISO 8601 time" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_runs_in_the_foreground_and_stops_on_ctrl_c(photos: Path) -> None:
+    env = {**os.environ, "PIXTAG_PHOTOS": str(photos), "PIXTAG_DEMO_TOKEN": "from-env-token",
+           "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "pixtag", "demo-instance", "--port", "0"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "Ctrl-C" in line or not line:
+                break
+        output = "".join(lines)
+        url = re.search(r"export PIXTAG_INSTANCE_URL=(http://127\.0\.0\.1:\d+) "
+                        r"PIXTAG_ALLOW_PRIVATE_HOSTS=127\.0\.0\.1", output)
+        assert url, output
+        assert "PIXTAG_DEMO_TOKEN" in output and "from-env-token" not in output
+        headers = {"Authorization": "Bearer from-env-token", "Accept": "application/json"}
+        resp = requests.get(f"{url[1]}/api/v1/timelines/tag/cat", headers=headers, timeout=10)
+        assert resp.status_code == 200 and len(resp.json()) == 20
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            rest, _ = proc.communicate(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0
+    assert "demo instance stopped" in rest
