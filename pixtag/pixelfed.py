@@ -465,23 +465,37 @@ class Client:
         """Every post of a hashtag timeline back to the ~6-month wall (or ``posts`` of them)."""
         yield from self._page(lambda mid: self.hashtag_timeline(tag, max_id=mid), posts, wall=TAG_WALL)
 
-    def _page(self, fetch: Any, posts: int | None, wall: timedelta | None,
-              max_empty_steps: int = 3, step: timedelta = timedelta(days=7)) -> Iterator[Status]:
+    def _page(self, fetch: Any, posts: int | None, wall: timedelta | None, *,
+              max_empty_steps: int = 3, step: timedelta = timedelta(days=7), max_repeats: int = 2,
+              max_pages: int = 2000) -> Iterator[Status]:
         """Page by ``max_id = smallest id seen`` (never by Link headers) until ``[]``.
 
-        A page can be short (the server scans 100 candidates and filters), so a short page is
-        not the end. ``[]`` usually is, but can also mean 100 filtered rows in a row: then step
-        ``max_id`` back in time a few times, within the 6-month wall, before stopping.
+        * A short page is not the end (the server scans 100 candidates and filters).
+        * ``[]`` usually is, but can also mean 100 filtered rows in a row: then step ``max_id``
+          back in time a few times, within the wall, before stopping.
+        * With a ``wall`` (the hashtag timeline's ~6 months), posts older than the wall before
+          the newest post are not yielded and end the paging: the server checks its wall only on
+          the cursor, so its last page can reach past it, and a server that never returns ``[]``
+          still ends here.
+        * A page that repeats posts already seen is asked again (at most ``max_repeats`` times);
+          an id that does not decrease, or ``max_pages`` pages, end the paging with a warning.
         """
         seen: set[str] = set()
         max_id: str | None = None
         newest: datetime | None = None
-        empty_steps = 0
-        while posts is None or len(seen) < posts:
+        empty_steps = repeats = 0
+        for _ in range(max_pages):
             page = fetch(max_id)
             fresh = [s for s in page if s.id not in seen]
             if not fresh:
-                if not page and wall is not None and max_id is not None and newest is not None \
+                if page and repeats < max_repeats:
+                    repeats += 1
+                    log.warning("page below max_id=%s repeated posts already seen; asking again", max_id)
+                    continue
+                if page:
+                    log.warning("pagination repeats itself below max_id=%s; stopping", max_id)
+                    return
+                if wall is not None and max_id is not None and newest is not None \
                         and empty_steps < max_empty_steps:
                     current = snowflake_to_datetime(max_id)
                     if current is not None and current - step > newest - wall:
@@ -489,11 +503,14 @@ class Client:
                         max_id = str(datetime_to_snowflake(current - step))
                         continue
                 return
-            empty_steps = 0
+            empty_steps = repeats = 0
             for status in fresh:
                 seen.add(status.id)
-                if newest is None and status.snowflake_time:
-                    newest = status.snowflake_time
+                when = status.snowflake_time or status.created_at
+                if newest is None and when is not None:
+                    newest = when
+                if wall is not None and newest is not None and when is not None and when < newest - wall:
+                    return
                 yield status
                 if posts is not None and len(seen) >= posts:
                     return
@@ -502,6 +519,7 @@ class Client:
                 log.warning("pagination did not move past max_id=%s; stopping", max_id)
                 return
             max_id = smallest
+        log.warning("stopped paging after %d pages", max_pages)
 
     def _expect(self, data: Any, kind: type, path: str) -> Any:
         if not isinstance(data, kind):

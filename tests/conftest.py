@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from pixtag.demo.server import DemoInstance
+    from pixtag.demo.world import World
+    from pixtag.pixelfed import Client
+
 REPO = Path(__file__).resolve().parents[1]
+DEMO_TOKEN = "test-demo-token"
 
 
 def photos_dir() -> Path:
@@ -33,3 +41,54 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("PIXTAG_CREDENTIALS_FILE", str(tmp_path / "credentials.yaml"))
     monkeypatch.chdir(tmp_path)
+
+
+# --- the local Pixelfed-compatible instance, built once per session -----------------------------
+@pytest.fixture(scope="session")
+def world(photos: Path) -> World:
+    from pixtag.demo.world import build_world
+
+    return build_world(photos)
+
+
+@pytest.fixture(scope="session")
+def demo(world: World) -> Iterator[DemoInstance]:
+    """A shared instance; tests must not change its faults (use ``fresh_demo`` for that)."""
+    from pixtag.demo.server import DemoInstance
+
+    with DemoInstance(world=world, token=DEMO_TOKEN) as instance:
+        yield instance
+
+
+@pytest.fixture
+def fresh_demo(world: World) -> Iterator[DemoInstance]:
+    """An instance of its own, for tests that set faults or count requests."""
+    from pixtag.demo.server import DemoInstance
+
+    with DemoInstance(world=world, token=DEMO_TOKEN) as instance:
+        yield instance
+
+
+def demo_settings(url: str, **overrides: object) -> dict[str, object]:
+    """Settings values for talking to a demo instance from a test (fast throttle, loopback allowed)."""
+    return {"instance_url": url, "token": DEMO_TOKEN, "request_rate": 100, "allow_private_hosts": ["127.0.0.1"],
+            **overrides}
+
+
+def _make_client(url: str, **overrides: object) -> Client:
+    from pixtag.config import load_settings
+    from pixtag.pixelfed import Client
+
+    return Client(load_settings(**demo_settings(url, **overrides)))
+
+
+@pytest.fixture
+def make_client() -> Callable[..., Client]:
+    """``make_client(url, **settings)``: a pixtag Client for a demo instance (fast throttle)."""
+    return _make_client
+
+
+@pytest.fixture
+def client(demo: DemoInstance) -> Iterator[Client]:
+    with _make_client(demo.url) as c:
+        yield c

@@ -1,38 +1,14 @@
-"""Fixtures for the demo instance: the world is built once, one server serves most tests."""
+"""Fixtures for the demo-instance tests (world, demo, fresh_demo, make_client and client live in
+tests/conftest.py, shared with the other stages' end-to-end tests)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 import requests
 
-from pixtag.config import Settings
-from pixtag.demo.server import DemoInstance
-from pixtag.demo.world import World, build_world
-from pixtag.pixelfed import Client
-
-TOKEN = "test-demo-token"
-
-
-@pytest.fixture(scope="session")
-def world(photos: Path) -> World:
-    return build_world(photos)
-
-
-@pytest.fixture(scope="session")
-def demo(world: World) -> Iterator[DemoInstance]:
-    """A shared instance; tests must not change its faults (use ``fresh_demo`` for that)."""
-    with DemoInstance(world=world, token=TOKEN) as instance:
-        yield instance
-
-
-@pytest.fixture
-def fresh_demo(world: World) -> Iterator[DemoInstance]:
-    """An instance of its own, for tests that set faults or count requests."""
-    with DemoInstance(world=world, token=TOKEN) as instance:
-        yield instance
+from tests.conftest import DEMO_TOKEN as TOKEN
 
 
 @pytest.fixture(scope="session")
@@ -42,22 +18,3 @@ def http() -> Iterator[requests.Session]:
         session.headers.update({"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"})
         session.trust_env = False
         yield session
-
-
-def _make_client(url: str, **overrides: object) -> Client:
-    values: dict[str, object] = {"instance_url": url, "token": TOKEN, "request_rate": 100,
-                                 "allow_private_hosts": ["127.0.0.1"], **overrides}
-    settings = Settings(**values)
-    return Client(settings)
-
-
-@pytest.fixture
-def make_client() -> Callable[..., Client]:
-    """``make_client(url, **settings)``: a pixtag Client for a demo instance (fast throttle)."""
-    return _make_client
-
-
-@pytest.fixture
-def client(demo: DemoInstance) -> Iterator[Client]:
-    with _make_client(demo.url) as c:
-        yield c

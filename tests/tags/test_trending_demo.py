@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from pixtag.config import load_settings
+from pixtag.demo.server import DemoInstance
 from pixtag.storage import LocalStorage
 from pixtag.tags import latest_run, select_classes, trending
+from tests.conftest import demo_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("wordnet")]
 
-TOKEN = "demo-token"
 EXPECTED_REJECTIONS = {
     "mastodon": "deny list",  # WordNet knows it as an extinct animal
     "travel": "abstract",
@@ -23,14 +24,10 @@ EXPECTED_REJECTIONS = {
 }
 
 
-def test_trending_then_classes_on_the_demo_instance(photos: Path, tmp_path: Path) -> None:
-    from pixtag.demo.server import DemoInstance
-
+def test_trending_then_classes_on_the_demo_instance(demo: DemoInstance, tmp_path: Path) -> None:
     store = tmp_path / "store"
-    with DemoInstance(photos, seed=0, token=TOKEN, port=0) as demo:
-        settings = load_settings(instance_url=demo.url, token=TOKEN, allow_private_hosts=["127.0.0.1"],
-                                 storage=str(store), request_rate=100)
-        counts = trending(settings, posts=1000)
+    settings = load_settings(**demo_settings(demo.url, storage=str(store)))
+    counts = trending(settings, posts=1000)
     assert 0 < counts.posts <= 1000
     assert latest_run(LocalStorage(store)).words == counts.words
 
