@@ -52,26 +52,31 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def decode(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
-    """Identify, bound and fully decode ``data``; return the upright image and its format."""
+def decode(data: bytes, max_pixels: int, draft: int | None = None) -> tuple[Image.Image, str, tuple[int, int]]:
+    """Identify, bound and fully decode ``data``.
+
+    Returns the upright image, its format and its upright original size. With ``draft``, a
+    JPEG is decoded at the smallest DCT scale that keeps both sides >= ``draft`` pixels (2-8x
+    less work on the 1080 px images Pixelfed serves; the stored original is untouched).
+    """
     if not data:
         raise ImageRejected("not_image", "empty body")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            probe = Image.open(io.BytesIO(data))
-            fmt = probe.format or ""
-            width, height = probe.size
+            image = Image.open(io.BytesIO(data))
+            fmt = image.format or ""
+            width, height = image.size
             if width * height > max_pixels:
                 raise ImageRejected(
                     "decompression_bomb", f"{width}x{height} exceeds {max_pixels} pixels"
                 )
             if fmt not in ALLOWED_FORMATS:
                 raise ImageRejected("unsupported_format", fmt or "unknown")
-            if getattr(probe, "n_frames", 1) > 1:
-                raise ImageRejected("animated", f"{fmt} with {probe.n_frames} frames")
-            probe.verify()
-            image = Image.open(io.BytesIO(data))
+            if getattr(image, "n_frames", 1) > 1:
+                raise ImageRejected("animated", f"{fmt} with {image.n_frames} frames")
+            if draft and fmt == "JPEG" and image.mode in ("RGB", "L"):
+                image.draft(image.mode, (draft, draft))
             image.load()
     except ImageRejected:
         raise
@@ -81,8 +86,10 @@ def decode(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
         raise ImageRejected("not_image", "bytes are not a known image format") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRejected("corrupt_image", f"{type(exc).__name__}: {str(exc)[:120]}") from None
+    if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+        width, height = height, width
     image = ImageOps.exif_transpose(image) or image
-    return image, fmt
+    return image, fmt, (width, height)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -105,13 +112,19 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+def small_copy(image: Image.Image, side: int = 64) -> Image.Image:
+    """A side x side RGB copy (aspect ignored), cheap to make: for colour and phash checks."""
+    return to_rgb(image).resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
 def is_grayscale(image: Image.Image) -> bool:
     """True when the colour channels are practically equal (judged on content, not mode)."""
-    if image.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"):
+    if image.mode in GRAY_MODES:
         return True
-    small = to_rgb(image).copy()
-    small.thumbnail((128, 128))
-    arr = np.asarray(small, dtype=np.int16)
+    arr = np.asarray(small_copy(image), dtype=np.int16)
     r, g, b = arr[..., 0], arr[..., 1], arr[..., 2]
     spread = np.maximum(np.maximum(np.abs(r - g), np.abs(g - b)), np.abs(r - b))
     return bool(spread.mean() < GRAY_MEAN_SPREAD and np.percentile(spread, 99) < GRAY_P99_SPREAD)
@@ -127,13 +140,14 @@ def square_resize(image: Image.Image, size: int = 224,
         side = min(width, height)
         left, top = (width - side) // 2, (height - side) // 2
         image = image.crop((left, top, left + side, top + side))
-    return image.resize((size, size), Image.Resampling.BICUBIC), cropped
+    return image.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0), cropped
 
 
 def phash(image: Image.Image) -> str:
+    """64-bit DCT perceptual hash (imagehash.phash) of the whole image, as 16 hex digits."""
     import imagehash
 
-    return str(imagehash.phash(to_rgb(image)))
+    return str(imagehash.phash(small_copy(image)))
 
 
 def phash_distance(a: str, b: str) -> int:
@@ -150,7 +164,7 @@ def encode_jpeg(image: Image.Image) -> bytes:
 def prepare(data: bytes, *, max_pixels: int = 40_000_000, size: int = 224,
             reject_grayscale: bool = True) -> Prepared:
     """Bytes → checked, upright, RGB, size x size image (raises :class:`ImageRejected`)."""
-    image, fmt = decode(data, max_pixels)
+    image, fmt, (orig_width, orig_height) = decode(data, max_pixels, draft=size)
     orig_mode = image.mode
     if reject_grayscale and is_grayscale(image):
         raise ImageRejected("grayscale", f"mode {orig_mode}, channels practically equal")
@@ -160,8 +174,8 @@ def prepare(data: bytes, *, max_pixels: int = 40_000_000, size: int = 224,
         sha256=sha256_hex(data),
         ext=ALLOWED_FORMATS[fmt],
         phash=phash(rgb),
-        orig_width=rgb.width,
-        orig_height=rgb.height,
+        orig_width=orig_width,
+        orig_height=orig_height,
         orig_mode=orig_mode,
         cropped=cropped,
         data=encode_jpeg(resized),

@@ -1,0 +1,540 @@
+"""``pixtag scrape``: collect per-class images from hashtag timelines, keeping only what may and
+should be trained on.
+
+Flow per class (``scrape_class``, the unit the Airflow DAG maps over):
+
+1. page the hashtag timelines of every spelling of the class (``cat``, ``Cats``,
+   ``CatsOfPixelfed``: found through the same normalisation as ``trending``), newest first,
+   merged and de-duplicated by post id, looking at up to ``posts_factor x per_class`` posts;
+2. screen each post (:func:`screen_post`, pure): public, unlocked, not sensitive, no spoiler,
+   account not opted out, exactly one class; then each image (:func:`screen_media`);
+3. download the media in deterministic batches with bounded concurrency (the media host is not
+   the API: downloads are bounded by concurrency, not by the API rate), decode and check them
+   (:func:`pixtag.images.prepare`), store originals and 224x224 images content-addressed;
+4. keep the first of exact (sha256) and near (perceptual hash) duplicates.
+
+``assemble`` then merges the classes in a fixed order, drops duplicates across classes and
+writes ``manifest.parquet`` and ``dropped.parquet``. Every decision is a pure function of the
+posts and bytes, applied in a fixed order, so a re-run (or a run after a crash) yields the same
+manifest; a per-media record (``fetched/``) written after the files lets it skip downloads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+
+from pixtag import dataset, logs
+from pixtag.config import Settings
+from pixtag.http import AddressPolicy, BlockedURL, HTTPError, HttpSession, ResponseTooLarge
+from pixtag.images import ImageRejected, PhashIndex, prepare
+from pixtag.pixelfed import Client, MediaAttachment, Status, _id_key
+from pixtag.storage import Storage, open_storage
+
+log = logs.get_logger(__name__)
+
+OPT_OUT_MARKERS = ("#nobot", "#noai", "#noindex", "#nosearch", "#noarchive")
+IMAGE_TYPES = ("image",)
+PARTS = "parts"
+FETCHED = "fetched"
+OVERCOLLECT = 1.05  # a class keeps a few extra images to absorb cross-class duplicates
+
+
+# ------------------------------------------------------------------------- pure rules ------
+def post_classes(status: Status, classes: Iterable[str]) -> set[str]:
+    """The classes a post carries: classes among the normalised words of its hashtags."""
+    from pixtag.tags import normalize
+
+    wanted = set(classes)
+    words: set[str] = set()
+    for tag in status.hashtags:
+        words.update(normalize(tag))
+    return words & wanted
+
+
+def _strip_html(text: str) -> str:
+    return re.sub(r"<[^>]+>", " ", text or "")
+
+
+def screen_post(status: Status, classes_of_post: set[str]) -> tuple[str, str] | None:
+    """Why a post must not be used (``(reason, detail)``), or ``None`` when it may be.
+
+    Privacy first: only public posts of unlocked accounts that have not opted out; unknown
+    values count as "no" (a post whose lock state cannot be read is not used).
+    """
+    if status.visibility != "public":
+        return "not_public", f"visibility {status.visibility}"
+    account = status.account
+    if account.locked is not False:
+        return "locked_account", "account is locked" if account.locked else "lock state unknown"
+    note = _strip_html(account.note).lower()
+    for marker in OPT_OUT_MARKERS:
+        if re.search(re.escape(marker) + r"\b", note):
+            return "opted_out", f"bio says {marker}"
+    if account.indexable is False:
+        return "opted_out", "account is not indexable"
+    if account.discoverable is False:
+        return "opted_out", "account is not discoverable"
+    if status.spoiler_text.strip():
+        return "spoiler", "post has a content warning"
+    if status.sensitive is not False:
+        return "sensitive", "post is marked sensitive" if status.sensitive else "sensitivity unknown"
+    if len(classes_of_post) > 1:
+        return "multiple_classes", ",".join(sorted(classes_of_post))
+    if not classes_of_post:
+        return "no_class", "no hashtag normalises to a class"
+    if not status.media_attachments:
+        return "no_media", "post has no media"
+    return None
+
+
+def screen_media(media: MediaAttachment) -> tuple[str, str] | None:
+    """Why one attachment must not be downloaded, or ``None``."""
+    if media.is_nsfw:
+        return "media_nsfw", "attachment marked NSFW"
+    if media.type not in IMAGE_TYPES:
+        return "not_image", f"attachment type {media.type}"
+    if not media.url or media.url.endswith("/no-preview.png"):
+        return "no_media_url", "attachment has no usable URL"
+    return None
+
+
+def class_variants(label: str, known_tags: Iterable[str]) -> list[str]:
+    """Hashtags to page for a class: the class, its plural, and every known tag normalising to it."""
+    from pixtag.tags import normalize
+
+    variants = {label, f"{label}s"}
+    for tag in known_tags:
+        if label in normalize(tag):
+            variants.add(tag.lstrip("#").lower())
+    return sorted(variants)
+
+
+# ------------------------------------------------------------------------- records ---------
+@dataclass
+class Candidate:
+    """One attachment of a screened post, in processing order."""
+
+    status: Status
+    media: MediaAttachment
+    label: str
+
+
+@dataclass
+class ClassSummary:
+    label: str
+    posts_seen: int = 0
+    kept: int = 0
+    downloaded: int = 0
+    reused: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    api_requests: int = 0
+    api_rps_max: float = 0.0
+
+
+def _dropped_row(status: Status, media: MediaAttachment | None, label: str, tag: str,
+                 reason: str, detail: str) -> dict[str, Any]:
+    return {
+        "post_id": status.id,
+        "media_id": media.id if media else "",
+        "account": status.account.acct or status.account.username,
+        "tag": tag,
+        "label": label,
+        "reason": reason,
+        "detail": detail,
+        "media_url": (media.url or "") if media else "",
+    }
+
+
+def _manifest_row(c: Candidate, meta: dict[str, Any], size: int) -> dict[str, Any]:
+    sha = meta["sha256"]
+    return {
+        "post_id": c.status.id,
+        "media_id": c.media.id,
+        "account": c.status.account.acct or c.status.account.username,
+        "label": c.label,
+        "sha256": sha,
+        "phash": meta["phash"],
+        "mode": "RGB",
+        "width": size,
+        "height": size,
+        "orig_width": meta["orig_width"],
+        "orig_height": meta["orig_height"],
+        "cropped": meta["cropped"],
+        "sensitive": bool(c.status.sensitive),
+        "visibility": c.status.visibility,
+        "created_at": c.status.created_at.isoformat() if c.status.created_at else "",
+        "media_url": c.media.url or "",
+        "license": (c.media.license.title or "") if c.media.license else "",
+        "path": dataset.image_key(sha),
+        "original_path": dataset.original_key(sha, meta["ext"]),
+    }
+
+
+# ------------------------------------------------------------------------- I/O -------------
+def media_session(settings: Settings, base_url: str) -> HttpSession:
+    """HTTP for media: the instance host and allowed media hosts only, no API throttle."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    policy = AddressPolicy(
+        allowed_hosts={host, *(h.lower() for h in settings.allowed_media_hosts)},
+        private_ok_hosts={h.lower() for h in settings.allow_private_hosts},
+    )
+    return HttpSession(
+        policy=policy,
+        rate=None,
+        timeout=settings.request_timeout,
+        max_retries=settings.max_retries,
+        max_retry_after=settings.max_retry_after,
+        max_bytes=settings.max_image_bytes,
+        pool_size=settings.download_concurrency,
+    )
+
+
+def _fetched_key(url: str) -> str:
+    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+    return f"{FETCHED}/{digest[:2]}/{digest}.json"
+
+
+class Fetcher:
+    """Downloads, checks and stores media; remembers what it fetched so re-runs skip it."""
+
+    def __init__(self, settings: Settings, store: Storage, http: HttpSession):
+        self.settings, self.store, self.http = settings, store, http
+        self.downloaded = 0
+        self.reused = 0
+
+    def fetch(self, url: str) -> dict[str, Any]:
+        """``{"sha256", "phash", ...}`` for a usable image, or ``{"reason", "detail"}``."""
+        key = _fetched_key(url)
+        if self.store.exists(key):
+            record = self.store.read_json(key)
+            if record.get("sha256") and self.store.exists(dataset.image_key(record["sha256"])):
+                self.reused += 1
+                return record
+        try:
+            fetched = self.http.request("GET", url, auth=False, throttle=False, accept="image/*")
+        except HTTPError as exc:
+            reason = ("too_large" if isinstance(exc, ResponseTooLarge)
+                      else "blocked_url" if isinstance(exc, BlockedURL) else "download_failed")
+            return {"reason": reason, "detail": str(exc)[:300]}
+        self.downloaded += 1
+        data = fetched.content
+        try:
+            prepared = prepare(data, max_pixels=self.settings.max_image_pixels,
+                               size=self.settings.image_size)
+        except ImageRejected as exc:
+            record: dict[str, Any] = {
+                "reason": exc.reason, "detail": exc.detail,
+                "content_type": fetched.content_type,
+            }
+        else:
+            self.store.write_bytes(dataset.original_key(prepared.sha256, prepared.ext), data)
+            self.store.write_bytes(dataset.image_key(prepared.sha256), prepared.data)
+            record = {
+                "sha256": prepared.sha256, "ext": prepared.ext, "phash": prepared.phash,
+                "orig_width": prepared.orig_width, "orig_height": prepared.orig_height,
+                "orig_mode": prepared.orig_mode, "cropped": prepared.cropped,
+                "content_type": fetched.content_type,
+            }
+        # Written last and atomically: its presence means the files above are complete.
+        self.store.write_json(key, record)
+        return record
+
+
+# ------------------------------------------------------------------------- per class -------
+def _merged_timelines(client: Client, tags: list[str]) -> Iterator[tuple[Status, str]]:
+    """Posts of several hashtag timelines, newest first, each post once (with its tag)."""
+    def keyed(tag: str) -> Iterator[tuple[tuple[int, ...], str, str, Status]]:
+        for status in client.iter_hashtag(tag):
+            number, _ = _id_key(status.id)
+            yield (-number,), status.id, tag, status
+
+    seen: set[str] = set()
+    for _, post_id, tag, status in heapq.merge(*(keyed(t) for t in tags)):
+        if post_id not in seen:
+            seen.add(post_id)
+            yield status, tag
+
+
+def _known_tags(settings: Settings) -> list[str]:
+    try:
+        from pixtag.tags import latest_run
+
+        run = latest_run(open_storage(settings.storage, settings.s3_endpoint_url))
+    except (ImportError, FileNotFoundError):
+        return []
+    return list((run or {}).get("raw", {}) or [])
+
+
+def _ledger_index(settings: Settings) -> PhashIndex:
+    index = PhashIndex(settings.phash_distance)
+    try:
+        from pixtag.ledger import read_phashes
+    except ImportError:  # pragma: no cover - the ledger module ships with pixtag
+        return index
+    for value in sorted(read_phashes(open_storage(settings.storage, settings.s3_endpoint_url))):
+        index.add(value, "ledger")
+    return index
+
+
+def scrape_class(
+    settings: Settings,
+    label: str,
+    classes: list[str],
+    out: str,
+    *,
+    instance_url: str | None = None,
+    per_class: int | None = None,
+    progress: bool = True,
+) -> ClassSummary:
+    """Collect one class into ``out/parts/<label>.parquet`` (and its dropped rows)."""
+    from tqdm import tqdm
+
+    per_class = per_class or settings.per_class
+    want = math.ceil(per_class * OVERCOLLECT) + 1
+    budget = math.ceil(per_class * settings.posts_factor)
+    store = open_storage(out, settings.s3_endpoint_url)
+    exclusions = dataset.read_exclusions(store)
+    ledger = _ledger_index(settings)
+    summary = ClassSummary(label)
+    started = time.monotonic()
+    kept: list[dict[str, Any]] = []
+    dropped: list[dict[str, Any]] = []
+    seen_sha: set[str] = set()
+    near = PhashIndex(settings.phash_distance)
+
+    with Client(settings, instance_url) as client:
+        http = media_session(settings, client.base_url)
+        fetcher = Fetcher(settings, store, http)
+        tags = class_variants(label, _known_tags(settings))
+        log.info("class %s: paging %s", label, ", ".join(f"#{t}" for t in tags))
+        bar = tqdm(total=per_class, desc=f"{label:>10}", unit="img", disable=not progress,
+                   leave=True)
+        posts = _merged_timelines(client, tags)
+        inflight: deque[tuple[int, Candidate, Future[dict[str, Any]]]] = deque()
+        window = settings.download_concurrency * 4
+        last_seq: list[int] = []  # sequence number of the candidate that filled the class
+
+        def settle(until: int) -> None:
+            """Judge finished downloads strictly in candidate order (so the outcome never
+            depends on which download finished first) until at most ``until`` are in flight."""
+            while inflight and not last_seq and (len(inflight) > until or inflight[0][2].done()):
+                seq, cand, future = inflight.popleft()
+                rec = future.result()
+                verdict = _judge(cand, rec, seen_sha, near, ledger, exclusions)
+                if verdict:
+                    dropped.append(_dropped_row(cand.status, cand.media, label, "", *verdict) | {"_seq": seq})
+                    continue
+                seen_sha.add(rec["sha256"])
+                near.add(rec["phash"], rec["sha256"])
+                kept.append(_manifest_row(cand, rec, settings.image_size))
+                bar.update(1 if len(kept) <= per_class else 0)
+                if len(kept) >= want:
+                    last_seq.append(seq)
+
+        with ThreadPoolExecutor(settings.download_concurrency) as pool:
+            for seq, (status, tag) in enumerate(posts):
+                if last_seq or summary.posts_seen >= budget:
+                    break
+                summary.posts_seen += 1
+                verdict = screen_post(status, post_classes(status, classes))
+                if status.id in exclusions["post_id"]:
+                    verdict = ("excluded", "excluded by a reviewer")
+                if verdict:
+                    dropped.append(_dropped_row(status, None, label, tag, *verdict) | {"_seq": seq})
+                    continue
+                for media in status.media_attachments:
+                    media_verdict = screen_media(media)
+                    if media_verdict:
+                        dropped.append(_dropped_row(status, media, label, tag, *media_verdict) | {"_seq": seq})
+                    else:
+                        cand = Candidate(status, media, label)
+                        inflight.append((seq, cand, pool.submit(fetcher.fetch, media.url or "")))
+                settle(window)
+            settle(0)
+            for _, _, future in inflight:
+                future.cancel()
+        if last_seq:  # posts screened after the class filled up depend on timing: forget them
+            dropped = [row for row in dropped if row["_seq"] <= last_seq[0]]
+        dropped = [{k: v for k, v in row.items() if k != "_seq"}
+                   for row in sorted(dropped, key=lambda r: r["_seq"])]
+        bar.close()
+        http.close()
+        summary.api_requests = len(client.http.limiter.history)
+        summary.api_rps_max = client.http.limiter.max_rate()
+        if client.unparseable:
+            for reason, count in client.unparseable.items():
+                dropped.append({"post_id": "", "media_id": "", "account": "", "tag": "",
+                                "label": label, "reason": "unparseable",
+                                "detail": f"{count}x {reason}", "media_url": ""})
+
+    store.write_parquet(f"{PARTS}/{label}.parquet", dataset.to_frame(kept, dataset.MANIFEST_COLUMNS))
+    store.write_parquet(f"{PARTS}/{label}.dropped.parquet",
+                        dataset.to_frame(dropped, dataset.DROPPED_COLUMNS))
+    summary.kept = min(len(kept), per_class)
+    summary.downloaded, summary.reused = fetcher.downloaded, fetcher.reused
+    summary.dropped = _count(dropped)
+    summary.seconds = round(time.monotonic() - started, 3)
+    return summary
+
+
+def _judge(cand: Candidate, rec: dict[str, Any], seen_sha: set[str], near: PhashIndex,
+           ledger: PhashIndex, exclusions: dict[str, set[str]]) -> tuple[str, str] | None:
+    if "reason" in rec:
+        return rec["reason"], rec.get("detail", "")
+    sha = rec["sha256"]
+    if sha in exclusions["sha256"]:
+        return "excluded", "excluded by a reviewer"
+    if ledger.nearest(rec["phash"]):
+        return "suggested_by_pixtag", "image is in the suggestion ledger (never train on own output)"
+    if sha in seen_sha:
+        return "duplicate_exact", f"same bytes as {sha[:12]}"
+    hit = near.nearest(rec["phash"])
+    if hit:
+        return "duplicate_near", f"phash within {hit[1]} of {hit[0][:12]}"
+    return None
+
+
+def _count(rows: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["reason"]] = counts.get(row["reason"], 0) + 1
+    return dict(sorted(counts.items()))
+
+
+# ------------------------------------------------------------------------- merge -----------
+@dataclass
+class ScrapeSummary:
+    out: str
+    classes: list[str]
+    counts: dict[str, int]
+    dropped: dict[str, int]
+    images: int
+    per_class: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def assemble(settings: Settings, classes: list[str], out: str,
+             per_class: int | None = None) -> ScrapeSummary:
+    """Merge the per-class parts into ``manifest.parquet`` and ``dropped.parquet``.
+
+    An image found under two classes (same bytes or a near duplicate) cannot be labelled
+    with confidence, so every copy of it is dropped (``duplicate_cross_class``): no image is
+    in two classes. Then each class keeps its first ``per_class`` rows.
+    """
+    import pandas as pd
+
+    per_class = per_class or settings.per_class
+    store = open_storage(out, settings.s3_endpoint_url)
+    parts = [store.read_parquet(f"{PARTS}/{label}.parquet") for label in classes]
+    dropped_frames = [store.read_parquet(f"{PARTS}/{label}.dropped.parquet") for label in classes]
+    rows = pd.concat(parts, ignore_index=True) if parts else dataset.empty_frame(dataset.MANIFEST_COLUMNS)
+    clash = cross_class_rows(rows, settings.phash_distance)
+    clashing = rows[clash]
+    dropped_frames.append(dataset.to_frame(
+        [{**{k: r[k] for k in ("post_id", "media_id", "account", "label", "media_url")}, "tag": "",
+          "reason": "duplicate_cross_class", "detail": "the same image is posted under another class"}
+         for r in clashing.to_dict("records")], dataset.DROPPED_COLUMNS))
+    kept = rows[~clash]
+    manifest = pd.concat([kept[kept["label"] == label].head(per_class) for label in classes] or [kept],
+                         ignore_index=True)
+    manifest = dataset.to_frame(manifest.to_dict("records"), dataset.MANIFEST_COLUMNS)
+    dropped = pd.concat([f for f in dropped_frames if len(f)] or [dataset.empty_frame(dataset.DROPPED_COLUMNS)],
+                        ignore_index=True)
+    # A two-class post shows up in both classes' timelines: record it once.
+    dropped = dropped.drop_duplicates(subset=["post_id", "media_id", "reason"]).reset_index(drop=True)
+    store.write_parquet(dataset.DROPPED, dropped)
+    store.write_parquet(dataset.MANIFEST, manifest)
+    counts = manifest["label"].value_counts().reindex(classes, fill_value=0)
+    return ScrapeSummary(
+        out=store.uri,
+        classes=list(classes),
+        counts={k: int(v) for k, v in counts.items()},
+        dropped={k: int(v) for k, v in dropped["reason"].value_counts().sort_index().items()},
+        images=len(manifest),
+    )
+
+
+def cross_class_rows(rows: Any, distance: int) -> Any:
+    """Boolean mask of rows whose image (exact or near duplicate) also appears under another label."""
+    import numpy as np
+
+    from pixtag.images import near_duplicate_pairs
+
+    mask = np.zeros(len(rows), dtype=bool)
+    labels = rows["label"].to_numpy()
+    for i, j, _ in near_duplicate_pairs(list(rows["phash"]), distance):
+        if labels[i] != labels[j]:
+            mask[i] = mask[j] = True
+    by_sha = rows.groupby("sha256")["label"].nunique()
+    mask |= rows["sha256"].isin(by_sha[by_sha > 1].index).to_numpy()
+    return mask
+
+
+def scrape(settings: Settings, classes: list[str] | None = None, per_class: int | None = None,
+           out: str | None = None, *, instance_url: str | None = None,
+           progress: bool = True) -> ScrapeSummary:
+    """Scrape every class, then :func:`assemble` the dataset. Returns a small summary."""
+    classes = classes or settings.classes
+    if not classes:
+        raise click.UsageError("no classes: pass --classes or set PIXTAG_CLASSES "
+                               "(or run `pixtag classes --auto`)")
+    out = out or default_dataset_uri(settings)
+    per = {}
+    for label in classes:
+        per[label] = asdict(scrape_class(settings, label, classes, out, instance_url=instance_url,
+                                         per_class=per_class, progress=progress))
+    summary = assemble(settings, classes, out, per_class)
+    summary.per_class = per
+    return summary
+
+
+def default_dataset_uri(settings: Settings) -> str:
+    return f"{settings.storage.rstrip('/')}/dataset"
+
+
+# ------------------------------------------------------------------------- CLI -------------
+@click.command("scrape")
+@click.option("--classes", default=None, help="Comma-separated classes (default: settings).")
+@click.option("--per-class", type=int, default=None, help="Images per class (default 1000).")
+@click.option("--out", default=None, help="Dataset folder or s3://bucket/prefix.")
+@click.option("--instance", "instance_url", default=None, metavar="URL",
+              help="Pixelfed instance (default: PIXTAG_INSTANCE_URL; token from PIXTAG_TOKEN).")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def scrape_cmd(ctx: click.Context, classes: str | None, per_class: int | None, out: str | None,
+               instance_url: str | None, no_progress: bool, as_json: bool) -> None:
+    """Collect per-class images from the hashtag timelines into a dataset."""
+    from pixtag.cli import echo_json, get_settings
+
+    settings = get_settings(ctx, classes=classes, per_class=per_class)
+    summary = scrape(settings, settings.classes, settings.per_class, out,
+                     instance_url=instance_url, progress=not no_progress)
+    if as_json:
+        echo_json(summary.to_dict())
+        return
+    click.echo(f"dataset: {summary.out}")
+    for label, count in summary.counts.items():
+        click.echo(f"  {label:>12}: {count} images")
+    click.echo("dropped: " + ", ".join(f"{k} {v}" for k, v in summary.dropped.items()))
+    for label, info in summary.per_class.items():
+        click.echo(f"  {label}: looked at {info['posts_seen']} posts, downloaded "
+                   f"{info['downloaded']}, reused {info['reused']}, {info['seconds']} s")
+
+
+__all__ = ["assemble", "scrape", "scrape_class", "screen_media", "screen_post"]
