@@ -97,7 +97,7 @@ def echo_json(data: Any) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: expected failures print one clear line and exit 2, no traceback."""
     try:
-        cli.main(args=argv, prog_name="pixtag", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="pixtag", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     except PixtagError as exc:
         click.echo(f"pixtag: error: {logs.redact(str(exc))}", err=True)
         sys.exit(2)
+    # In non-standalone mode click returns ctx.exit(N)'s code instead of exiting.
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -220,7 +220,9 @@ class Fetcher:
         key = _fetched_key(url)
         if self.store.exists(key):
             record = self.store.read_json(key)
-            if record.get("sha256") and self.store.exists(dataset.image_key(record["sha256"])):
+            # A rejection of the bytes (corrupt, grayscale, animated, ...) is final; a kept
+            # image is reused only while its stored files are there.
+            if "reason" in record or self.store.exists(dataset.image_key(record["sha256"])):
                 self.reused += 1
                 return record
         try:
@@ -268,14 +270,17 @@ def _merged_timelines(client: Client, tags: list[str]) -> Iterator[tuple[Status,
             yield status, tag
 
 
-def _known_tags(settings: Settings) -> list[str]:
-    try:
-        from pixtag.tags import latest_run
+def _known_tags(settings: Settings, client: Client) -> list[str]:
+    """Hashtags seen lately: the newest stored trending run and the instance's trending list."""
+    from pixtag.tags import latest_run
 
-        run = latest_run(open_storage(settings.storage, settings.s3_endpoint_url))
-    except (ImportError, FileNotFoundError):
-        return []
-    return list((run or {}).get("raw", {}) or [])
+    run = latest_run(open_storage(settings.storage, settings.s3_endpoint_url))
+    known = list(run.raw) if run is not None else []
+    try:
+        known += [t.name for t in client.trending_hashtags()]
+    except HTTPError as exc:  # optional: some instances restrict it
+        log.info("trending hashtags unavailable (%s)", exc)
+    return known
 
 
 def _ledger_index(settings: Settings) -> PhashIndex:
@@ -289,6 +294,93 @@ def _ledger_index(settings: Settings) -> PhashIndex:
     return index
 
 
+class _ClassCollector:
+    """The state of one class's scrape: what was kept, dropped, seen and is in flight."""
+
+    def __init__(self, settings: Settings, label: str, classes: list[str], store: Storage,
+                 fetcher: Fetcher, per_class: int, bar: Any):
+        self.settings, self.label, self.classes = settings, label, classes
+        self.fetcher, self.per_class, self.bar = fetcher, per_class, bar
+        self.want = math.ceil(per_class * OVERCOLLECT) + 1
+        self.budget = math.ceil(per_class * settings.posts_factor)
+        self.exclusions = dataset.read_exclusions(store)
+        self.ledger = _ledger_index(settings)
+        self.kept: list[dict[str, Any]] = []
+        self.dropped: list[dict[str, Any]] = []
+        self.seen_sha: set[str] = set()
+        self.seen_posts: set[str] = set()
+        self.near = PhashIndex(settings.phash_distance)
+        self.inflight: deque[tuple[int, Candidate, Future[dict[str, Any]]]] = deque()
+        self.seq = 0
+        self.filled_at: int | None = None  # sequence number of the candidate that filled the class
+        self.spellings: set[str] = set()  # hashtags of screened posts that normalise to the class
+
+    @property
+    def done(self) -> bool:
+        return self.filled_at is not None or len(self.seen_posts) >= self.budget
+
+    def collect(self, posts: Iterable[tuple[Status, str]], pool: ThreadPoolExecutor) -> None:
+        """Screen posts in order, download candidates concurrently, judge them in order."""
+        window = self.settings.download_concurrency * 4
+        for status, tag in posts:
+            if self.done:
+                break
+            if status.id in self.seen_posts:
+                continue
+            self.seen_posts.add(status.id)
+            self.seq += 1
+            self._screen(status, tag, pool)
+            self._settle(window)
+        self._settle(0)
+
+    def _screen(self, status: Status, tag: str, pool: ThreadPoolExecutor) -> None:
+        from pixtag.tags import normalize
+
+        self.spellings.update(t.lower() for t in status.hashtags if self.label in normalize(t))
+        verdict = screen_post(status, post_classes(status, self.classes))
+        if status.id in self.exclusions["post_id"]:
+            verdict = ("excluded", "excluded by a reviewer")
+        if verdict:
+            self._drop(status, None, tag, verdict)
+            return
+        for media in status.media_attachments:
+            media_verdict = screen_media(media)
+            if media_verdict:
+                self._drop(status, media, tag, media_verdict)
+            else:
+                future = pool.submit(self.fetcher.fetch, media.url or "")
+                self.inflight.append((self.seq, Candidate(status, media, self.label), future))
+
+    def _drop(self, status: Status, media: MediaAttachment | None, tag: str, verdict: tuple[str, str]) -> None:
+        self.dropped.append(_dropped_row(status, media, self.label, tag, *verdict) | {"_seq": self.seq})
+
+    def _settle(self, until: int) -> None:
+        """Judge finished downloads strictly in candidate order (so the outcome never depends on
+        which download finished first) until at most ``until`` are in flight."""
+        while self.inflight and self.filled_at is None and (
+                len(self.inflight) > until or self.inflight[0][2].done()):
+            seq, cand, future = self.inflight.popleft()
+            rec = future.result()
+            verdict = _judge(cand, rec, self.seen_sha, self.near, self.ledger, self.exclusions)
+            if verdict:
+                self.dropped.append(_dropped_row(cand.status, cand.media, self.label, "", *verdict) | {"_seq": seq})
+                continue
+            self.seen_sha.add(rec["sha256"])
+            self.near.add(rec["phash"], rec["sha256"])
+            self.kept.append(_manifest_row(cand, rec, self.settings.image_size))
+            self.bar.update(1 if len(self.kept) <= self.per_class else 0)
+            if len(self.kept) >= self.want:
+                self.filled_at = seq
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Dropped rows in screening order (those screened after the class filled up depend on
+        timing, so they are forgotten)."""
+        for _, _, future in self.inflight:
+            future.cancel()
+        rows = [r for r in self.dropped if self.filled_at is None or r["_seq"] <= self.filled_at]
+        return [{k: v for k, v in r.items() if k != "_seq"} for r in sorted(rows, key=lambda r: r["_seq"])]
+
+
 def scrape_class(
     settings: Settings,
     label: str,
@@ -299,90 +391,44 @@ def scrape_class(
     per_class: int | None = None,
     progress: bool = True,
 ) -> ClassSummary:
-    """Collect one class into ``out/parts/<label>.parquet`` (and its dropped rows)."""
+    """Collect one class into ``out/parts/<label>.parquet`` (and its dropped rows).
+
+    The class's spellings come from the stored trending runs and the instance's trending
+    hashtags; when those timelines run dry before the class is full, spellings found on the
+    class's own posts (``#DogsOfPixelfed`` next to ``#dog``) are paged too.
+    """
     from tqdm import tqdm
 
     per_class = per_class or settings.per_class
-    want = math.ceil(per_class * OVERCOLLECT) + 1
-    budget = math.ceil(per_class * settings.posts_factor)
     store = open_storage(out, settings.s3_endpoint_url)
-    exclusions = dataset.read_exclusions(store)
-    ledger = _ledger_index(settings)
     summary = ClassSummary(label)
     started = time.monotonic()
-    kept: list[dict[str, Any]] = []
-    dropped: list[dict[str, Any]] = []
-    seen_sha: set[str] = set()
-    near = PhashIndex(settings.phash_distance)
-
     with Client(settings, instance_url) as client:
         http = media_session(settings, client.base_url)
         fetcher = Fetcher(settings, store, http)
-        tags = class_variants(label, _known_tags(settings))
-        log.info("class %s: paging %s", label, ", ".join(f"#{t}" for t in tags))
-        bar = tqdm(total=per_class, desc=f"{label:>10}", unit="img", disable=not progress,
-                   leave=True)
-        posts = _merged_timelines(client, tags)
-        inflight: deque[tuple[int, Candidate, Future[dict[str, Any]]]] = deque()
-        window = settings.download_concurrency * 4
-        last_seq: list[int] = []  # sequence number of the candidate that filled the class
-
-        def settle(until: int) -> None:
-            """Judge finished downloads strictly in candidate order (so the outcome never
-            depends on which download finished first) until at most ``until`` are in flight."""
-            while inflight and not last_seq and (len(inflight) > until or inflight[0][2].done()):
-                seq, cand, future = inflight.popleft()
-                rec = future.result()
-                verdict = _judge(cand, rec, seen_sha, near, ledger, exclusions)
-                if verdict:
-                    dropped.append(_dropped_row(cand.status, cand.media, label, "", *verdict) | {"_seq": seq})
-                    continue
-                seen_sha.add(rec["sha256"])
-                near.add(rec["phash"], rec["sha256"])
-                kept.append(_manifest_row(cand, rec, settings.image_size))
-                bar.update(1 if len(kept) <= per_class else 0)
-                if len(kept) >= want:
-                    last_seq.append(seq)
-
+        bar = tqdm(total=per_class, desc=f"{label:>10}", unit="img", disable=not progress, leave=True)
+        collector = _ClassCollector(settings, label, classes, store, fetcher, per_class, bar)
+        tags = class_variants(label, _known_tags(settings, client))
         with ThreadPoolExecutor(settings.download_concurrency) as pool:
-            for seq, (status, tag) in enumerate(posts):
-                if last_seq or summary.posts_seen >= budget:
-                    break
-                summary.posts_seen += 1
-                verdict = screen_post(status, post_classes(status, classes))
-                if status.id in exclusions["post_id"]:
-                    verdict = ("excluded", "excluded by a reviewer")
-                if verdict:
-                    dropped.append(_dropped_row(status, None, label, tag, *verdict) | {"_seq": seq})
-                    continue
-                for media in status.media_attachments:
-                    media_verdict = screen_media(media)
-                    if media_verdict:
-                        dropped.append(_dropped_row(status, media, label, tag, *media_verdict) | {"_seq": seq})
-                    else:
-                        cand = Candidate(status, media, label)
-                        inflight.append((seq, cand, pool.submit(fetcher.fetch, media.url or "")))
-                settle(window)
-            settle(0)
-            for _, _, future in inflight:
-                future.cancel()
-        if last_seq:  # posts screened after the class filled up depend on timing: forget them
-            dropped = [row for row in dropped if row["_seq"] <= last_seq[0]]
-        dropped = [{k: v for k, v in row.items() if k != "_seq"}
-                   for row in sorted(dropped, key=lambda r: r["_seq"])]
+            log.info("class %s: paging %s", label, ", ".join(f"#{t}" for t in tags))
+            collector.collect(_merged_timelines(client, tags), pool)
+            more = sorted(collector.spellings - set(tags))
+            if more and not collector.done:
+                log.info("class %s: also paging %s (found on its posts)", label, ", ".join(f"#{t}" for t in more))
+                collector.collect(_merged_timelines(client, more), pool)
+            dropped = collector.finish()
         bar.close()
         http.close()
         summary.api_requests = len(client.http.limiter.history)
         summary.api_rps_max = client.http.limiter.max_rate()
-        if client.unparseable:
-            for reason, count in client.unparseable.items():
-                dropped.append({"post_id": "", "media_id": "", "account": "", "tag": "",
-                                "label": label, "reason": "unparseable",
-                                "detail": f"{count}x {reason}", "media_url": ""})
+        for reason, count in client.unparseable.items():
+            dropped.append({"post_id": "", "media_id": "", "account": "", "tag": "", "label": label,
+                            "reason": "unparseable", "detail": f"{count}x {reason}", "media_url": ""})
 
+    kept = collector.kept
     store.write_parquet(f"{PARTS}/{label}.parquet", dataset.to_frame(kept, dataset.MANIFEST_COLUMNS))
-    store.write_parquet(f"{PARTS}/{label}.dropped.parquet",
-                        dataset.to_frame(dropped, dataset.DROPPED_COLUMNS))
+    store.write_parquet(f"{PARTS}/{label}.dropped.parquet", dataset.to_frame(dropped, dataset.DROPPED_COLUMNS))
+    summary.posts_seen = len(collector.seen_posts)
     summary.kept = min(len(kept), per_class)
     summary.downloaded, summary.reused = fetcher.downloaded, fetcher.reused
     summary.dropped = _count(dropped)

@@ -23,6 +23,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 class StorageError(PixtagError, RuntimeError):
     """A storage location cannot be read or written."""
 
@@ -122,6 +131,7 @@ class LocalStorage(Storage):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
         try:
+            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()

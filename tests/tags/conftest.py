@@ -6,17 +6,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-from pixtag import nlp
-
-
-@pytest.fixture(scope="session")
-def wordnet() -> Any:
-    """NLTK's WordNet, loaded once per session (run `make setup` or scripts/setup_nltk.sh first)."""
-    return nlp.wordnet()
 
 
 def run_python(code: str, *args: str, env: dict[str, str] | None = None,
