@@ -132,7 +132,9 @@ class Settings(BaseSettings):
     window_combine: Literal["mean", "vote"] = "mean"
 
     # --- operations -----------------------------------------------------------------------
-    cadence: str = Field("@weekly", description="Schedule of the retraining DAG.")
+    cadence: str = Field("@weekly", description="Schedule of the retraining DAG (cron or preset).")
+    gpu_queue: str = Field("gpu", min_length=1, description="Celery queue of the feature-extraction tasks.")
+    connection_id: str = Field("pixelfed_default", min_length=1, description="Airflow connection of the instance.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("instance_url")

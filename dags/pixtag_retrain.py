@@ -1,0 +1,154 @@
+"""
+### pixtag_retrain: keep the hashtag tagger fresh
+
+refresh trending tags → select classes → scrape (one task per class) → merge the dataset →
+validate it with Great Expectations (a failure stops the run) → extract features (one task per
+class, `gpu` pool and queue) → train and cross-validate → register in MLflow, promoting only
+through the accuracy gate → announce a new champion (Asset) → report.
+
+Trigger it by hand to change the classes: **add_tags** / **remove_tags** persist for later
+runs until undone. Every stage is a function in `pixtag.flow`; tasks pass storage URIs and
+small summaries, never images or features.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from pixtag.flow import dag_config
+
+CONFIG = dag_config()
+CHAMPION = Asset(name="pixtag_champion", uri=f"models:/{CONFIG.model_name}@champion")
+NETWORK = {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": 2.0,
+           "max_retry_delay": timedelta(minutes=10)}
+TAG_PATTERN = "^#?[A-Za-z][A-Za-z0-9_]*$"
+
+
+def settings() -> Any:
+    """This run's settings: configuration + Params + the Pixelfed connection (token stays secret)."""
+    from pixtag.flow import run_settings
+
+    url, token = pixelfed_connection()
+    return run_settings(get_current_context()["params"], instance_url=url, token=token)
+
+
+def pixelfed_connection() -> tuple[str | None, str | None]:
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = Connection.get(CONFIG.connection_id)
+    except AirflowNotFoundException:
+        return None, None
+    host = conn.host or ""
+    if host and "://" not in host:
+        host = f"{conn.schema or 'https'}://{host}{f':{conn.port}' if conn.port else ''}"
+    return host or None, conn.password or None
+
+
+def stop_on(error: Exception) -> None:
+    """Expected failures (bad data, bad Params) fail the task for good: retrying cannot help."""
+    raise AirflowFailException(str(error)) from error
+
+
+@dag(
+    dag_id="pixtag_retrain",
+    schedule=CONFIG.cadence,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "pixtag", "retries": 1, "retry_delay": timedelta(minutes=1)},
+    tags=["pixtag", "mlops", "pixelfed"],
+    doc_md=__doc__,
+    params={
+        "add_tags": Param([], type="array", items={"type": "string", "pattern": TAG_PATTERN},
+                          title="Tags to add", description="Make these tags classes (one per line), "
+                          "for this run and the scheduled runs after it."),
+        "remove_tags": Param([], type="array", items={"type": "string", "pattern": TAG_PATTERN},
+                             title="Tags to remove", description="Stop using these tags as classes."),
+        "images_per_class": Param(None, type=["null", "integer"], minimum=10, maximum=20000,
+                                  title="Images per class", description="Empty: the configured value."),
+        "backbone": Param(None, type=["null", "string"],
+                          enum=[None, "auto", "efficientnet_lite0", "vit_base_patch16_224", "vgg16"],
+                          title="Backbone", description="Feature extractor (timm name). Empty: configured."),
+        "accuracy_floor": Param(None, type=["null", "number"], minimum=0, maximum=1,
+                                title="Accuracy floor", description="Least test accuracy a champion needs."),
+        "tolerance": Param(None, type=["null", "number"], minimum=0, maximum=0.5,
+                           title="Tolerance", description="How far below the champion a candidate may be."),
+        "posts_to_sample": Param(None, type=["null", "integer"], minimum=20, maximum=100000,
+                                 title="Posts to sample", description="Recent posts read for trending tags."),
+    },
+)
+def pixtag_retrain() -> None:
+    from pixtag import flow
+
+    @task(pool="pixelfed_api", **NETWORK)
+    def refresh_trending() -> dict[str, Any]:
+        return flow.refresh_trending(settings())
+
+    @task
+    def select_classes(trending: dict[str, Any]) -> dict[str, Any]:
+        params = get_current_context()["params"]
+        try:
+            return flow.select_classes(settings(), params["add_tags"], params["remove_tags"])
+        except flow.FlowError as exc:
+            stop_on(exc)
+
+    @task
+    def class_names(selection: dict[str, Any]) -> list[str]:
+        return list(selection["classes"])
+
+    @task(pool="pixelfed_api", map_index_template="{{ label }}", **NETWORK)
+    def scrape(label: str, classes: list[str]) -> dict[str, Any]:
+        return flow.scrape_class(settings(), label, classes)
+
+    @task
+    def assemble(classes: list[str], scraped: list[dict[str, Any]]) -> dict[str, Any]:
+        return flow.assemble(settings(), classes)
+
+    @task(retries=0)
+    def validate(classes: list[str], dataset: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return flow.validate(settings(), classes)
+        except flow.FlowError as exc:
+            stop_on(exc)
+
+    @task(pool="gpu", queue=CONFIG.gpu_queue, map_index_template="{{ label }}")
+    def extract_features(label: str, validation: dict[str, Any]) -> dict[str, Any]:
+        return flow.extract_features(settings(), label)
+
+    @task
+    def train(features: list[dict[str, Any]]) -> dict[str, Any]:
+        return flow.train(settings())
+
+    @task(**NETWORK)
+    def register(trained: dict[str, Any]) -> dict[str, Any]:
+        return flow.register(settings(), trained["run_id"])
+
+    @task(outlets=[CHAMPION])
+    def announce_champion(decision: dict[str, Any]) -> None:
+        if not decision["promoted"]:
+            raise AirflowSkipException(f"no new champion: {decision['reason']}")
+        get_current_context()["outlet_events"][CHAMPION].extra = {
+            "version": decision["version"], "test_accuracy": decision["test_accuracy"]}
+
+    @task
+    def report(selection: dict[str, Any], dataset: dict[str, Any], trained: dict[str, Any],
+               decision: dict[str, Any]) -> dict[str, Any]:
+        return flow.report(selection, dataset, trained, decision)
+
+    selection = select_classes(refresh_trending())
+    classes = class_names(selection)
+    dataset = assemble(classes, scrape.partial(classes=classes).expand(label=classes))
+    validation = validate(classes, dataset)
+    trained = train(extract_features.partial(validation=validation).expand(label=classes))
+    decision = register(trained)
+    announce_champion(decision)
+    report(selection, dataset, trained, decision)
+
+
+pixtag_retrain()

@@ -1,0 +1,230 @@
+"""The retraining flow as plain functions: one per task of the ``pixtag_retrain`` DAG.
+
+Each function takes the run's :class:`~pixtag.config.Settings` (built by :func:`run_settings`
+from the DAG's Params and its Pixelfed connection) and small inputs, runs one stage through
+that stage's own module, and returns a small JSON-able summary: storage URIs, names and
+figures, never images, feature vectors or secrets. Nothing here imports Airflow, so the flow
+can be run and tested without it; ``dags/pixtag_retrain.py`` only wires these together.
+
+Everything lives under ``settings.storage``: the dataset (manifest, images), the feature
+cache, the trending runs and drift reports (``tags/``), the class vocabulary and the ledger.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pixtag import logs
+from pixtag.config import Settings, SettingsError, load_settings
+from pixtag.errors import PixtagError
+from pixtag.storage import Storage, open_storage
+
+log = logs.get_logger(__name__)
+
+VOCABULARY = "tags/vocabulary.json"
+# DAG Param name -> settings field (a Param left empty keeps the configured value).
+PARAM_FIELDS = {
+    "images_per_class": "per_class",
+    "backbone": "backbone",
+    "accuracy_floor": "accuracy_floor",
+    "tolerance": "tolerance",
+    "posts_to_sample": "trending_posts",
+}
+
+
+@dataclass(frozen=True)
+class DagConfig:
+    """What the DAG file needs at parse time (cheap: settings only, no heavy imports)."""
+
+    cadence: str
+    model_name: str
+    gpu_queue: str
+    connection_id: str
+
+
+def dag_config() -> DagConfig:
+    settings = load_settings()
+    return DagConfig(settings.cadence, settings.model_name, settings.gpu_queue, settings.connection_id)
+
+
+class FlowError(PixtagError):
+    """A stage's outcome forbids going on (e.g. no classes, data that failed validation)."""
+
+
+def run_settings(params: Mapping[str, Any], *, instance_url: str | None = None,
+                 token: str | None = None) -> Settings:
+    """Settings for one run: configuration + the run's Params + the Pixelfed connection."""
+    overrides = {field: params[name] for name, field in PARAM_FIELDS.items() if params.get(name) not in (None, "")}
+    try:
+        return load_settings(instance_url=instance_url or None, token=token or None, **overrides)
+    except SettingsError as exc:
+        names = {v: k for k, v in PARAM_FIELDS.items()}
+        message = str(exc)
+        for field, param in names.items():
+            message = message.replace(f"'{field}'", f"'{field}' (Param '{param}')") if field in overrides else message
+        raise SettingsError(message) from None
+
+
+def _store(settings: Settings) -> Storage:
+    return open_storage(settings.storage, settings.s3_endpoint_url)
+
+
+# --------------------------------------------------------------------------- tags ---------
+def refresh_trending(settings: Settings) -> dict[str, Any]:
+    """Sample recent posts, store their tag counts, and report the drift since the last run."""
+    from pixtag.drift import describe, drift
+    from pixtag.tags import trending
+
+    counts = trending(settings, posts=settings.trending_posts)
+    report = drift(settings)
+    if report:
+        log.info("%s", describe(report))
+    top = list(counts.words.items())[:15]
+    return {"run": counts.extra.get("key"), "posts": counts.posts, "top": dict(top),
+            "drift": {k: report[k] for k in ("key", "new", "vanished", "top_overlap", "jaccard")} if report else None}
+
+
+def _tag_word(tag: str) -> str:
+    from pixtag.tags import normalize
+
+    words = normalize(tag)
+    if len(words) != 1:
+        raise FlowError(f"tag {tag!r} normalises to {words or 'nothing'}: give one concrete noun, e.g. 'ferret'")
+    return words[0]
+
+
+def update_vocabulary(store: Storage, add: Iterable[str] = (), remove: Iterable[str] = ()) -> dict[str, list[str]]:
+    """Apply a run's added/removed tags to the stored vocabulary (they last until undone)."""
+    vocab = store.read_json(VOCABULARY) if store.exists(VOCABULARY) else {"added": [], "removed": []}
+    added, removed = set(vocab.get("added", [])), set(vocab.get("removed", []))
+    plus, minus = {_tag_word(t) for t in add}, {_tag_word(t) for t in remove}
+    if plus & minus:
+        raise FlowError(f"the same tag is both added and removed: {sorted(plus & minus)}")
+    added = (added | plus) - minus
+    removed = (removed | minus) - plus
+    vocab = {"added": sorted(added), "removed": sorted(removed)}
+    if plus or minus:
+        store.write_json(VOCABULARY, vocab)
+        log.info("class vocabulary: added %s, removed %s", vocab["added"], vocab["removed"])
+    return vocab
+
+
+def select_classes(settings: Settings, add: Iterable[str] = (), remove: Iterable[str] = ()) -> dict[str, Any]:
+    """Classes for this run: the automatic selection from the newest trending run (or the
+    configured classes), plus the stored vocabulary's added tags, minus its removed ones (the
+    vocabulary is updated with this run's Params first and lasts until undone)."""
+    from pixtag.tags import latest_run
+    from pixtag.tags import select_classes as choose
+
+    store = _store(settings)
+    vocab = update_vocabulary(store, add, remove)
+    removed = set(vocab["removed"])
+    if settings.classes:
+        classes = [c for c in dict.fromkeys([*settings.classes, *settings.add_tags, *vocab["added"]])
+                   if c not in removed]
+        rejected = {c: "removed by a manual trigger (Param remove_tags)" for c in removed}
+    else:
+        run = latest_run(store)
+        if run is None:
+            raise FlowError("no trending run stored yet: run `pixtag trending` (the DAG's first task)")
+        # A removed tag keeps its place in the ranking and is then left out, so removing one
+        # class does not pull another, less frequent tag in behind it.
+        selection = choose(run.words, settings.max_classes, allow=settings.allow_tags, deny=settings.deny_tags,
+                           add=[*settings.add_tags, *vocab["added"]])
+        classes = [c for c in selection.classes if c not in removed]
+        rejected = {w: r for w, r in list(selection.rejected.items())[:40] if w not in removed}
+        rejected |= {w: "removed by a manual trigger (Param remove_tags)" for w in removed}
+    if len(classes) < 2:
+        raise FlowError(f"need at least two classes to train a classifier, got {classes}")
+    return {"classes": classes, "rejected": rejected, "vocabulary": vocab}
+
+
+# --------------------------------------------------------------------------- data ---------
+def scrape_class(settings: Settings, label: str, classes: list[str]) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from pixtag.scrape import scrape_class as collect
+
+    return asdict(collect(settings, label, classes, settings.storage, progress=False))
+
+
+def assemble(settings: Settings, classes: list[str]) -> dict[str, Any]:
+    from pixtag.scrape import assemble as merge
+
+    return merge(settings, classes, settings.storage).to_dict()
+
+
+def validate(settings: Settings, classes: list[str]) -> dict[str, Any]:
+    """Run the Great Expectations suite; raise :class:`FlowError` when the data fails."""
+    from pixtag.validate import validate as check
+
+    report = check(settings.storage, settings, classes=classes)
+    summary = report.to_dict()
+    log.info("%s", report.summary())
+    if not report.success:
+        raise FlowError(f"the dataset failed validation, training stops here:\n{report.summary()}")
+    return summary
+
+
+# --------------------------------------------------------------------------- model --------
+def extract_features(settings: Settings, label: str) -> dict[str, Any]:
+    from pixtag.features import features
+
+    return features(settings, labels=[label])
+
+
+def mlflow_ui(settings: Settings) -> str | None:
+    uri = settings.mlflow_uri
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
+
+
+def train(settings: Settings) -> dict[str, Any]:
+    """Cross-validate, refit and log a candidate; returns its figures and MLflow run."""
+    from pixtag.train import train as fit
+
+    summary = fit(settings)
+    keep = ("run_id", "model_uri", "backbone", "labels", "images", "train_images", "test_images",
+            "cv_accuracy", "cv_mean", "cv_var", "test_accuracy", "train_seconds", "dataset_hash")
+    result = {k: summary[k] for k in keep if k in summary}
+    result["cv_std"] = math.sqrt(result.get("cv_var", 0.0))
+    result["cv_folds"] = len(result.get("cv_accuracy", []))
+    ui = mlflow_ui(settings)
+    if ui:
+        from mlflow import MlflowClient
+
+        experiment = MlflowClient(settings.mlflow_uri).get_run(summary["run_id"]).info.experiment_id
+        result["mlflow_run_url"] = f"{ui}/#/experiments/{experiment}/runs/{summary['run_id']}"
+    return result
+
+
+def register(settings: Settings, run_id: str) -> dict[str, Any]:
+    """Register the candidate and apply the gate (champion only if accuracy holds)."""
+    from pixtag.registry import register as gate
+
+    decision = gate(settings, run_id)
+    decision["model_uri"] = f"models:/{decision['model_name']}/{decision['version']}"
+    ui = mlflow_ui(settings)
+    if ui:
+        decision["model_version_url"] = f"{ui}/#/models/{decision['model_name']}/versions/{decision['version']}"
+    return decision
+
+
+def report(selection: Mapping[str, Any], dataset: Mapping[str, Any], trained: Mapping[str, Any] | None,
+           decision: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a user wants to see after a run."""
+    trained = trained or {}
+    return {
+        "classes": list(selection.get("classes", [])),
+        "counts": dict(dataset.get("counts", {})),
+        "dropped": dict(dataset.get("dropped", {})),
+        "backbone": trained.get("backbone"),
+        "cv_mean": trained.get("cv_mean"),
+        "cv_std": trained.get("cv_std"),
+        "cv_folds": trained.get("cv_folds"),
+        "test_accuracy": trained.get("test_accuracy"),
+        "mlflow_run_url": trained.get("mlflow_run_url"),
+        "decision": dict(decision) if decision else None,
+    }

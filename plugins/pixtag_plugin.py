@@ -1,0 +1,132 @@
+"""Airflow plugin that makes pixtag runs easy to follow from the Airflow UI.
+
+* task buttons: **MLflow run** on ``train``, **Model version** on ``register`` (both from the
+  task's own result), **Data Docs** on ``validate``;
+* ``/pixtag/data-docs/...``: the Great Expectations Data Docs of the dataset, served from pixtag's
+  storage (local folder or S3) by a small FastAPI app inside the API server;
+* navigation entries for the MLflow UI and the Data Docs.
+
+It reads pixtag's settings (env ``PIXTAG_*``) for the storage and the MLflow address.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+from typing import Any, ClassVar
+
+from airflow.plugins_manager import AirflowPlugin
+from airflow.sdk import BaseOperatorLink
+
+DOCS_ROUTE = "/pixtag/data-docs"
+
+
+def _mlflow_ui() -> str | None:
+    uri = os.environ.get("PIXTAG_MLFLOW_URI", "")
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
+
+
+def _api_base() -> str:
+    from airflow.configuration import conf
+
+    return conf.get("api", "base_url", fallback="").rstrip("/")
+
+
+def task_result(ti_key: Any) -> dict[str, Any]:
+    """The ``return_value`` XCom of a finished task instance, read in the API server."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.execute(
+            XComModel.get_many(key="return_value", run_id=ti_key.run_id, dag_ids=ti_key.dag_id,
+                               task_ids=ti_key.task_id, map_indexes=ti_key.map_index)
+            .with_only_columns(XComModel.value)
+        ).first()
+    if not row:
+        return {}
+    value = row.value
+    try:
+        value = json.loads(value) if isinstance(value, str | bytes) else value
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class _ResultLink(BaseOperatorLink):
+    """A button whose URL is a field of the task's own result (only on ``task_id``)."""
+
+    name = ""
+    task_id = ""
+    field = ""
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        if ti_key.task_id != self.task_id:
+            return ""
+        return str(task_result(ti_key).get(self.field) or "")
+
+
+class MlflowRunLink(_ResultLink):
+    name = "MLflow run"
+    task_id = "train"
+    field = "mlflow_run_url"
+
+
+class ModelVersionLink(_ResultLink):
+    name = "Model version"
+    task_id = "register"
+    field = "model_version_url"
+
+
+class DataDocsLink(BaseOperatorLink):
+    name = "Data Docs"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        if ti_key.task_id != "validate":
+            return ""
+        return f"{_api_base()}{DOCS_ROUTE}/index.html"
+
+
+def _docs_app() -> Any:
+    """Serve ``reports/data_docs/`` of pixtag's storage (read-only, no path escapes)."""
+    from fastapi import FastAPI, HTTPException
+    from fastapi.responses import RedirectResponse, Response
+
+    app = FastAPI(title="pixtag Data Docs", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/")
+    def root() -> RedirectResponse:
+        return RedirectResponse(f"{DOCS_ROUTE}/index.html")
+
+    @app.get("/{path:path}")
+    def page(path: str) -> Response:
+        from pixtag.config import load_settings
+        from pixtag.storage import StorageError, open_storage
+
+        if not path or any(part in ("", "..") for part in path.split("/")):
+            raise HTTPException(404)
+        settings = load_settings()
+        store = open_storage(settings.storage, settings.s3_endpoint_url).child("reports/data_docs")
+        try:
+            body = store.read_bytes(path)
+        except (FileNotFoundError, StorageError):
+            raise HTTPException(404, "no Data Docs yet: they appear after a run's validate task") from None
+        media = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        return Response(body, media_type=media)
+
+    return app
+
+
+def _nav() -> list[dict[str, str]]:
+    views = [{"name": "Data Docs (pixtag)", "href": f"{DOCS_ROUTE}/index.html", "destination": "nav"}]
+    if _mlflow_ui():
+        views.append({"name": "MLflow (pixtag)", "href": str(_mlflow_ui()), "destination": "nav"})
+    return views
+
+
+class PixtagPlugin(AirflowPlugin):
+    name = "pixtag"
+    global_operator_extra_links: ClassVar[list[Any]] = [MlflowRunLink(), ModelVersionLink(), DataDocsLink()]
+    fastapi_apps: ClassVar[list[Any]] = [{"app": _docs_app(), "url_prefix": DOCS_ROUTE, "name": "pixtag Data Docs"}]
+    external_views: ClassVar[list[Any]] = _nav()

@@ -1,0 +1,100 @@
+"""The DAG parses, is wired as designed, and stays cheap to parse (Astro-style integrity test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.dags.conftest import REPO
+
+HEAVY = ("torch", "timm", "mlflow", "great_expectations", "sklearn", "matplotlib", "nltk", "pandas")
+NETWORK_TASKS = {"refresh_trending", "scrape", "register"}
+
+
+@pytest.fixture(scope="module")
+def dag(dagbag):
+    assert dagbag.import_errors == {}, dagbag.import_errors
+    return dagbag.dags["pixtag_retrain"]
+
+
+def test_dag_is_the_only_one_and_has_no_import_errors(dagbag) -> None:
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == {"pixtag_retrain"}
+
+
+def test_schedule_and_run_policy(dag) -> None:
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert dag.timetable.expression in ("@weekly", "0 0 * * 0")
+    assert {"pixtag", "mlops"} <= set(dag.tags)
+    assert dag.doc_md and "pixtag_retrain" in dag.doc_md
+
+
+def test_tasks_in_order(dag) -> None:
+    order = ["refresh_trending", "select_classes", "class_names", "scrape", "assemble", "validate",
+             "extract_features", "train", "register", "announce_champion", "report"]
+    assert set(dag.task_ids) == set(order)
+    for upstream, downstream in [("refresh_trending", "select_classes"), ("scrape", "assemble"),
+                                 ("assemble", "validate"), ("validate", "extract_features"),
+                                 ("extract_features", "train"), ("train", "register"),
+                                 ("register", "announce_champion")]:
+        assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
+
+
+def test_pools_queues_and_retries(dag) -> None:
+    pools = json.loads((REPO / "airflow" / "pools.json").read_text())
+    for task in dag.tasks:
+        assert task.pool == "default_pool" or task.pool in pools, (task.task_id, task.pool)
+    assert dag.get_task("scrape").pool == "pixelfed_api"
+    assert dag.get_task("refresh_trending").pool == "pixelfed_api"
+    assert dag.get_task("extract_features").pool == "gpu"
+    assert dag.get_task("extract_features").queue == "gpu"
+    for task_id in NETWORK_TASKS:
+        task = dag.get_task(task_id)
+        assert task.retries >= 3 and task.retry_exponential_backoff, task_id
+    assert dag.get_task("validate").retries == 0  # bad data does not get better by retrying
+
+
+def test_mapped_per_class(dag) -> None:
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    assert isinstance(dag.get_task("scrape"), MappedOperator)
+    assert isinstance(dag.get_task("extract_features"), MappedOperator)
+
+
+def test_params_are_validated_and_visible(dag) -> None:
+    from airflow.sdk.definitions.param import ParamsDict
+
+    params = dag.params
+    assert {"add_tags", "remove_tags", "images_per_class", "backbone", "accuracy_floor", "tolerance",
+            "posts_to_sample"} <= set(params.keys())
+    for name in params:
+        assert params.get_param(name).schema.get("title"), name
+    good = ParamsDict({k: params.get_param(k) for k in params})
+    good.update({"add_tags": ["ferret"], "images_per_class": 50, "accuracy_floor": 0.8})
+    good.validate()
+    for bad in ({"images_per_class": 3}, {"accuracy_floor": 2}, {"add_tags": ["two words"]},
+                {"backbone": "resnet9000"}, {"tolerance": -1}):
+        trial = ParamsDict({k: params.get_param(k) for k in params})
+        with pytest.raises(Exception, match="Invalid input|not valid|is not|less than|greater"):
+            trial.update(bad)
+            trial.validate()
+
+
+def test_parsing_is_cheap_and_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, time; t = time.perf_counter();"
+        f"sys.path.insert(0, {str(REPO / 'dags')!r}); import pixtag_retrain;"
+        "print(time.perf_counter() - t);"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    seconds, loaded = out.stdout.strip().splitlines()[-2:] if out.stdout.strip().count("\n") else (out.stdout, "")
+    assert float(seconds) < 10, f"parse took {seconds} s"
+    assert loaded == "", f"heavy modules imported at parse time: {loaded}"
+    assert time.perf_counter() - start < 30
