@@ -550,14 +550,15 @@ def scrape(settings: Settings, classes: list[str] | None = None, per_class: int 
 
 
 def default_dataset_uri(settings: Settings) -> str:
-    return f"{settings.storage.rstrip('/')}/dataset"
+    """The dataset lives at the storage root, beside the feature cache and the ledger."""
+    return settings.storage
 
 
 # ------------------------------------------------------------------------- CLI -------------
 @click.command("scrape")
 @click.option("--classes", default=None, help="Comma-separated classes (default: settings).")
 @click.option("--per-class", type=int, default=None, help="Images per class (default 1000).")
-@click.option("--out", default=None, help="Dataset folder or s3://bucket/prefix.")
+@click.option("--out", default=None, help="Dataset folder or s3://bucket/prefix (default: PIXTAG_STORAGE).")
 @click.option("--instance", "instance_url", default=None, metavar="URL",
               help="Pixelfed instance (default: PIXTAG_INSTANCE_URL; token from PIXTAG_TOKEN).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
