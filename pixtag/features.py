@@ -1,0 +1,249 @@
+"""Backbone features of a dataset's images, cached per (backbone, image sha256) in its storage.
+
+Cache layout, below the dataset root::
+
+    features/<cache key>/<shard hash>.npz   arrays ``sha256`` (str) and ``vectors`` (float32)
+
+The cache key is the backbone name (plus a digest of a custom weights file). A run loads every
+shard, computes only the images it lacks, and writes what it computed as new shards (atomic
+writes, content-named, so parallel runs, e.g. one per class, never clash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import time
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import click
+import numpy as np
+
+from pixtag.backbones import Backbone, cache_key, create_backbone, resolve_name
+from pixtag.cli import echo_json, get_settings, json_option
+from pixtag.dataset import read_manifest
+from pixtag.errors import PixtagError
+from pixtag.storage import Storage, open_storage
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pixtag.config import Settings
+
+log = logging.getLogger(__name__)
+
+FEATURES_DIR = "features"
+SHARD_SIZE = 2048  # vectors per shard written; a crash loses at most this much work
+
+
+class FeaturesError(PixtagError):
+    """Features cannot be computed or are missing."""
+
+
+# --- the cache -------------------------------------------------------------------------------
+def shard_prefix(key: str) -> str:
+    return f"{FEATURES_DIR}/{key}/"
+
+
+def read_cache(store: Storage, key: str) -> dict[str, np.ndarray]:
+    """sha256 → vector, from every shard under ``features/<key>/``."""
+    cache: dict[str, np.ndarray] = {}
+    for shard in store.list(shard_prefix(key)):
+        if not shard.endswith(".npz"):
+            continue
+        with np.load(io.BytesIO(store.read_bytes(shard)), allow_pickle=False) as data:
+            cache.update(zip(data["sha256"].tolist(), data["vectors"], strict=True))
+    return cache
+
+
+def write_shard(store: Storage, key: str, sha256s: Sequence[str], vectors: np.ndarray) -> str:
+    """Write one shard (named by a hash of its sha256s) atomically; return its key."""
+    name = hashlib.sha256("\n".join(sorted(sha256s)).encode()).hexdigest()[:16]
+    buf = io.BytesIO()
+    np.savez(buf, sha256=np.asarray(sha256s, dtype="U64"),
+             vectors=np.asarray(vectors, dtype=np.float32))
+    shard = f"{shard_prefix(key)}{name}.npz"
+    store.write_bytes(shard, buf.getvalue())
+    return shard
+
+
+def stack(cache: dict[str, np.ndarray], sha256s: Sequence[str]) -> np.ndarray:
+    """The vectors of ``sha256s`` in order (raises :class:`FeaturesError` if any is missing)."""
+    missing = [s for s in sha256s if s not in cache]
+    if missing:
+        raise FeaturesError(f"{len(missing)} images have no cached features (e.g. {missing[0]})")
+    return np.stack([cache[s] for s in sha256s]).astype(np.float32, copy=False)
+
+
+# --- decoding in DataLoader workers ----------------------------------------------------------
+class ImageSet:
+    """Map-style dataset: storage key → ``(3, size, size)`` uint8 array (decoded in workers)."""
+
+    def __init__(self, store: Storage, keys: Sequence[str], size: int):
+        self.keys = list(keys)
+        self.size = size
+        self._uri = store.uri
+        self._endpoint = getattr(store, "endpoint_url", None)
+        self._store: Storage | None = store
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def _storage(self) -> Storage:
+        if self._store is None or self._pid != os.getpid():  # fresh client per worker process
+            self._store, self._pid = open_storage(self._uri, self._endpoint), os.getpid()
+        return self._store
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return decode_image(self._storage().read_bytes(self.keys[index]), self.size)
+
+
+def decode_image(data: bytes, size: int) -> np.ndarray:
+    """JPEG/PNG bytes → ``(3, size, size)`` uint8 RGB (the study's resize rule if not square)."""
+    from PIL import Image
+
+    from pixtag.images import square_resize
+
+    try:
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+    except Exception as exc:
+        raise FeaturesError(f"cannot decode image: {type(exc).__name__}: {exc}") from None
+    if image.size != (size, size):
+        image, _ = square_resize(image, size)
+    return np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1))
+
+
+def _worker_init(_: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def loader_workers(device_type: str) -> int:
+    cpus = len(os.sched_getaffinity(0))
+    return min(8, cpus) if device_type == "cuda" else max(1, cpus // 4)
+
+
+def iter_batches(images: ImageSet, batch_size: int, device_type: str) -> Iterator[Any]:
+    """Batches of uint8 images, decoded ahead by DataLoader workers."""
+    from torch.utils.data import DataLoader
+
+    workers = loader_workers(device_type)
+    yield from DataLoader(
+        images, batch_size=batch_size, num_workers=workers, pin_memory=device_type == "cuda",
+        prefetch_factor=4, worker_init_fn=_worker_init, persistent_workers=False,
+    )
+
+
+def embed_keys(backbone: Backbone, store: Storage, keys: Sequence[str],
+               batch_size: int) -> Iterator[np.ndarray]:
+    """Feature vectors for images at ``keys``, one array per batch."""
+    images = ImageSet(store, keys, backbone.input_size)
+    for batch in iter_batches(images, batch_size, backbone.device.type):
+        yield backbone.embed(batch)
+
+
+# --- the stage -------------------------------------------------------------------------------
+@dataclass
+class FeatureRun:
+    """Outcome of :func:`compute`: the cache (after the run) and a JSON-able summary."""
+
+    cache: dict[str, np.ndarray]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def select(manifest: pd.DataFrame, labels: Collection[str] | None = None,
+           sha256s: Collection[str] | None = None) -> pd.DataFrame:
+    """Manifest rows for ``labels`` / ``sha256s`` (all when ``None``), sorted by sha256."""
+    rows = manifest
+    if labels is not None:
+        unknown = set(labels) - set(rows["label"])
+        if unknown:
+            raise FeaturesError(f"labels not in the dataset: {sorted(unknown)}")
+        rows = rows[rows["label"].isin(list(labels))]
+    if sha256s is not None:
+        rows = rows[rows["sha256"].isin(list(sha256s))]
+    return rows.drop_duplicates("sha256").sort_values("sha256").reset_index(drop=True)
+
+
+def compute(settings: Settings, rows: pd.DataFrame, store: Storage,
+            backbone: str | None = None) -> FeatureRun:
+    """Ensure every row of ``rows`` has cached features; compute only the missing ones."""
+    start = time.perf_counter()
+    name = resolve_name(backbone or settings.backbone, settings.weights)
+    key = cache_key(name, settings.weights)
+    cache = read_cache(store, key)
+    todo = [(s, p) for s, p in zip(rows["sha256"], rows["path"], strict=True) if s not in cache]
+    device, shards = "none", []
+    if todo:
+        model = create_backbone(name, settings.weights)
+        device = str(model.device)
+        done: list[str] = []
+        parts: list[np.ndarray] = []
+        pending = 0
+        for vectors in embed_keys(model, store, [p for _, p in todo], settings.batch_size):
+            parts.append(vectors)
+            pending += len(vectors)
+            if pending >= SHARD_SIZE or len(done) + pending == len(todo):
+                shas = [s for s, _ in todo[len(done):len(done) + pending]]
+                block = np.concatenate(parts)
+                shards.append(write_shard(store, key, shas, block))
+                cache.update(zip(shas, block, strict=True))
+                done += shas
+                parts, pending = [], 0
+                log.info("features %s: %d/%d computed", key, len(done), len(todo))
+    seconds = time.perf_counter() - start
+    summary = {
+        "backbone": name,
+        "cache_key": key,
+        "storage": store.uri,
+        "device": device,
+        "images": len(rows),
+        "computed": len(todo),
+        "cached": len(rows) - len(todo),
+        "seconds": round(seconds, 3),
+        "shards_written": shards,
+    }
+    log.info("features %s: %d images, %d computed, %d cached, %.1fs on %s", key, len(rows),
+             len(todo), len(rows) - len(todo), seconds, device)
+    return FeatureRun(cache, summary)
+
+
+def features(settings: Settings, *, labels: Collection[str] | None = None,
+             backbone: str | None = None, store: Storage | None = None,
+             sha256s: Collection[str] | None = None) -> dict[str, Any]:
+    """Compute and cache the features of the dataset at ``settings.storage``.
+
+    ``labels`` restricts the run to some classes (one Airflow task per class). Returns a small
+    JSON-able summary (counts computed/cached, seconds, device, backbone, storage), never vectors.
+    """
+    store = store or open_storage(settings.storage, settings.s3_endpoint_url)
+    rows = select(read_manifest(store), labels, sha256s)
+    summary = compute(settings, rows, store, backbone).summary
+    summary["labels"] = sorted(set(rows["label"]))
+    return summary
+
+
+@click.command("features")
+@click.option("--label", "labels", multiple=True, help="Only this class (repeatable).")
+@click.option("--backbone", default=None, help="timm model name, or auto.")
+@click.option("--storage", default=None, help="Dataset location (folder or s3://...).")
+@click.option("--batch-size", type=int, default=None)
+@json_option
+@click.pass_context
+def features_cmd(ctx: click.Context, labels: tuple[str, ...], backbone: str | None,
+                 storage: str | None, batch_size: int | None, as_json: bool) -> None:
+    """Compute and cache backbone features of the dataset's images."""
+    settings = get_settings(ctx, backbone=backbone, storage=storage, batch_size=batch_size)
+    summary = features(settings, labels=list(labels) or None)
+    if as_json:
+        echo_json(summary)
+    else:
+        click.echo(f"{summary['backbone']}: {summary['images']} images, {summary['computed']} "
+                   f"computed, {summary['cached']} cached in {summary['seconds']}s "
+                   f"({summary['device']}) -> {summary['storage']}")

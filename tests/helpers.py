@@ -1,0 +1,77 @@
+"""Test helpers: build pixtag datasets from the labelled photos (CLASS/*.jpg)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pixtag.dataset import MANIFEST, MANIFEST_COLUMNS, image_key, to_frame
+from pixtag.images import prepare
+from pixtag.storage import Storage
+
+
+def class_photos(photos: Path, per_class: int | None = None,
+                 classes: list[str] | None = None) -> dict[str, list[Path]]:
+    """The first ``per_class`` photos (sorted) of each class folder."""
+    names = classes or sorted(p.name for p in photos.iterdir() if p.is_dir())
+    return {c: sorted((photos / c).glob("*.jpg"))[:per_class] for c in names}
+
+
+def _row(label: str, path: Path, store: Storage) -> dict:
+    prepared = prepare(path.read_bytes())
+    key = image_key(prepared.sha256)
+    store.write_bytes(key, prepared.data)
+    return {
+        "post_id": f"{label}-{path.stem}", "media_id": path.stem, "account": "tester",
+        "label": label, "sha256": prepared.sha256, "phash": prepared.phash, "mode": "RGB",
+        "width": prepared.image.width, "height": prepared.image.height,
+        "orig_width": prepared.orig_width, "orig_height": prepared.orig_height,
+        "cropped": prepared.cropped, "sensitive": False, "visibility": "public",
+        "created_at": "2026-11-01T00:00:00Z", "media_url": path.resolve().as_uri(), "license": "test",
+        "path": key, "original_path": "",
+    }
+
+
+def make_dataset(photos: Path, store: Storage, per_class: int | None = None,
+                 classes: list[str] | None = None) -> list[dict]:
+    """Prepare photos into ``store`` as a dataset (images/ + manifest.parquet); return rows."""
+    jobs = [(label, p) for label, paths in class_photos(photos, per_class, classes).items()
+            for p in paths]
+    with ThreadPoolExecutor(4) as pool:
+        rows = list(pool.map(lambda job: _row(*job, store), jobs))
+    store.write_parquet(MANIFEST, to_frame(rows, MANIFEST_COLUMNS))
+    return rows
+
+
+_SHARED: dict[tuple, Path] = {}
+
+
+def shared_dataset(photos: Path, per_class: int) -> Path:
+    """A dataset folder built once per test session (and per ``per_class``), reused by modules.
+
+    Tests may add features to it (that is the point: they are computed once) but must not
+    change its images or manifest.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    from pixtag.storage import open_storage
+
+    key = (str(photos), per_class)
+    if key not in _SHARED:
+        root = Path(tempfile.mkdtemp(prefix=f"pixtag-ds{per_class}-"))
+        atexit.register(shutil.rmtree, root, True)
+        make_dataset(photos, open_storage(root), per_class)
+        _SHARED[key] = root
+    return _SHARED[key]
+
+
+def random_weights(arch: str, path: Path, seed: int = 0) -> Path:
+    """Save a randomly initialised timm model's state dict (a stand-in for real weights)."""
+    import timm
+    import torch
+
+    torch.manual_seed(seed)
+    torch.save(timm.create_model(arch, pretrained=False).state_dict(), path)
+    return path

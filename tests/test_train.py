@@ -1,0 +1,137 @@
+"""Training: the study's protocol, reproducible, logged to MLflow; backbone comparison."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from pixtag.backbones import LITE0
+from pixtag.cli import cli
+from pixtag.config import load_settings
+from pixtag.train import (
+    TrainError,
+    check_trainable,
+    compare,
+    dataset_hash,
+    mann_whitney,
+    split,
+    train,
+)
+from tests.helpers import random_weights, shared_dataset
+
+PER_CLASS = 40
+TINY = "mobilenetv3_small_050"
+
+
+@pytest.fixture(scope="module")
+def dataset(photos: Path) -> Path:
+    return shared_dataset(photos, PER_CLASS)
+
+
+@pytest.fixture
+def settings(dataset: Path, tmp_path: Path):
+    return load_settings(storage=str(dataset), backbone=LITE0,
+                         mlflow_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                         token="secret-token-1234")
+
+
+def test_dataset_hash_ignores_order_but_not_labels() -> None:
+    rows = pd.DataFrame({"sha256": ["a", "b", "c"], "label": ["cat", "dog", "cat"]})
+    assert dataset_hash(rows) == dataset_hash(rows.iloc[::-1])
+    relabelled = rows.assign(label=["cat", "cat", "cat"])
+    assert dataset_hash(rows) != dataset_hash(relabelled)
+
+
+def test_split_is_stratified_disjoint_and_seeded() -> None:
+    y = np.repeat(["bird", "car", "cat", "dog", "flower"], 20)
+    train_idx, test_idx = split(y, 0.1, 42)
+    assert len(test_idx) == 10 and set(train_idx).isdisjoint(test_idx)
+    assert sorted(set(train_idx) | set(test_idx)) == list(range(100))
+    assert pd.Series(y[test_idx]).value_counts().tolist() == [2] * 5
+    assert np.array_equal(split(y, 0.1, 42)[1], test_idx)
+    assert not np.array_equal(split(y, 0.1, 7)[1], test_idx)
+
+
+def test_untrainable_datasets_are_refused() -> None:
+    with pytest.raises(TrainError, match="at least 2 classes"):
+        check_trainable(np.array(["cat"] * 30), 0.1, 5)
+    with pytest.raises(TrainError, match="fewer than 10"):
+        check_trainable(np.array(["cat"] * 30 + ["dog"] * 8), 0.1, 5)
+
+
+def test_mann_whitney_matches_scipy() -> None:
+    from scipy.stats import mannwhitneyu
+
+    folds = {"a": [0.9, 0.91, 0.92, 0.93, 0.94], "b": [0.95, 0.96, 0.97, 0.98, 0.99],
+             "c": [0.9, 0.91, 0.92, 0.93, 0.94]}
+    tests = mann_whitney(folds)
+    assert [(t["a"], t["b"]) for t in tests] == [("a", "b"), ("a", "c"), ("b", "c")]
+    expected = mannwhitneyu(folds["a"], folds["b"], alternative="two-sided")
+    assert tests[0]["u"] == expected.statistic and tests[0]["p"] == pytest.approx(expected.pvalue)
+    assert tests[1]["p"] == pytest.approx(1.0)
+
+
+def test_train_reaches_the_study_accuracy_and_logs_everything(settings) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+
+    summary = train(settings)
+    assert summary["backbone"] == LITE0 and summary["labels"] == sorted(
+        ["bird", "car", "cat", "dog", "flower"])
+    assert (summary["images"], summary["test_images"]) == (200, 20)
+    assert len(summary["cv_accuracy"]) == 5
+    assert summary["cv_mean"] >= 0.95 and summary["test_accuracy"] >= 0.95
+    assert summary["cv_var"] == pytest.approx(np.var(summary["cv_accuracy"]))
+    assert set(summary["per_class"]["cat"]) == {"precision", "recall", "f1", "support"}
+
+    client = MlflowClient(settings.mlflow_uri)
+    run = client.get_run(summary["run_id"])
+    history = client.get_metric_history(run.info.run_id, "cv_accuracy")
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == summary["cv_accuracy"]
+    for key in ("cv_mean", "cv_var", "test_accuracy", "train_seconds", "recall.cat",
+                "precision.dog", "f1.bird"):
+        assert key in run.data.metrics
+    assert run.data.tags["pixtag.labels"] == ",".join(summary["labels"])
+    assert run.data.tags["pixtag.dataset_hash"] == summary["dataset_hash"]
+    assert run.data.params["settings.seed"] == "42" and "settings.token" not in run.data.params
+    assert "secret-token-1234" not in json.dumps(run.data.params)
+
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    local = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id))
+    for png in ("confusion_counts", "confusion_normalised", "tsne"):
+        assert (local / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+    split_doc = json.loads((local / "split.json").read_text())
+    assert len(split_doc["test"]) == 20 and set(split_doc["test"]).isdisjoint(split_doc["train"])
+    assert "secret-token-1234" not in (local / "report.json").read_text()
+
+    again = train(settings)  # reproducible from the seed
+    assert again["cv_accuracy"] == summary["cv_accuracy"]
+    assert again["test_accuracy"] == summary["test_accuracy"]
+
+
+def test_compare_runs_the_same_folds_and_tests_them(settings, tmp_path: Path) -> None:
+    weights = random_weights(TINY, tmp_path / "tiny.pth")
+    settings = settings.model_copy(update={"weights": {TINY: str(weights)}})
+    result = compare(settings, [LITE0, TINY])
+    assert set(result["backbones"]) == {LITE0, TINY}
+    assert result["backbones"][TINY]["dim"] == 1024
+    assert result["backbones"][LITE0]["cv_mean"] > result["backbones"][TINY]["cv_mean"]
+    (test,) = result["mann_whitney"]
+    assert (test["a"], test["b"]) == (LITE0, TINY) and 0 < test["p"] < 0.05
+    with pytest.raises(TrainError, match="two or more"):
+        compare(settings, [LITE0, LITE0])
+
+
+def test_cli_compare(settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    weights = random_weights(TINY, tmp_path / "tiny.pth")
+    monkeypatch.setenv("PIXTAG_WEIGHTS", json.dumps({TINY: str(weights)}))
+    monkeypatch.setenv("PIXTAG_MLFLOW_URI", settings.mlflow_uri)
+    result = CliRunner().invoke(cli, ["train", "--storage", settings.storage,
+                                      "--compare", f"{LITE0},{TINY}"])
+    assert result.exit_code == 0, result.output
+    assert f"Mann-Whitney U {LITE0} vs {TINY}" in result.stdout
