@@ -245,6 +245,7 @@ def train(settings: Settings, *, backbone: str | None = None,
             tempfile.TemporaryDirectory() as tmp:
         _log_candidate(summary, settings, clf, data, Path(tmp))
         info = log_model(clf, name, settings)
+        mlflow.set_tag("pixtag.model_uri", info.model_uri)
         summary["run_id"] = run.info.run_id
         summary["model_uri"] = info.model_uri
     log.info("trained %s on %d images: CV %.4f ± %.4f, test %.4f (run %s)", name,

@@ -1,0 +1,259 @@
+"""The promotion gate: register every candidate, move ``champion`` only to a good enough one.
+
+A candidate passes when its test accuracy is at least ``settings.accuracy_floor`` and, if the
+current champion was trained on the same label set, at least the champion's accuracy minus
+``settings.tolerance``. The champion is re-scored on the candidate's own test split (the
+features of the same images) when possible; otherwise its logged accuracy is used and the
+reason is recorded. A changed label set is a new baseline that only needs the floor.
+
+``promotion: auto`` moves the alias ``champion`` to a passing candidate; ``human`` gives it
+``challenger`` and leaves ``champion`` to a person (MLflow UI). The decision and its reason are
+tags on the version. Any error talking to MLflow propagates: the task fails and retries, and
+an alias only ever moves after the gate has passed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+import numpy as np
+
+from pixtag.cli import echo_json, get_settings, json_option
+from pixtag.errors import PixtagError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from pixtag.config import Settings
+    from pixtag.storage import Storage
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+TAG = "pixtag.gate."
+
+
+class RegistryError(PixtagError):
+    """The candidate run cannot be registered (missing run, metric or model)."""
+
+
+# --- pure core -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Champion:
+    version: str
+    labels: tuple[str, ...]
+    accuracy: float  # the accuracy compared against (re-scored when possible)
+    logged_accuracy: float
+    scored_on: str  # "candidate_split" or "logged"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    passed: bool
+    reason: str
+
+
+def decide(accuracy: float, labels: tuple[str, ...], champion: Champion | None,
+           floor: float, tolerance: float) -> Decision:
+    """The gate, as a pure function of the numbers."""
+    if accuracy < floor:
+        return Decision(False, f"test accuracy {accuracy:.4f} is below the floor {floor:.4f}")
+    if champion is None:
+        return Decision(True, f"no champion yet; test accuracy {accuracy:.4f} >= floor {floor:.4f}")
+    if tuple(champion.labels) != tuple(labels):
+        return Decision(True, f"label set changed ({','.join(champion.labels)} -> "
+                              f"{','.join(labels)}): new baseline; test accuracy "
+                              f"{accuracy:.4f} >= floor {floor:.4f}")
+    bar = champion.accuracy - tolerance
+    where = ("on the candidate's test split" if champion.scored_on == "candidate_split"
+             else f"logged ({champion.note})" if champion.note else "logged")
+    if accuracy < bar:
+        return Decision(False, f"test accuracy {accuracy:.4f} is below champion v{champion.version}"
+                               f" {champion.accuracy:.4f} ({where}) - tolerance {tolerance:.4f}"
+                               f" = {bar:.4f}")
+    return Decision(True, f"test accuracy {accuracy:.4f} >= champion v{champion.version} "
+                          f"{champion.accuracy:.4f} ({where}) - tolerance {tolerance:.4f}; "
+                          f">= floor {floor:.4f}")
+
+
+# --- MLflow access ---------------------------------------------------------------------------
+def client_for(settings: Settings) -> MlflowClient:
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    return MlflowClient(tracking_uri=settings.mlflow_uri, registry_uri=settings.mlflow_uri)
+
+
+def _not_found(exc: Exception) -> bool:
+    return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
+
+
+def aliases(client: MlflowClient, name: str) -> dict[str, str]:
+    """alias → version of a registered model ({} if the model does not exist yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return {k: str(v) for k, v in client.get_registered_model(name).aliases.items()}
+    except MlflowException as exc:
+        if _not_found(exc):
+            return {}
+        raise
+
+
+def version_for_run(client: MlflowClient, name: str, run: Any) -> Any:
+    """The version registered from ``run`` (a retried task reuses it), or register one."""
+    import mlflow
+
+    run_id = run.info.run_id
+    found = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    if found:
+        return sorted(found, key=lambda v: int(v.version))[-1]
+    return mlflow.register_model(run.data.tags.get("pixtag.model_uri") or f"runs:/{run_id}/model",
+                                 name)
+
+
+def run_labels(run: Any) -> tuple[str, ...]:
+    labels = run.data.tags.get("pixtag.labels")
+    if not labels:
+        raise RegistryError(f"run {run.info.run_id} has no pixtag.labels tag: not a pixtag run")
+    return tuple(labels.split(","))
+
+
+def run_accuracy(run: Any) -> float:
+    if "test_accuracy" not in run.data.metrics:
+        raise RegistryError(f"run {run.info.run_id} has no test_accuracy metric")
+    return float(run.data.metrics["test_accuracy"])
+
+
+def champion_on_split(settings: Settings, client: MlflowClient, version: Any,
+                      split: dict[str, Any], store: Storage) -> float:
+    """Accuracy of a registered version on a test split (features of the same images)."""
+    import mlflow
+    import yaml
+
+    from pixtag.classifier import LinearSVMClassifier
+    from pixtag.dataset import read_manifest
+    from pixtag.features import compute, select, stack
+
+    local = Path(mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{version.name}/{version.version}"))
+    flavor = yaml.safe_load((local / "MLmodel").read_text())["flavors"]["python_function"]
+    data = local / flavor["data"]
+    config = json.loads((data / "config.json").read_text())
+    with np.load(data / "classifier.npz", allow_pickle=False) as arrays:
+        classifier = LinearSVMClassifier.from_arrays(dict(arrays))
+    name = config["backbone"]
+    weights = dict(settings.weights)
+    if (data / "backbone.pt").is_file():
+        weights[name] = str(data / "backbone.pt")
+    rows = select(read_manifest(store), sha256s=split["test"])
+    if len(rows) != len(set(split["test"])):
+        raise RegistryError(f"{len(set(split['test'])) - len(rows)} test images are no longer "
+                            f"in the dataset at {store.uri}")
+    run = compute(settings.model_copy(update={"weights": weights}), rows, store, name)
+    X = stack(run.cache, split["test"])
+    return float(np.mean(classifier.predict(X) == np.asarray(split["test_labels"])))
+
+
+def current_champion(settings: Settings, client: MlflowClient, candidate_run: Any,
+                     labels: tuple[str, ...], exclude: str) -> Champion | None:
+    from pixtag.storage import open_storage
+
+    version = aliases(client, settings.model_name).get(CHAMPION)
+    if version is None or version == exclude:
+        return None
+    mv = client.get_model_version(settings.model_name, version)
+    champ_run = client.get_run(mv.run_id)
+    champ_labels, logged = run_labels(champ_run), run_accuracy(champ_run)
+    if champ_labels != labels:
+        return Champion(version, champ_labels, logged, logged, "logged", "other label set")
+    try:
+        split = _load_split(candidate_run.info.run_id)
+        storage = candidate_run.data.tags.get("pixtag.storage") or settings.storage
+        store = open_storage(storage, settings.s3_endpoint_url)
+        acc = champion_on_split(settings, client, mv, split, store)
+        return Champion(version, champ_labels, acc, logged, "candidate_split")
+    except Exception as exc:  # record why, compare with the logged number instead
+        note = f"not re-scored: {type(exc).__name__}: {str(exc)[:200]}"
+        log.warning("champion v%s %s", version, note)
+        return Champion(version, champ_labels, logged, logged, "logged", note)
+
+
+def _load_split(run_id: str) -> dict[str, Any]:
+    import mlflow
+
+    return mlflow.artifacts.load_dict(f"runs:/{run_id}/split.json")
+
+
+# --- the stage -------------------------------------------------------------------------------
+def register(settings: Settings, run_id: str) -> dict[str, Any]:
+    """Register ``run_id``'s model as a new version and apply the gate; return the decision."""
+    name = settings.model_name
+    client = client_for(settings)
+    run = client.get_run(run_id)
+    accuracy, labels = run_accuracy(run), run_labels(run)
+    mv = version_for_run(client, name, run)
+    version = str(mv.version)
+    current = aliases(client, name)
+    if current.get(CHAMPION) == version:  # a retry after the alias moved
+        recorded = client.get_model_version(name, version).tags
+        return _result(name, version, "promoted", True, CHAMPION,
+                       recorded.get(TAG + "reason", "already champion"), accuracy, None)
+    champion = current_champion(settings, client, run, labels, exclude=version)
+    decision = decide(accuracy, labels, champion, settings.accuracy_floor, settings.tolerance)
+    alias = None
+    if decision.passed:
+        alias = CHAMPION if settings.promotion == "auto" else CHALLENGER
+        client.set_registered_model_alias(name, alias, version)
+    outcome = ("promoted" if alias == CHAMPION else "challenger" if alias else "rejected")
+    tags = {
+        "decision": outcome, "reason": decision.reason, "promotion": settings.promotion,
+        "floor": settings.accuracy_floor, "tolerance": settings.tolerance,
+        "test_accuracy": accuracy, "labels": ",".join(labels),
+    }
+    if champion is not None:
+        tags |= {"champion_version": champion.version,
+                 "champion_accuracy": champion.accuracy,
+                 "champion_logged_accuracy": champion.logged_accuracy,
+                 "champion_scored_on": champion.scored_on,
+                 "champion_note": champion.note}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, TAG + key, str(value))
+    result = _result(name, version, outcome, alias == CHAMPION, alias, decision.reason,
+                     accuracy, champion)
+    log.info("%s", result["message"])
+    return result
+
+
+def _result(name: str, version: str, outcome: str, promoted: bool, alias: str | None,
+            reason: str, accuracy: float, champion: Champion | None) -> dict[str, Any]:
+    verb = {"promoted": f"promoted to @{CHAMPION}", "challenger": f"is @{CHALLENGER} "
+            f"(awaiting a person to move @{CHAMPION})", "rejected": "not promoted"}[outcome]
+    return {
+        "model_name": name, "version": version, "decision": outcome, "promoted": promoted,
+        "alias": alias, "reason": reason, "test_accuracy": accuracy,
+        "champion": asdict(champion) if champion else None,
+        "message": f"{name} v{version} {verb}: {reason}",
+    }
+
+
+@click.command("register")
+@click.argument("run_id")
+@json_option
+@click.pass_context
+def register_cmd(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Register a training run's model and apply the promotion gate."""
+    settings = get_settings(ctx)
+    result = register(settings, run_id)
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(result["message"])
