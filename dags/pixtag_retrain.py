@@ -13,10 +13,10 @@ small summaries, never images or features.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from pixtag.flow import dag_config
@@ -57,8 +57,8 @@ def stop_on(error: Exception) -> None:
 
 @dag(
     dag_id="pixtag_retrain",
-    schedule=CONFIG.cadence,
-    start_date=datetime(2026, 1, 1),
+    # First scheduled run at the next tick after deployment (not one for the tick just missed).
+    schedule=CronTriggerTimetable(CONFIG.cadence, timezone="UTC", run_immediately=False),
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "pixtag", "retries": 1, "retry_delay": timedelta(minutes=1)},
