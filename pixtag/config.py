@@ -120,6 +120,9 @@ class Settings(BaseSettings):
 
     # --- registry -------------------------------------------------------------------------
     mlflow_uri: str = Field("sqlite:///var/mlflow.db", description="MLflow tracking URI.")
+    mlflow_ui_url: str | None = Field(
+        None, description="MLflow UI address for people's browsers (default: mlflow_uri when it is http)."
+    )
     model_name: str = Field("pixtag", min_length=1)
     accuracy_floor: float = Field(0.9, ge=0, le=1)
     tolerance: float = Field(0.02, ge=0, le=1)

@@ -177,7 +177,8 @@ def extract_features(settings: Settings, label: str) -> dict[str, Any]:
 
 
 def mlflow_ui(settings: Settings) -> str | None:
-    uri = settings.mlflow_uri
+    """Where a person's browser reaches MLflow (links in the Airflow UI and the report)."""
+    uri = settings.mlflow_ui_url or settings.mlflow_uri
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
 
 
