@@ -178,8 +178,8 @@ def l2svm(X: np.ndarray, targets: np.ndarray, C: float,
     """
     basis = None
     if X.shape[1] > X.shape[0]:  # the solution lies in the row space: solve there
-        basis, _ = np.linalg.qr(X.T.astype(np.float64))
-        X = (X @ basis.astype(np.float32)).astype(np.float32)
+        basis, _ = np.linalg.qr(X.T)  # float32, like X
+        X = X @ basis
     gram = _gram(X)
     start, _ = _newton_point(gram, X, targets, C)  # ridge: the Newton step from w = 0
     W, loo, most = np.empty_like(start), np.empty(targets.shape), 0
@@ -210,5 +210,5 @@ def l2svm(X: np.ndarray, targets: np.ndarray, C: float,
         h = np.minimum(h, 1 - 1e-9)
         loo[active, k] = t[active] - (t[active] - f[active]) / (1 - h)
     if basis is not None:
-        W = basis @ W
+        W = basis.astype(np.float64) @ W
     return W, loo, most

@@ -162,7 +162,11 @@ class TagModel:
     def suggest(self, items: Sequence[Any], *, threshold: float | None = None,
                 top_k: int | None = None, source: str = "serve",
                 record: bool = True) -> list[dict[str, Any]]:
-        """Tags for each item (bytes, base64 text or ``file://`` URL); one dict per item."""
+        """Tags for each item (bytes, base64 text or ``file://`` URL); one dict per item.
+
+        With ``record``, the decoded images' perceptual hashes go to the ledger first; if that
+        write fails the whole call fails (the scraper relies on the ledger being complete).
+        """
         threshold = float(self.config["threshold"] if threshold is None else threshold)
         top_k = int(self.config["top_k"] if top_k is None else top_k)
         results: list[dict[str, Any]] = [{} for _ in items]
@@ -177,12 +181,12 @@ class TagModel:
             results[i]["phash"] = phash(image)
             images.append(image)
             where.append(i)
+        if record and self.ledger_store is not None and where:
+            ledger.append(self.ledger_store, [results[i]["phash"] for i in where], source)
         for i, probs in zip(where, self.view_probabilities(images), strict=True):
             mean, passed, votes = combine(probs, self.config["window_combine"], threshold)
             tags = pick_tags(self.labels, mean, passed, votes, top_k)
             results[i].update(tags=tags, no_confident_tag=not tags, views=len(probs))
-        if record and self.ledger_store is not None and where:
-            ledger.append(self.ledger_store, [results[i]["phash"] for i in where], source)
         return results
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> list[dict]:

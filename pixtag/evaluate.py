@@ -1,0 +1,130 @@
+"""Score a registered model on a labelled folder of photos (``CLASS/*.jpg``).
+
+Reports top-1 accuracy (the most probable tag, whatever the threshold), accuracy among the
+images that got a confident tag, the abstention rate (no tag passed the threshold), per-class
+precision and recall, and the confusion matrix (rows: folder classes, columns: model tags).
+Evaluation does not write to the suggestion ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+import numpy as np
+
+from pixtag.cli import echo_json, get_settings, json_option
+from pixtag.errors import PixtagError
+from pixtag.images import decode, to_rgb
+from pixtag.suggest import champion_uri, combine, load_tag_model
+
+if TYPE_CHECKING:
+    from pixtag.config import Settings
+    from pixtag.suggest import TagModel
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
+CHUNK = 64
+
+
+class EvaluateError(PixtagError):
+    """The folder cannot be evaluated."""
+
+
+def labelled_files(photos: Path) -> list[tuple[str, Path]]:
+    """(class, file) for every image in ``photos/CLASS/``, sorted."""
+    if not photos.is_dir():
+        raise EvaluateError(f"{photos} is not a folder")
+    files = [(d.name, f) for d in sorted(photos.iterdir()) if d.is_dir()
+             for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise EvaluateError(f"no images in {photos}/CLASS/ (expected CLASS/*.jpg)")
+    return files
+
+
+def summarise(truth: list[str], top: list[str], confident: list[bool],
+              labels: list[str]) -> dict[str, Any]:
+    """The report from true classes, top-1 tags and whether a tag passed the threshold."""
+    t, p, c = np.asarray(truth), np.asarray(top), np.asarray(confident, dtype=bool)
+    classes = sorted(set(truth))
+    per_class = {}
+    for cls in classes:
+        mine, predicted = t == cls, p == cls
+        per_class[cls] = {
+            "n": int(mine.sum()),
+            "recall": float(np.mean(p[mine] == cls)),
+            "precision": float(np.mean(t[predicted] == cls)) if predicted.any() else 0.0,
+            "abstention_rate": float(np.mean(~c[mine])),
+        }
+    confusion = [[int(np.sum((t == a) & (p == b))) for b in labels] for a in classes]
+    return {
+        "images": len(t),
+        "accuracy": float(np.mean(t == p)),
+        "confident_accuracy": float(np.mean(t[c] == p[c])) if c.any() else None,
+        "abstention_rate": float(np.mean(~c)),
+        "per_class": per_class,
+        "confusion": {"rows": classes, "columns": labels, "matrix": confusion},
+        "unknown_classes": [cls for cls in classes if cls not in labels],
+    }
+
+
+def score_files(model: TagModel, files: list[tuple[str, Path]]) -> dict[str, Any]:
+    truth, top, confident, errors = [], [], [], []
+    threshold = float(model.config["threshold"])
+    for start in range(0, len(files), CHUNK):
+        chunk, images = [], []
+        for label, path in files[start:start + CHUNK]:
+            try:
+                images.append(to_rgb(decode(path.read_bytes(),
+                                            int(model.config["max_image_pixels"]))[0]))
+                chunk.append(label)
+            except PixtagError as exc:
+                errors.append({"file": str(path), "error": str(exc)})
+        for label, probs in zip(chunk, model.view_probabilities(images), strict=True):
+            mean, passed, _ = combine(probs, model.config["window_combine"], threshold)
+            truth.append(label)
+            top.append(model.labels[int(np.argmax(mean))])
+            confident.append(bool(passed.any()))
+    if not truth:
+        raise EvaluateError("no image could be decoded")
+    report = summarise(truth, top, confident, model.labels)
+    report["errors"] = errors
+    return report
+
+
+def evaluate(settings: Settings, photos: str | Path,
+             model_uri: str | None = None) -> dict[str, Any]:
+    """Score ``model_uri`` (default the champion) on ``photos/CLASS/*``."""
+    start = time.perf_counter()
+    uri = model_uri or champion_uri(settings)
+    files = labelled_files(Path(photos))
+    model = load_tag_model(uri, settings)
+    report = {"model": uri, "photos": str(photos), "threshold": model.config["threshold"],
+              **score_files(model, files), "seconds": round(time.perf_counter() - start, 2)}
+    log.info("%s on %s: accuracy %.4f, abstention %.4f over %d images", uri, photos,
+             report["accuracy"], report["abstention_rate"], report["images"])
+    return report
+
+
+@click.command("evaluate")
+@click.option("--photos", required=True, type=click.Path(file_okay=False, exists=True),
+              help="Folder laid out CLASS/*.jpg.")
+@click.option("--model", "model_uri", default=None, help="Model URI (default models:/NAME@champion).")
+@json_option
+@click.pass_context
+def evaluate_cmd(ctx: click.Context, photos: str, model_uri: str | None, as_json: bool) -> None:
+    """Score a model on a labelled folder of photos."""
+    settings = get_settings(ctx)
+    report = evaluate(settings, photos, model_uri)
+    if as_json:
+        echo_json(report)
+        return
+    click.echo(f"{report['model']}: accuracy {report['accuracy']:.4f} on {report['images']} "
+               f"images, abstention {report['abstention_rate']:.4f}")
+    for cls, m in report["per_class"].items():
+        click.echo(f"  {cls:>12}: recall {m['recall']:.3f} precision {m['precision']:.3f} "
+                   f"abstained {m['abstention_rate']:.3f} (n={m['n']})")

@@ -1,0 +1,255 @@
+"""Suggestions: sliding windows, combining, the pyfunc in-process and served over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from click.testing import CliRunner
+from PIL import Image
+
+from pixtag import ledger
+from pixtag.backbones import LITE0
+from pixtag.cli import cli
+from pixtag.config import load_settings
+from pixtag.images import phash, to_rgb
+from pixtag.registry import register
+from pixtag.suggest import SuggestError, combine, pick_tags, read_item, windows
+from pixtag.train import train
+from tests.helpers import shared_dataset
+
+LABELS = ["bird", "car", "cat", "dog", "flower"]
+
+
+# --- pure core -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("size", "mode", "count"), [
+    ((500, 500), "auto", 1), ((1000, 400), "auto", 3), ((400, 1000), "auto", 3),
+    ((1000, 400), "off", 1), ((448, 448), "always", 1), ((460, 448), "always", 2),
+    ((449, 224), "always", 3),
+])
+def test_windows(size: tuple[int, int], mode: str, count: int) -> None:
+    views = windows(Image.new("RGB", size, (10, 200, 30)), 224, mode)
+    assert len(views) == count and all(v.size == (224, 224) for v in views)
+
+
+def test_windows_cover_a_wide_image_end_to_end() -> None:
+    image = Image.new("RGB", (900, 300))
+    image.paste((255, 0, 0), (0, 0, 60, 300))  # red strip at the left end
+    image.paste((0, 0, 255), (840, 0, 900, 300))  # blue strip at the right end
+    views = windows(image, 224, "auto")
+    assert np.asarray(views[0])[100, 5].tolist()[0] > 200
+    assert np.asarray(views[-1])[100, -5].tolist()[2] > 200
+
+
+def test_combine_mean_and_vote() -> None:
+    probs = np.array([[0.9, 0.2, 0.6], [0.7, 0.1, 0.3], [0.2, 0.1, 0.55]])
+    mean, passed, votes = combine(probs, "mean", 0.5)
+    assert np.allclose(mean, [0.6, 0.1333, 0.4833], atol=1e-3)
+    assert passed.tolist() == [True, False, False] and votes is None
+    mean, passed, votes = combine(probs, "vote", 0.5)
+    assert passed.tolist() == [True, False, True] and np.allclose(votes, [2 / 3, 0, 2 / 3])
+
+
+def test_pick_tags_orders_caps_and_abstains() -> None:
+    prob = np.array([0.7, 0.95, 0.1, 0.6, 0.8])
+    tags = pick_tags(LABELS, prob, prob >= 0.5, None, top_k=3)
+    assert [t["tag"] for t in tags] == ["car", "flower", "bird"]
+    assert pick_tags(LABELS, prob, prob >= 0.99, None, top_k=3) == []
+
+
+def test_read_item(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"jpeg bytes")
+    assert read_item(base64.b64encode(b"jpeg bytes").decode(), 100) == b"jpeg bytes"
+    assert read_item((tmp_path / "a.jpg").as_uri(), 100) == b"jpeg bytes"
+    with pytest.raises(SuggestError, match="no such file"):
+        read_item((tmp_path / "missing.jpg").as_uri(), 100)
+    with pytest.raises(SuggestError, match="larger than"):
+        read_item(base64.b64encode(b"x" * 200).decode(), 100)
+    with pytest.raises(SuggestError, match="not base64"):
+        read_item("https://example.com/cat.jpg", 100)
+
+
+# --- the logged model ------------------------------------------------------------------------
+def photo(photos: Path, label: str, index: int = 0) -> Path:
+    return sorted((photos / label).glob("*.jpg"))[-1 - index]  # the last ones: not trained on
+
+
+def b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+@pytest.fixture(scope="module")
+def model(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("suggest")
+    settings = load_settings(storage=str(shared_dataset(photos, 40)), backbone=LITE0,
+                             mlflow_uri=f"sqlite:///{root / 'mlflow.db'}")
+    summary = train(settings)
+    register(settings, summary["run_id"])
+    return {"settings": settings, "uri": summary["model_uri"], "root": root}
+
+
+def load(model: dict[str, Any], ledger_dir: Path, **config: Any):
+    import mlflow
+
+    mlflow.set_tracking_uri(model["settings"].mlflow_uri)
+    return mlflow.pyfunc.load_model(model["uri"], model_config={"storage": str(ledger_dir),
+                                                                **config})
+
+
+def test_pyfunc_tags_photos_and_records_them_in_the_ledger(model, photos: Path,
+                                                           tmp_path: Path) -> None:
+    pyfunc = load(model, tmp_path / "store")
+    files = [photo(photos, c) for c in ("cat", "car", "flower")]
+    frame = pd.DataFrame({"image": [b64(files[0]), files[1].as_uri(), b64(files[2]),
+                                    base64.b64encode(b"not an image").decode()]})
+    out = pyfunc.predict(frame)
+    assert [r["tags"][0]["tag"] for r in out[:3]] == ["cat", "car", "flower"]
+    assert all(r["tags"][0]["probability"] >= 0.5 and not r["no_confident_tag"] for r in out[:3])
+    assert out[3]["error"].startswith("not_image") and out[3]["no_confident_tag"]
+    expected = {phash(to_rgb(Image.open(f))) for f in files}
+    assert {r["phash"] for r in out[:3]} == expected
+    assert ledger.read_phashes(str(tmp_path / "store")) == expected
+
+
+def test_threshold_top_k_and_no_confident_tag(model, photos: Path, tmp_path: Path) -> None:
+    pyfunc = load(model, tmp_path / "store")
+    frame = pd.DataFrame({"image": [b64(photo(photos, "dog"))]})
+    (everything,) = pyfunc.predict(frame, params={"threshold": 0.0, "top_k": 5})
+    assert len(everything["tags"]) == 5
+    probs = [t["probability"] for t in everything["tags"]]
+    assert probs == sorted(probs, reverse=True) and everything["tags"][0]["tag"] == "dog"
+    (none,) = pyfunc.predict(frame, params={"threshold": 1.0})
+    assert none["tags"] == [] and none["no_confident_tag"] is True
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (224, 224, 3), np.uint8))
+    buf = io.BytesIO()
+    noise.save(buf, format="PNG")
+    (unknown,) = pyfunc.predict(pd.DataFrame({"image": [base64.b64encode(buf.getvalue()).decode()]}))
+    assert unknown["no_confident_tag"] is True, unknown
+
+
+def test_wide_images_are_scored_as_windows(model, photos: Path, tmp_path: Path) -> None:
+    """Two photos side by side: the windows see both (multi-label), the centre crop would not."""
+    left, right = Image.open(photo(photos, "car", 1)), Image.open(photo(photos, "flower", 1))
+    wide = Image.new("RGB", (896, 224))
+    wide.paste(left.resize((224, 224)), (0, 0))
+    wide.paste(right.resize((224, 224)), (672, 0))
+    buf = io.BytesIO()
+    wide.save(buf, format="JPEG", quality=95)
+    item = base64.b64encode(buf.getvalue()).decode()
+    (voted,) = load(model, tmp_path / "s", window_combine="vote").predict(
+        pd.DataFrame({"image": [item]}), params={"threshold": 0.5})
+    assert voted["views"] == 4
+    (mean,) = load(model, tmp_path / "s").predict(pd.DataFrame({"image": [item]}),
+                                                  params={"threshold": 0.2})
+    assert {"car", "flower"} <= {t["tag"] for t in mean["tags"]}, mean
+    (single,) = load(model, tmp_path / "s", window="off").predict(
+        pd.DataFrame({"image": [item]}), params={"threshold": 0.2})
+    assert single["views"] == 1
+
+
+def test_cli_suggest(model, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIXTAG_MLFLOW_URI", model["settings"].mlflow_uri)
+    monkeypatch.setenv("PIXTAG_STORAGE", str(tmp_path / "store"))
+    files = [str(photo(photos, "bird")), str(photo(photos, "cat"))]
+    result = CliRunner().invoke(cli, ["suggest", *files, "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert [r["image"] for r in out] == files
+    assert [r["tags"][0]["tag"] for r in out] == ["bird", "cat"]
+    text = CliRunner().invoke(cli, ["suggest", files[0]])
+    assert text.exit_code == 0 and "#bird (" in text.stdout
+    assert len(ledger.read_phashes(str(tmp_path / "store"))) == 2
+    missing = CliRunner().invoke(cli, ["suggest", str(tmp_path / "nope.jpg")])
+    assert missing.exit_code != 0
+
+
+# --- served over HTTP by `mlflow models serve` ---------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, proc: subprocess.Popen, seconds: float, log: Path) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{proc.args[:3]} exited with {proc.returncode}:\n{tail}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} not healthy after {seconds}s")
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(args, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_answers_with_tags(photos: Path, tmp_path: Path) -> None:
+    bin_dir = Path(sys.executable).parent  # as with the venv activated (uvicorn, mlflow)
+    mlflow_bin = str(bin_dir / "mlflow")
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    port, serve_port = free_port(), free_port()
+    server = start([mlflow_bin, "server", "--backend-store-uri",
+                    f"sqlite:///{tmp_path / 'mlflow.db'}", "--default-artifact-root",
+                    str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+                    "--workers", "1"], env, tmp_path / "server.log")
+    served = None
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health", server, 90, tmp_path / "server.log")
+        settings = load_settings(storage=str(shared_dataset(photos, 40)), backbone=LITE0,
+                                 mlflow_uri=f"http://127.0.0.1:{port}")
+        assert register(settings, train(settings)["run_id"])["decision"] == "promoted"
+        ledger_dir = tmp_path / "ledger-store"
+        served = start([mlflow_bin, "models", "serve", "-m", "models:/pixtag@champion",
+                        "--env-manager", "local", "--host", "127.0.0.1",
+                        "--port", str(serve_port)],
+                       env | {"MLFLOW_TRACKING_URI": settings.mlflow_uri,
+                              "MLFLOW_PYFUNC_INFERENCE_CONFIG": json.dumps(
+                                  {"storage": str(ledger_dir)})},
+                       tmp_path / "serve.log")
+        wait_for(f"http://127.0.0.1:{serve_port}/ping", served, 180, tmp_path / "serve.log")
+        files = [photo(photos, c, 2) for c in ("cat", "dog", "car", "bird")]
+        body = {"dataframe_records": [{"image": b64(files[0])}, {"image": files[1].as_uri()},
+                                      {"image": b64(files[2])}, {"image": b64(files[3])}],
+                "params": {"top_k": 2}}
+        reply = requests.post(f"http://127.0.0.1:{serve_port}/invocations", json=body, timeout=120)
+        assert reply.status_code == 200, reply.text
+        predictions = reply.json()["predictions"]
+        assert [p["tags"][0]["tag"] for p in predictions] == ["cat", "dog", "car", "bird"]
+        assert all(0.5 <= p["tags"][0]["probability"] <= 1 for p in predictions)
+        assert len(ledger.read_phashes(str(ledger_dir))) == 4
+    finally:
+        if served is not None:
+            stop(served)
+        stop(server)
