@@ -2,9 +2,9 @@
 
 :class:`LinearSVMClassifier` is a one-vs-rest L2-SVM (squared hinge loss, L2 penalty on the
 weights and the intercept): exactly the problem scikit-learn's ``LinearSVC`` solves by
-default, solved here in the primal by Newton's method on the active set (Keerthi & DeCoste,
-JMLR 2005), which suits dense backbone features (n ≫ d) and takes 5-8 BLAS-backed steps. The
-first step, from w = 0, is a ridge regression shared by all classes.
+default, solved here by Newton's method on the active set (Keerthi & DeCoste, JMLR 2005), a
+few BLAS-backed steps, in the smaller of the weights' space (n > d) or the samples' (n ≤ d).
+The first step, from w = 0, is a ridge regression shared by all classes.
 
 Probabilities come from per-class Platt scaling, which needs decision values the SVM did not
 train on. Refitting on k folds would cost k more fits; this loss gives leave-one-out values in
@@ -14,7 +14,7 @@ targets ``t = ±1`` on the active set ``A = {i: t_i f(x_i) < 1}`` with penalty `
 
 * a point outside ``A`` does not move the solution: its LOO value is ``f_i``;
 * a point in ``A`` has the ridge LOO value ``t_i - (t_i - f_i) / (1 - h_i)``, where ``h_i`` is
-  its leverage ``2C x_i^T H^{-1} x_i`` with ``H = I + 2C X_A^T X_A``, whose Cholesky factor
+  its leverage ``2C x_i^T H^{-1} x_i`` with ``H = I + 2C X_A^T X_A``, from the Cholesky factor
   the last Newton step already computed;
 
 exact as long as removing one point leaves the active set unchanged.
@@ -133,11 +133,11 @@ def platt(scores: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
     return tuple(float(v) for v in minimize(loss, [1.0, 0.0], jac=True, method="L-BFGS-B").x)
 
 
-def _line_search(w: np.ndarray, step: np.ndarray, t: np.ndarray, f: np.ndarray,
-                 fs: np.ndarray, C: float) -> float:
-    """Exact minimiser over ``s >= 0`` of the objective along ``w + s step`` (bisection on the
-    derivative, which is piecewise linear and increasing)."""
-    ws, ss = float(w @ step), float(step @ step)
+def _line_search(ws: float, ss: float, t: np.ndarray, f: np.ndarray, fs: np.ndarray,
+                 C: float) -> float:
+    """Exact minimiser over ``s >= 0`` of the objective along a step (``ws = w·step``,
+    ``ss = |step|²``, ``fs`` the step's change of the decision values), by bisection on the
+    derivative, which is piecewise linear and increasing."""
     margin, slope = 1 - t * f, t * fs
 
     def derivative(s: float) -> float:
@@ -154,7 +154,30 @@ def _line_search(w: np.ndarray, step: np.ndarray, t: np.ndarray, f: np.ndarray,
     return (lo + hi) / 2
 
 
-def _newton_point(gram: np.ndarray, X: np.ndarray, t_active: np.ndarray,
+def _loo(t: np.ndarray, f: np.ndarray, active: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Leave-one-out decision values from the leverages ``h`` of the active points."""
+    loo = f.copy()
+    h = np.minimum(h, 1 - 1e-9)
+    loo[active] = t[active] - (t[active] - f[active]) / (1 - h)
+    return loo
+
+
+def l2svm(X: np.ndarray, targets: np.ndarray, C: float,
+          max_iter: int = 50) -> tuple[np.ndarray, np.ndarray, int]:
+    """One-vs-rest L2-SVM: weights ``(d, K)``, LOO decision values ``(n, K)``, most steps.
+
+    ``X`` (float32) includes the intercept column; ``targets`` is ±1 per class. Solved in the
+    smaller space: the weights' (d × d systems) when n > d, else the samples' (w = X^T β).
+    """
+    solve = _primal if X.shape[0] > X.shape[1] else _dual
+    return solve(X, targets, C, max_iter)
+
+
+def _gram(X: np.ndarray) -> np.ndarray:
+    return (X.T @ X).astype(np.float64)
+
+
+def _primal_point(gram: np.ndarray, X: np.ndarray, t_active: np.ndarray,
                   C: float) -> tuple[np.ndarray, np.ndarray]:
     """Minimiser of the quadratic on a fixed active set (``t_active``: targets there, 0 off it)
     and the Cholesky factor of its Hessian ``I + 2C X_A^T X_A``."""
@@ -165,23 +188,10 @@ def _newton_point(gram: np.ndarray, X: np.ndarray, t_active: np.ndarray,
     return cho_solve((L, True), rhs, check_finite=False), L
 
 
-def _gram(X: np.ndarray) -> np.ndarray:
-    return (X.T @ X).astype(np.float64)
-
-
-def l2svm(X: np.ndarray, targets: np.ndarray, C: float,
-          max_iter: int = 50) -> tuple[np.ndarray, np.ndarray, int]:
-    """One-vs-rest L2-SVM: weights ``(d, K)``, LOO decision values ``(n, K)``, most steps.
-
-    ``X`` (float32) includes the intercept column; ``targets`` is ±1 per class. When there are
-    more columns than rows, the problem is solved exactly in the span of the rows.
-    """
-    basis = None
-    if X.shape[1] > X.shape[0]:  # the solution lies in the row space: solve there
-        basis, _ = np.linalg.qr(X.T)  # float32, like X
-        X = X @ basis
+def _primal(X: np.ndarray, targets: np.ndarray, C: float,
+            max_iter: int) -> tuple[np.ndarray, np.ndarray, int]:
     gram = _gram(X)
-    start, _ = _newton_point(gram, X, targets, C)  # ridge: the Newton step from w = 0
+    start, _ = _primal_point(gram, X, targets, C)  # ridge: the Newton step from w = 0
     W, loo, most = np.empty_like(start), np.empty(targets.shape), 0
     for k in range(targets.shape[1]):
         t, w = targets[:, k], start[:, k]
@@ -191,10 +201,10 @@ def l2svm(X: np.ndarray, targets: np.ndarray, C: float,
         steps = 0
         for _ in range(max_iter):
             steps += 1
-            w_bar, L = _newton_point(gram_a, X, t * active, C)
+            w_bar, L = _primal_point(gram_a, X, t * active, C)
             step = w_bar - w
             fs = (X @ step.astype(np.float32)).astype(np.float64)
-            s = _line_search(w, step, t, f, fs, C)
+            s = _line_search(float(w @ step), float(step @ step), t, f, fs, C)
             w, f = w + s * step, f + s * fs
             now = t * f < 1
             if np.array_equal(now, active):
@@ -202,13 +212,49 @@ def l2svm(X: np.ndarray, targets: np.ndarray, C: float,
             gram_a += _gram(X[now & ~active]) - _gram(X[active & ~now])
             active = now
         else:
-            _, L = _newton_point(gram_a, X, t * active, C)
+            _, L = _primal_point(gram_a, X, t * active, C)
         most = max(most, steps)
-        W[:, k], loo[:, k] = w, f
-        h = (2 * C) * np.sum(solve_triangular(L.astype(np.float32), X[active].T, lower=True,
-                                              check_finite=False) ** 2, axis=0)
-        h = np.minimum(h, 1 - 1e-9)
-        loo[active, k] = t[active] - (t[active] - f[active]) / (1 - h)
-    if basis is not None:
-        W = basis.astype(np.float64) @ W
+        V = solve_triangular(L.astype(np.float32), X[active].T, lower=True, check_finite=False)
+        W[:, k], loo[:, k] = w, _loo(t, f, active, (2 * C) * np.sum(V**2, axis=0))
     return W, loo, most
+
+
+def _dual(X: np.ndarray, targets: np.ndarray, C: float,
+          max_iter: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The same Newton steps with ``w = X^T β``: on an active set A, ``β_A`` solves
+    ``(K_AA + I/2C) β_A = t_A`` (K = X X^T), and the leverages are ``1 - diag((K_AA + I/2C)^-1)/2C``.
+    """
+    K = (X @ X.T).astype(np.float64)
+    ridge = 1 / (2 * C)
+
+    def factor(active: np.ndarray) -> np.ndarray:
+        M = K[np.ix_(active, active)]
+        M[np.diag_indices_from(M)] += ridge
+        return np.linalg.cholesky(M)
+
+    everyone = np.ones(len(K), dtype=bool)
+    start = cho_solve((factor(everyone), True), targets, check_finite=False)
+    B, loo, most = np.zeros(targets.shape), np.empty(targets.shape), 0
+    for k in range(targets.shape[1]):
+        t, beta = targets[:, k], start[:, k]
+        f = K @ beta
+        active = t * f < 1
+        steps = 0
+        for _ in range(max_iter):
+            steps += 1
+            L = factor(active)
+            step = -beta
+            step[active] += cho_solve((L, True), t[active], check_finite=False)
+            fs = K @ step
+            s = _line_search(float(step @ f), float(step @ fs), t, f, fs, C)
+            beta, f = beta + s * step, f + s * fs
+            now = t * f < 1
+            if np.array_equal(now, active):
+                break
+            active = now
+        else:
+            L = factor(active)
+        most = max(most, steps)
+        inverse = solve_triangular(L, np.eye(len(L)), lower=True, check_finite=False)
+        B[:, k], loo[:, k] = beta, _loo(t, f, active, 1 - ridge * np.sum(inverse**2, axis=0))
+    return X.T.astype(np.float64) @ B, loo, most

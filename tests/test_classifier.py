@@ -79,16 +79,17 @@ def test_solves_the_problem_linearsvc_solves(n: int, d: int) -> None:
     assert np.allclose(W, W_ref, atol=1e-3)
 
 
-def test_loo_decisions_match_refitting_without_each_point() -> None:
+@pytest.mark.parametrize(("n", "d"), [(60, 8), (30, 45)])  # weights' space, samples' space
+def test_loo_decisions_match_refitting_without_each_point(n: int, d: int) -> None:
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(60, 8))
-    y = (X[:, 0] + 0.7 * rng.normal(size=60) > 0).astype(int)
+    X = rng.normal(size=(n, d))
+    y = (X[:, 0] + 0.7 * rng.normal(size=n) > 0).astype(int)
     T = np.where(y == 1, 1.0, -1.0)[:, None]
-    Xa = np.hstack([X, np.ones((60, 1))]).astype(np.float32)
+    Xa = np.hstack([X, np.ones((n, 1))]).astype(np.float32)
     W, loo, _ = l2svm(Xa, T, 0.5)
     f = (Xa @ W)[:, 0]
     actual = np.array([
-        (Xa[i] @ l2svm(np.delete(Xa, i, 0), np.delete(T, i, 0), 0.5)[0])[0] for i in range(60)])
+        (Xa[i] @ l2svm(np.delete(Xa, i, 0), np.delete(T, i, 0), 0.5)[0])[0] for i in range(n)])
     outside = T[:, 0] * f >= 1
     assert outside.any() and (~outside).any()
     assert np.allclose(loo[outside, 0], actual[outside], atol=1e-4)  # off the margin: exact
