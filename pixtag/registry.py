@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import click
 import numpy as np
@@ -41,6 +43,11 @@ TAG = "pixtag.gate."
 
 class RegistryError(PixtagError):
     """The candidate run cannot be registered (missing run, metric or model)."""
+
+
+class RegistryUnavailable(RegistryError):
+    """MLflow could not be reached, or failed, during the gate: retrying is safe (the candidate's
+    version is reused and the decision applied again)."""
 
 
 # --- pure core -------------------------------------------------------------------------------
@@ -151,9 +158,9 @@ def champion_on_split(settings: Settings, client: MlflowClient, version: Any,
     with np.load(data / "classifier.npz", allow_pickle=False) as arrays:
         classifier = LinearSVMClassifier.from_arrays(dict(arrays))
     name = config["backbone"]
-    weights = dict(settings.weights)
-    if (data / "backbone.pt").is_file():
-        weights[name] = str(data / "backbone.pt")
+    # The champion's own weights: those it ships, else its backbone's default source; never the
+    # candidate's settings.weights, which may name other weights for the same backbone.
+    weights = {name: str(data / "backbone.pt")} if (data / "backbone.pt").is_file() else {}
     rows = select(read_manifest(store), sha256s=split["test"])
     if len(rows) != len(set(split["test"])):
         raise RegistryError(f"{len(set(split['test'])) - len(rows)} test images are no longer "
@@ -193,12 +200,58 @@ def _load_split(run_id: str) -> dict[str, Any]:
     return mlflow.artifacts.load_dict(f"runs:/{run_id}/split.json")
 
 
+def _where(uri: str) -> str:
+    """Where MLflow is, without credentials or paths (safe for messages)."""
+    parts = urlsplit(uri)
+    if not parts.hostname:
+        return f"{parts.scheme or 'file'} store"
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+
+
+def _finished_run(client: MlflowClient, run_id: str) -> Any:
+    """The run, only if it finished: a training task killed mid-way (SIGKILL, OOM) leaves its
+    run RUNNING, one that raised leaves it FAILED; such a run is never registered (the retried
+    task trains a new one). Orphans are left as they are, for a person to look at."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        if _not_found(exc):
+            raise RegistryError(f"no MLflow run {run_id!r}") from None
+        raise
+    if run.info.status != "FINISHED":
+        raise RegistryError(f"run {run_id} is {run.info.status}, not FINISHED: a killed or failed "
+                            "training run is never registered")
+    return run
+
+
 # --- the stage -------------------------------------------------------------------------------
 def register(settings: Settings, run_id: str) -> dict[str, Any]:
-    """Register ``run_id``'s model as a new version and apply the gate; return the decision."""
+    """Register ``run_id``'s model as a new version and apply the gate; return the decision.
+
+    Any MLflow failure becomes a :class:`RegistryUnavailable` (the DAG task fails and retries):
+    the decision tags are written before the alias moves, and the alias is the gate's last
+    write, so an attempt cut short promotes nothing and a retry finishes the job.
+    """
+    from mlflow.exceptions import MlflowException
+    from requests import RequestException
+
+    try:
+        return _register(settings, run_id)
+    except (MlflowException, RequestException, ConnectionError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        detail = re.sub(r"//[^/@\s]+@", "//", first)  # no user:password@ of a store URI
+        raise RegistryUnavailable(
+            f"MLflow at {_where(settings.mlflow_uri)} failed during the gate for run {run_id} "
+            f"({type(exc).__name__}: {detail[:300]}); the gate did not complete, retry it (the "
+            "candidate's version is reused)") from exc
+
+
+def _register(settings: Settings, run_id: str) -> dict[str, Any]:
     name = settings.model_name
     client = client_for(settings)
-    run = client.get_run(run_id)
+    run = _finished_run(client, run_id)
     accuracy, labels = run_accuracy(run), run_labels(run)
     mv = version_for_run(client, name, run)
     version = str(mv.version)
@@ -209,10 +262,7 @@ def register(settings: Settings, run_id: str) -> dict[str, Any]:
                        recorded.get(TAG + "reason", "already champion"), accuracy, None)
     champion = current_champion(settings, client, run, labels, exclude=version)
     decision = decide(accuracy, labels, champion, settings.accuracy_floor, settings.tolerance)
-    alias = None
-    if decision.passed:
-        alias = CHAMPION if settings.promotion == "auto" else CHALLENGER
-        client.set_registered_model_alias(name, alias, version)
+    alias = (CHAMPION if settings.promotion == "auto" else CHALLENGER) if decision.passed else None
     outcome = ("promoted" if alias == CHAMPION else "challenger" if alias else "rejected")
     tags = {
         "decision": outcome, "reason": decision.reason, "promotion": settings.promotion,
@@ -227,6 +277,8 @@ def register(settings: Settings, run_id: str) -> dict[str, Any]:
                  "champion_note": champion.note}
     for key, value in tags.items():
         client.set_model_version_tag(name, version, TAG + key, str(value))
+    if alias is not None:  # last: a champion always carries its decision and reason
+        client.set_registered_model_alias(name, alias, version)
     result = _result(name, version, outcome, alias == CHAMPION, alias, decision.reason,
                      accuracy, champion)
     log.info("%s", result["message"])

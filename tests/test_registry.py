@@ -102,8 +102,11 @@ def test_champion_then_a_worse_candidate_is_registered_but_not_promoted(runs) ->
     assert tags["pixtag.gate.reason"] == worse["reason"]
 
 
-def test_worse_than_champion_minus_tolerance_on_the_same_split(runs) -> None:
-    settings = settings_for(runs, "tolerance", accuracy_floor=0.0)
+def test_worse_than_champion_minus_tolerance_on_the_same_split(runs, tmp_path: Path) -> None:
+    # The candidate's settings name other weights for the champion's backbone: the champion
+    # must still be re-scored with its own.
+    other = random_weights("tf_efficientnet_lite0", tmp_path / "other-lite0.pth")
+    settings = settings_for(runs, "tolerance", accuracy_floor=0.0, weights={LITE0: str(other)})
     register(settings, runs["good"])
     worse = register(settings, runs["worse"])
     assert worse["decision"] == "rejected"
@@ -150,8 +153,9 @@ def test_mlflow_failing_mid_gate_promotes_nothing_and_a_retry_reuses_the_version
 
     with monkeypatch.context() as m:
         m.setattr(registry, "aliases", unreachable)
-        with pytest.raises(MlflowException, match="connection refused"):
+        with pytest.raises(registry.RegistryUnavailable, match="connection refused") as err:
             register(settings, runs["good"])
+        assert isinstance(err.value.__cause__, MlflowException)
     c = client(settings)
     assert aliases(settings) == {}
     assert "pixtag.gate.decision" not in c.get_model_version("flaky", "1").tags
