@@ -1,0 +1,211 @@
+"""The issue's browser test: real ``airflow standalone`` (with MLflow and the local instance, via
+``pixtag.local.stack``) driven by headless Chromium: log in, find ``pixtag_retrain``, trigger it
+with a tag added in the trigger form, wait for success, and keep screenshots as artifacts.
+
+The run's settings make the automatic classes the four most frequent concrete tags of the local
+instance (bird, car, dog, cat); "flower" is the fifth, so it only becomes a class through the form.
+Added tags count towards ``max_classes`` (pixtag.tags.select_classes), so it takes the place of the
+least frequent automatic class.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import pytest
+import requests
+
+from tests.ui.browser import Page
+from tests.ui.conftest import RUN_SETTINGS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+DAG_ID = "pixtag_retrain"
+ADDED = "flower"
+CANDIDATES = ("bird", "car", "dog", "cat", "flower")  # the local instance's concrete trending tags
+MAX_CLASSES = int(RUN_SETTINGS["PIXTAG_MAX_CLASSES"])
+PER_CLASS = int(RUN_SETTINGS["PIXTAG_PER_CLASS"])
+ACCURACY_FLOOR = float(RUN_SETTINGS["PIXTAG_ACCURACY_FLOOR"])
+RUN_TIMEOUT = 1200.0  # ~4 min on an idle 2-core machine; several times that when it is busy
+LINKS = {"train": "MLflow run", "register": "Model version", "validate": "Data Docs"}
+TERMINAL = ("Success", "Failed")
+
+
+# ----------------------------------------------------------------------------- the UI -------
+def log_in(ui: Page, base: str, password: str) -> None:
+    ui.driver.get(f"{base}/")
+    ui.until(lambda d: "/auth/login" in d.current_url, message="the UI did not ask to log in")
+    ui.find("input[name=username]").send_keys("admin")
+    ui.find("input[name=password]").send_keys(password)
+    ui.shot("01-login")
+    ui.click("//button[@type='submit'][normalize-space(.)='Sign in']")
+    ui.until(lambda d: "/auth/login" not in d.current_url, message="login failed")
+    ui.find("[data-testid=nav-dags-link]")
+
+
+def open_dag(ui: Page) -> None:
+    """DAG list → search → the DAG's page."""
+    ui.click("//a[@data-testid='nav-dags-link']")
+    ui.find("input[data-testid=search-dags]").send_keys("pixtag")
+    ui.click(f"//a[@data-testid='dag-id'][normalize-space(.)='{DAG_ID}']")
+    ui.until(lambda d: urlsplit(d.current_url).path == f"/dags/{DAG_ID}", message="DAG page not opened")
+    ui.text_appears("refresh_trending")  # the grid lists the DAG's tasks
+    ui.find("[data-testid=trigger-dag-button]")
+    ui.shot("02-dag")
+
+
+def trigger_with_tag(ui: Page, tag: str) -> str:
+    """Open the trigger form, add ``tag`` (one per line), submit; the new run's id."""
+    ui.click("//button[@data-testid='trigger-dag-button']")
+    tags = ui.find("textarea#element_add_tags")
+    ui.find("textarea#element_remove_tags")
+    # A new DAG starts paused: the form must unpause it, or the run would wait for ever.
+    unpause = ui.clickable(f"//label[@data-scope='checkbox'][contains(., 'Unpause {DAG_ID} on trigger')]")
+    assert unpause.get_attribute("data-state") == "checked"
+    tags.send_keys(tag)
+    ui.until(lambda d: tags.get_attribute("value") == tag)
+    ui.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", tags)
+    ui.shot("03-trigger-form")
+    submit = ui.find("[data-testid=trigger-dag-submit]")
+    ui.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", submit)
+    ui.click("//button[@data-testid='trigger-dag-submit']")
+    # The UI moves on to the new run's page.
+    pattern = re.compile(rf"/dags/{DAG_ID}/runs/([^/?#]+)")
+    match = ui.until(lambda d: pattern.search(urlsplit(d.current_url).path), message="no run page after trigger")
+    return unquote(match.group(1))
+
+
+def run_badge(ui: Page) -> str:
+    badges = ui.driver.find_elements("css selector", "[data-testid=header-card] [data-testid=state-badge]")
+    return badges[0].text.strip() if badges else ""
+
+
+def wait_for_run(ui: Page, api: Any, run_id: str) -> str:
+    """Follow the run through the API with the browser parked (the run page refreshes itself every
+    few seconds, which competes with the run for the 2 cores), then show the run's page again and
+    return the state its badge shows."""
+    from pixtag.local import StackError
+
+    run_page = ui.driver.current_url
+    ui.driver.get("about:blank")
+    try:
+        api.follow(DAG_ID, run_id, RUN_TIMEOUT, echo=lambda line: print(line, flush=True))
+    except StackError as exc:
+        states = {(t["task_id"], t["map_index"]): t["state"] for t in api.task_instances(DAG_ID, run_id)}
+        pytest.fail(f"{exc}; tasks: {states}")
+    # A fresh load: navigating inside the app carries the DAG list's search ("pixtag") over into
+    # the run's task filter, and the table then shows no task instances.
+    ui.driver.get(urlsplit(run_page)._replace(query="", fragment="").geturl())
+    ui.until(lambda d: d.find_elements("xpath", f"//h2[normalize-space(.)='{run_id}']"), message="not the run's page")
+    return str(ui.until(lambda d: run_badge(ui) if run_badge(ui) in TERMINAL else False,
+                        message="the run's page shows no end state"))
+
+
+def check_run_page(ui: Page, api: Any, run_id: str) -> None:
+    """The run's table of task instances shows what the API says, row for row."""
+    states = sorted(str(t["state"]) for t in api.task_instances(DAG_ID, run_id))
+    ui.text_appears(f"{len(states)} Task Instances")
+    css = "table[data-testid=table-list] td[data-testid=table-cell-state]"
+    cells = ui.until(lambda d: len(found := d.find_elements("css selector", css)) == len(states) and found,
+                     message=f"the run's table does not list {len(states)} task instances")
+    assert sorted(c.get_attribute("textContent").strip().lower() for c in cells) == states
+
+
+def extra_link(ui: Page, base: str, run_id: str, task_id: str, name: str) -> str:
+    """The href of the plugin's button ``name`` on the task instance's Details tab."""
+    ui.driver.get(f"{base}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}/tasks/{task_id}/details")
+    ui.text_appears("Extra Links")
+    link = ui.clickable(f"//a[@href][normalize-space(.)='{name}']")
+    ui.shot(f"05-extra-link-{task_id}")
+    return str(link.get_attribute("href"))
+
+
+# ----------------------------------------------------------------------------- checks -------
+def loopback_get(session: requests.Session, url: str, **kw: Any) -> requests.Response:
+    assert urlsplit(url).hostname == "127.0.0.1", f"refusing to fetch {url}: not on 127.0.0.1"
+    return session.get(url, timeout=30, **kw)
+
+
+def check_run_through_api(api: Any, run_id: str) -> dict[str, Any]:
+    runs = api.call("GET", f"/dags/{DAG_ID}/dagRuns")["dag_runs"]
+    assert [(r["dag_run_id"], r["run_type"]) for r in runs] == [(run_id, "manual")], \
+        "only the run triggered from the form should exist (unpausing must not start a scheduled one)"
+    run = runs[0]
+    assert run["state"] == "success"
+    assert run["conf"]["add_tags"] == [ADDED] and run["conf"]["remove_tags"] == []
+    assert api.call("GET", f"/dags/{DAG_ID}")["is_paused"] is False
+
+    tis = api.task_instances(DAG_ID, run_id)
+    bad = {(t["task_id"], t["map_index"]): t["state"] for t in tis
+           if t["state"] != "success" and not (t["task_id"] == "announce_champion" and t["state"] == "skipped")}
+    assert not bad, f"tasks that did not succeed: {bad}"
+
+    top = api.xcom(DAG_ID, run_id, "refresh_trending")["top"]
+    ranked = sorted(CANDIDATES, key=lambda w: -top.get(w, 0))
+    assert ranked[-1] == ADDED, f"{ADDED} must be the least frequent candidate for this test to mean anything: {top}"
+    selection = api.xcom(DAG_ID, run_id, "select_classes")
+    classes = selection["classes"]
+    assert set(classes) == {*ranked[:MAX_CLASSES - 1], ADDED}, selection
+    assert selection["vocabulary"]["added"] == [ADDED]
+    scraped = sorted(t["rendered_map_index"] for t in tis if t["task_id"] == "scrape")
+    assert scraped == sorted(classes)
+
+    report = api.xcom(DAG_ID, run_id, "report")
+    assert report["classes"] == classes
+    assert report["counts"] == dict.fromkeys(classes, PER_CLASS)
+    assert report["backbone"] == "efficientnet_lite0"
+    decision = report["decision"]
+    assert decision["version"] == "1"
+    assert decision["promoted"] is (report["test_accuracy"] >= ACCURACY_FLOOR), decision
+    return {"report": report, "train": api.xcom(DAG_ID, run_id, "train")}
+
+
+def check_links(links: dict[str, str], api: Any, run_id: str, trained: dict[str, Any], mlflow_url: str,
+                airflow_url: str) -> None:
+    """The buttons match the API's links, and those lead to the run, the version and the Data Docs."""
+    for task_id, name in LINKS.items():
+        listed = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/links")["extra_links"]
+        assert listed[name] == links[name]
+        assert {k for k, v in listed.items() if v} == {name}, f"{task_id} shows other plugins' buttons: {listed}"
+
+    session = requests.Session()
+    session.trust_env = False
+    run_url, version_url, docs_url = links["MLflow run"], links["Model version"], links["Data Docs"]
+    assert re.fullmatch(rf"{re.escape(mlflow_url)}/#/experiments/\d+/runs/{trained['run_id']}", run_url), run_url
+    mlflow_run = loopback_get(session, f"{mlflow_url}/api/2.0/mlflow/runs/get", params={"run_id": trained["run_id"]})
+    assert mlflow_run.status_code == 200 and mlflow_run.json()["run"]["info"]["status"] == "FINISHED"
+    assert version_url == f"{mlflow_url}/#/models/pixtag/versions/1"
+    version = loopback_get(session, f"{mlflow_url}/api/2.0/mlflow/model-versions/get",
+                           params={"name": "pixtag", "version": "1"})
+    assert version.status_code == 200 and version.json()["model_version"]["run_id"] == trained["run_id"]
+    ui_page = loopback_get(session, run_url)  # the MLflow UI itself (the fragment stays in the browser)
+    assert ui_page.status_code == 200 and "text/html" in ui_page.headers["content-type"]
+
+    assert docs_url == f"{airflow_url}/pixtag/data-docs/index.html"
+    docs = loopback_get(session, docs_url)
+    assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
+    assert "Great Expectations" in docs.text and "expectations/pixtag_manifest.html" in docs.text
+    suite = loopback_get(session, docs_url.rsplit("/", 1)[0] + "/expectations/pixtag_manifest.html")
+    assert suite.status_code == 200 and "pixtag_manifest" in suite.text
+
+
+# ----------------------------------------------------------------------------- the test -----
+@pytest.mark.timeout(2400)
+def test_trigger_with_an_added_tag_from_the_ui(airflow_stack: Any, browser: Page) -> None:
+    ui, api, base = browser, airflow_stack.api, airflow_stack.airflow_url
+    assert api.call("GET", f"/dags/{DAG_ID}")["is_paused"] is True
+
+    log_in(ui, base, airflow_stack.admin_password())
+    open_dag(ui)
+    run_id = trigger_with_tag(ui, ADDED)
+    state = wait_for_run(ui, api, run_id)
+    ui.shot("04-run-succeeded" if state == "Success" else "04-run-failed")
+    assert state == "Success", f"run {run_id} ended {state}"
+    check_run_page(ui, api, run_id)
+
+    results = check_run_through_api(api, run_id)
+
+    links = {name: extra_link(ui, base, run_id, task_id, name) for task_id, name in LINKS.items()}
+    check_links(links, api, run_id, results["train"], airflow_stack.mlflow_url, base)
