@@ -231,6 +231,9 @@ def airflow_env(layout: Layout, api_port: int, pixtag_env: dict[str, str]) -> di
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        # The log servers default to fixed ports on all interfaces; a second stack would clash.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(8793)),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port(8794)),
         "NO_PROXY": "*",
         # `airflow standalone` starts its components as `airflow ...` from PATH.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -293,6 +296,10 @@ class AirflowAPI:
         token = resp.json()["access_token"]
         logs.register_secret(token)
         self._session.headers["Authorization"] = f"Bearer {token}"
+
+    def auth_headers(self) -> dict[str, str]:
+        """The API's Authorization header (to fetch other authenticated pages of the server)."""
+        return {"Authorization": self._session.headers["Authorization"]}
 
     def call(self, method: str, path: str, **kw: Any) -> Any:
         resp = self._session.request(method, f"{self.base_url}/api/v2{path}", timeout=60, **kw)

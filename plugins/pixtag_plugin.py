@@ -89,8 +89,10 @@ class DataDocsLink(BaseOperatorLink):
 
 
 def _docs_app() -> Any:
-    """Serve ``reports/data_docs/`` of pixtag's storage (read-only, no path escapes)."""
-    from fastapi import FastAPI, HTTPException
+    """Serve ``reports/data_docs/`` of pixtag's storage to logged-in users (read-only, no path
+    escapes)."""
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi import Depends, FastAPI, HTTPException
     from fastapi.responses import RedirectResponse, Response
 
     app = FastAPI(title="pixtag Data Docs", docs_url=None, redoc_url=None, openapi_url=None)
@@ -100,7 +102,8 @@ def _docs_app() -> Any:
         return RedirectResponse(f"{DOCS_ROUTE}/index.html")
 
     @app.get("/{path:path}")
-    def page(path: str) -> Response:
+    def page(path: str, user: Any = Depends(get_user)) -> Response:  # noqa: B008
+        """Only for people logged in to Airflow (its JWT: the UI's cookie or a bearer token)."""
         from pixtag.config import load_settings
         from pixtag.storage import StorageError, open_storage
 

@@ -184,6 +184,8 @@ def check_links(links: dict[str, str], api: Any, run_id: str, trained: dict[str,
     assert ui_page.status_code == 200 and "text/html" in ui_page.headers["content-type"]
 
     assert docs_url == f"{airflow_url}/pixtag/data-docs/index.html"
+    assert loopback_get(session, docs_url).status_code in (401, 403)  # Airflow users only
+    session.headers.update(api.auth_headers())
     docs = loopback_get(session, docs_url)
     assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
     assert "Great Expectations" in docs.text and "expectations/pixtag_manifest.html" in docs.text
