@@ -13,6 +13,8 @@ small summaries, never images or features.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -55,10 +57,26 @@ def stop_on(error: Exception) -> None:
     raise AirflowFailException(str(error)) from error
 
 
+@contextmanager
+def final_errors() -> Iterator[None]:
+    """Failures a retry cannot fix end the task at once: a bad setting or Param (raised before
+    the stage does any work), a token the instance refuses, an outcome that forbids going on."""
+    from pixtag.config import SettingsError
+    from pixtag.flow import FlowError
+    from pixtag.pixelfed import AuthError
+
+    try:
+        yield
+    except (SettingsError, AuthError, FlowError) as exc:
+        stop_on(exc)
+
+
 @dag(
     dag_id="pixtag_retrain",
     # First scheduled run at the next tick after deployment (not one for the tick just missed).
-    schedule=CronTriggerTimetable(CONFIG.cadence, timezone="UTC", run_immediately=False),
+    # Not run_immediately=False: Airflow 3.3 treats False like None and still runs the missed
+    # tick if it is less than 10% of the interval old (a weekly cadence: Sundays until 16:48 UTC).
+    schedule=CronTriggerTimetable(CONFIG.cadence, timezone="UTC", run_immediately=timedelta(0)),
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "pixtag", "retries": 1, "retry_delay": timedelta(minutes=1)},
@@ -88,15 +106,14 @@ def pixtag_retrain() -> None:
 
     @task(pool="pixelfed_api", **NETWORK)
     def refresh_trending() -> dict[str, Any]:
-        return flow.refresh_trending(settings())
+        with final_errors():
+            return flow.refresh_trending(settings())
 
     @task
     def select_classes(trending: dict[str, Any]) -> dict[str, Any]:
         params = get_current_context()["params"]
-        try:
+        with final_errors():
             return flow.select_classes(settings(), params["add_tags"], params["remove_tags"])
-        except flow.FlowError as exc:
-            stop_on(exc)
 
     @task
     def class_names(selection: dict[str, Any]) -> list[str]:
@@ -104,30 +121,33 @@ def pixtag_retrain() -> None:
 
     @task(pool="pixelfed_api", map_index_template="{{ label }}", **NETWORK)
     def scrape(label: str, classes: list[str]) -> dict[str, Any]:
-        return flow.scrape_class(settings(), label, classes)
+        with final_errors():
+            return flow.scrape_class(settings(), label, classes)
 
     @task
     def assemble(classes: list[str], scraped: list[dict[str, Any]]) -> dict[str, Any]:
-        return flow.assemble(settings(), classes)
+        with final_errors():
+            return flow.assemble(settings(), classes)
 
     @task(retries=0)
     def validate(classes: list[str], dataset: dict[str, Any]) -> dict[str, Any]:
-        try:
+        with final_errors():
             return flow.validate(settings(), classes)
-        except flow.FlowError as exc:
-            stop_on(exc)
 
     @task(pool="gpu", queue=CONFIG.gpu_queue, map_index_template="{{ label }}")
     def extract_features(label: str, validation: dict[str, Any]) -> dict[str, Any]:
-        return flow.extract_features(settings(), label)
+        with final_errors():
+            return flow.extract_features(settings(), label)
 
     @task
     def train(features: list[dict[str, Any]]) -> dict[str, Any]:
-        return flow.train(settings())
+        with final_errors():
+            return flow.train(settings())
 
     @task(**NETWORK)
     def register(trained: dict[str, Any]) -> dict[str, Any]:
-        return flow.register(settings(), trained["run_id"])
+        with final_errors():
+            return flow.register(settings(), trained["run_id"])
 
     @task(outlets=[CHAMPION])
     def announce_champion(decision: dict[str, Any]) -> None:

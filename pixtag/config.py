@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -31,6 +33,7 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 
 from pixtag import logs
 from pixtag.errors import PixtagError
@@ -77,6 +80,8 @@ class Settings(BaseSettings):
     request_timeout: float = Field(20.0, gt=0, le=600, description="Seconds per request.")
     max_retries: int = Field(5, ge=0, le=20, description="Retries on 429/5xx/connection errors.")
     max_retry_after: float = Field(120.0, ge=0, description="Longest Retry-After honoured (s).")
+    retry_backoff: float = Field(0.5, ge=0, le=60, description="First backoff without Retry-After (s).")
+    retry_backoff_max: float = Field(30.0, ge=0, le=600, description="Longest backoff between retries (s).")
     max_response_bytes: int = Field(10_000_000, gt=0, description="Cap on an API response body.")
     allowed_media_hosts: TagList = Field(
         default_factory=list,
@@ -133,6 +138,9 @@ class Settings(BaseSettings):
     top_k: int = Field(3, gt=0)
     window: Literal["off", "auto", "always"] = "auto"
     window_combine: Literal["mean", "vote"] = "mean"
+    serve_file_root: str = Field(
+        "", description="Folder whose files a served model may read from file:// URLs (empty: none; "
+        "requests then send base64 bytes).")
 
     # --- operations -----------------------------------------------------------------------
     cadence: str = Field("@weekly", description="Schedule of the retraining DAG (cron or preset).")
@@ -266,8 +274,13 @@ def _field_source(field: str) -> str:
     return f"env {env} or YAML key '{field}'"
 
 
-def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings; any invalid field raises one :class:`SettingsError` naming it."""
+def load_settings(config_file: str | Path | None = None, *, sources: Mapping[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Build the settings; any invalid field raises one :class:`SettingsError` naming it.
+
+    ``sources`` says where overridden fields came from (``{"per_class": "DAG Param
+    'images_per_class'"}``), so that the error points there instead of at the environment.
+    """
     global _CONFIG_FILE
     if config_file is not None:
         path = Path(config_file)
@@ -278,14 +291,23 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"the config file is not valid YAML: {exc}") from None
+        given = {k: (sources or {}).get(k, "given as an option") for k in overrides}
+        raise SettingsError(_describe(exc, given)) from None
+    except yaml.YAMLError as exc:  # one line, and never a snippet of the file (it may hold the token)
+        mark = getattr(exc, "problem_mark", None)
+        at = f" ({mark.name}, line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise SettingsError(f"the config file is not valid YAML: {problem}{at}") from None
+    except PydanticSettingsError as exc:  # a JSON-typed env value that is not JSON
+        found = re.search(r'field "([^"]+)"', str(exc))
+        field = found.group(1) if found else "settings"
+        raise SettingsError(f"invalid setting '{field}' ({_field_source(field)}): "
+                            "not valid JSON (give a JSON object, e.g. {\"name\": \"value\"})") from None
     finally:
         _CONFIG_FILE = None
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, given: Mapping[str, str] | None = None) -> str:
     problems = []
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "settings"
@@ -295,5 +317,6 @@ def _describe(exc: ValidationError) -> str:
             problems.append(f"unknown setting '{field}'")
         else:
             # Never echo the offending value: it may be a secret.
-            problems.append(f"invalid setting '{field}' ({_field_source(top)}): {msg}")
+            source = (given or {}).get(top) or _field_source(top)
+            problems.append(f"invalid setting '{field}' ({source}): {msg}")
     return "; ".join(problems)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pixtag import logs
-from pixtag.config import Settings, SettingsError, load_settings
+from pixtag.config import Settings, load_settings
 from pixtag.errors import PixtagError
 from pixtag.storage import Storage, open_storage
 
@@ -56,16 +56,17 @@ class FlowError(PixtagError):
 
 def run_settings(params: Mapping[str, Any], *, instance_url: str | None = None,
                  token: str | None = None) -> Settings:
-    """Settings for one run: configuration + the run's Params + the Pixelfed connection."""
+    """Settings for one run: configuration + the run's Params + the Pixelfed connection.
+
+    A bad value raises one :class:`SettingsError` naming the field and where it came from (the
+    Param, the connection, or the environment/YAML). pixtag's loggers follow ``log_level``.
+    """
     overrides = {field: params[name] for name, field in PARAM_FIELDS.items() if params.get(name) not in (None, "")}
-    try:
-        return load_settings(instance_url=instance_url or None, token=token or None, **overrides)
-    except SettingsError as exc:
-        names = {v: k for k, v in PARAM_FIELDS.items()}
-        message = str(exc)
-        for field, param in names.items():
-            message = message.replace(f"'{field}'", f"'{field}' (Param '{param}')") if field in overrides else message
-        raise SettingsError(message) from None
+    sources = {field: f"DAG Param '{name}'" for name, field in PARAM_FIELDS.items()}
+    sources |= {"instance_url": "the Pixelfed connection's host", "token": "the Pixelfed connection's password"}
+    settings = load_settings(instance_url=instance_url or None, token=token or None, sources=sources, **overrides)
+    logs.set_level(settings.log_level)
+    return settings
 
 
 def _store(settings: Settings) -> Storage:

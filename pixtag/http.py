@@ -18,9 +18,9 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -71,31 +71,56 @@ def describe_url(url: str) -> str:
 
 # --------------------------------------------------------------------------------------------
 class RateLimiter:
-    """Spaces calls at least ``1/rate`` seconds apart (strictly, across threads)."""
+    """Spaces calls at least ``1/rate`` seconds apart (strictly, across threads).
+
+    The spacing carries a margin (``MARGIN``) so that the server, whose clock sees requests
+    with some jitter, never counts more than ``rate`` in any one-second window.
+    """
+
+    MARGIN: ClassVar[float] = 1.1
+    _shared: ClassVar[dict[tuple[str, float | None], RateLimiter]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, rate: float | None):
-        self.interval = 1.0 / rate if rate else 0.0
+        self.interval = self.MARGIN / rate if rate else 0.0
         self._lock = threading.Lock()
         self._last = -float("inf")
         self.history: deque[float] = deque(maxlen=100_000)
 
-    def acquire(self) -> None:
+    @classmethod
+    def shared(cls, key: str, rate: float | None) -> RateLimiter:
+        """One limiter per ``key`` (an instance) and rate in this process, so that clients made
+        one after another or side by side (a scrape per class) keep to the rate together."""
+        with cls._shared_lock:
+            limiter = cls._shared.get((key, rate))
+            if limiter is None:
+                limiter = cls._shared[(key, rate)] = cls(rate)
+            return limiter
+
+    def acquire(self) -> float:
+        """Wait for this call's turn; returns its time (``time.monotonic()``)."""
         with self._lock:
             wait = self._last + self.interval - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
             self._last = time.monotonic()
             self.history.append(self._last)
+            return self._last
 
     def max_rate(self, window: float = 1.0) -> float:
         """Most calls seen in any half-open window of ``window`` seconds, per second."""
-        times = list(self.history)
-        best, start = 0, 0
-        for end, t in enumerate(times):
-            while t - times[start] >= window:
-                start += 1
-            best = max(best, end - start + 1)
-        return best / window
+        return max_rate(self.history, window)
+
+
+def max_rate(times: Iterable[float], window: float = 1.0) -> float:
+    """Most of ``times`` (sorted seconds) in any half-open window of ``window`` seconds, per second."""
+    times = list(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best / window
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,6 +201,7 @@ class Fetched:
     headers: dict[str, str]
     content: bytes
     url: str
+    parsed: Any = None  # what ``request(parse=...)`` made of the body
 
     @property
     def content_type(self) -> str:
@@ -199,9 +225,11 @@ class HttpSession:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         fatal_markers: tuple[bytes, ...] = (),
+        limiter: RateLimiter | None = None,
     ):
         self.policy = policy
-        self.limiter = RateLimiter(rate)
+        self.limiter = limiter or RateLimiter(rate)
+        self.sent: list[float] = []  # times of this session's throttled requests
         self.timeout = timeout
         self.max_retries = max_retries
         self.max_retry_after = max_retry_after
@@ -226,7 +254,8 @@ class HttpSession:
         self._auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     def __repr__(self) -> str:
-        return f"HttpSession(rate={1 / self.limiter.interval if self.limiter.interval else None})"
+        rate = RateLimiter.MARGIN / self.limiter.interval if self.limiter.interval else None
+        return f"HttpSession(rate={rate})"
 
     def close(self) -> None:
         self._session.close()
@@ -258,8 +287,15 @@ class HttpSession:
         max_bytes: int | None = None,
         accept: str = "application/json",
         ok_statuses: Iterable[int] = (200,),
+        parse: Callable[[Fetched], Any] | None = None,
     ) -> Fetched:
-        """Send with retries on transient failures; raise :class:`HTTPError` on the rest."""
+        """Send with retries on transient failures; raise :class:`HTTPError` on the rest.
+
+        ``parse`` runs on each completed response inside the retry loop (its result lands in
+        :attr:`Fetched.parsed`): a body it rejects with a :class:`TransientError` (an HTML
+        error page or JSON cut short, served with status 200) is asked for again, within the
+        same bound as 429/5xx.
+        """
         retrying = Retrying(
             stop=stop_after_attempt(self.max_retries + 1),
             wait=self._wait,
@@ -270,8 +306,11 @@ class HttpSession:
         ok = set(ok_statuses)
         for attempt in retrying:
             with attempt:
-                return self._once(method, url, params, data, auth, throttle,
-                                  max_bytes or self.max_bytes, accept, ok)
+                fetched = self._once(method, url, params, data, auth, throttle,
+                                     max_bytes or self.max_bytes, accept, ok)
+                if parse is not None:
+                    fetched.parsed = parse(fetched)
+                return fetched
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _once(self, method: str, url: str, params: dict[str, Any] | None,
@@ -281,7 +320,7 @@ class HttpSession:
         while True:
             self.policy.check_url(current)
             if throttle:
-                self.limiter.acquire()
+                self.sent.append(self.limiter.acquire())
             headers = {"Accept": accept, **(self._auth if auth else {})}
             try:
                 resp = self._session.request(
@@ -319,6 +358,7 @@ class HttpSession:
                         status=status,
                     )
                 body = _read_capped(resp, max_bytes, method, current)
+                log.debug("%s %s -> HTTP %d, %d bytes", method, describe_url(current), status, len(body))
                 fetched = Fetched(status, {k.lower(): v for k, v in resp.headers.items()}, body, current)
                 if status not in ok:
                     raise HTTPError(

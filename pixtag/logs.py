@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
+from typing import Any
 
 REDACTED = "***"
 _secrets: set[str] = set()
@@ -69,12 +71,34 @@ def get_logger(name: str) -> logging.Logger:
     return logger
 
 
+def set_level(level: str) -> None:
+    """pixtag's own loggers at ``level`` (inside a host such as an Airflow task, whose handlers
+    and root level stay as the host set them)."""
+    logging.getLogger("pixtag").setLevel(level.upper())
+    _install_on_root()
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (click's test runner, pytest and
+    embedding programs swap it; a handler holding the first one would write to a closed file)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def setup(level: str | None = None) -> None:
     """Configure console logging once (level from ``PIXTAG_LOG_LEVEL``, default INFO)."""
     level = (level or os.environ.get("PIXTAG_LOG_LEVEL") or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        level = "INFO"  # the settings, loaded next, reject it with an error naming log_level
     root = logging.getLogger()
     if not any(getattr(h, "_pixtag", False) for h in root.handlers):
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler._pixtag = True  # type: ignore[attr-defined]
         root.addHandler(handler)

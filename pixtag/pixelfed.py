@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pixtag import logs
 from pixtag.config import Settings
-from pixtag.http import AddressPolicy, Fetched, HTTPError, HttpSession
+from pixtag.http import AddressPolicy, Fetched, HTTPError, HttpSession, RateLimiter, TransientError
 
 log = logs.get_logger(__name__)
 
@@ -40,6 +40,12 @@ class AuthError(PixelfedError):
 
 class BadResponse(PixelfedError):
     """Malformed JSON, an HTML error page or a JSON shape that is not the expected one."""
+
+
+class TransientBadResponse(BadResponse, TransientError):
+    """A body that is not JSON at all (an HTML challenge or error page, JSON cut short) under a
+    200: proxies and CDNs serve these for a moment, so it is asked for again, a bounded number
+    of times; well-formed JSON of the wrong shape is not (it will not change)."""
 
 
 # ---------------------------------------------------------------------------- models ------
@@ -371,11 +377,14 @@ class Client:
         )
         self.http = HttpSession(
             policy=self.policy,
-            rate=settings.request_rate,
+            # One limiter per instance in this process: the scrapes of all classes share the rate.
+            limiter=RateLimiter.shared(self.base_url, settings.request_rate),
             timeout=settings.request_timeout,
             max_retries=settings.max_retries,
             max_retry_after=settings.max_retry_after,
             max_bytes=settings.max_response_bytes,
+            backoff_initial=settings.retry_backoff,
+            backoff_max=settings.retry_backoff_max,
             fatal_markers=(b"Unauthenticated",),
         )
         if token is None:
@@ -408,11 +417,11 @@ class Client:
             )
         url = f"{self.base_url}{path}"
         try:
-            fetched = self.http.request("GET", url, params=params, auth=auth,
-                                        ok_statuses=(200,))
+            fetched = self.http.request("GET", url, params=params, auth=auth, ok_statuses=(200,),
+                                        parse=lambda f: _decode_json(f, path))
         except HTTPError as exc:
             raise _classify(exc, path) from None
-        return _decode_json(fetched, path)
+        return fetched.parsed
 
     def instance(self) -> InstanceInfo:
         path = "/api/v1/instance"
@@ -566,7 +575,7 @@ def _classify(exc: HTTPError, path: str) -> HTTPError:
 def _decode_json(fetched: Fetched, path: str) -> Any:
     ctype = fetched.content_type
     if ctype and "json" not in ctype:
-        raise BadResponse(
+        raise TransientBadResponse(
             f"GET {path}: expected JSON, got {ctype or 'no content type'} "
             f"({fetched.content[:60].decode('utf-8', 'replace')!r}…)",
             status=fetched.status,
@@ -574,8 +583,8 @@ def _decode_json(fetched: Fetched, path: str) -> Any:
     try:
         data = json.loads(fetched.content)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadResponse(f"GET {path}: malformed JSON ({exc.__class__.__name__}: {str(exc)[:80]})",
-                          status=fetched.status) from None
+        raise TransientBadResponse(f"GET {path}: malformed JSON ({exc.__class__.__name__}: {str(exc)[:80]})",
+                                   status=fetched.status) from None
     if isinstance(data, dict) and set(data) & {"error", "message"} and len(data) <= 3 \
             and "id" not in data and "uri" not in data:
         message = str(data.get("error") or data.get("message"))

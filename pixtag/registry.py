@@ -242,9 +242,10 @@ def register(settings: Settings, run_id: str) -> dict[str, Any]:
     except (MlflowException, RequestException, ConnectionError) as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         detail = re.sub(r"//[^/@\s]+@", "//", first)  # no user:password@ of a store URI
+        detail = detail if len(detail) <= 240 else detail[:240] + "…"
         raise RegistryUnavailable(
             f"MLflow at {_where(settings.mlflow_uri)} failed during the gate for run {run_id} "
-            f"({type(exc).__name__}: {detail[:300]}); the gate did not complete, retry it (the "
+            f"({type(exc).__name__}: {detail}); the gate did not complete, retry it (the "
             "candidate's version is reused)") from exc
 
 

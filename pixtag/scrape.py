@@ -37,7 +37,7 @@ import click
 
 from pixtag import dataset, logs
 from pixtag.config import Settings
-from pixtag.http import AddressPolicy, BlockedURL, HTTPError, HttpSession, ResponseTooLarge
+from pixtag.http import AddressPolicy, BlockedURL, HTTPError, HttpSession, ResponseTooLarge, max_rate
 from pixtag.images import ImageRejected, PhashIndex, prepare
 from pixtag.pixelfed import Client, MediaAttachment, Status, _id_key
 from pixtag.storage import Storage, open_storage
@@ -199,6 +199,8 @@ def media_session(settings: Settings, base_url: str) -> HttpSession:
         max_retry_after=settings.max_retry_after,
         max_bytes=settings.max_image_bytes,
         pool_size=settings.download_concurrency,
+        backoff_initial=settings.retry_backoff,
+        backoff_max=settings.retry_backoff_max,
     )
 
 
@@ -419,8 +421,8 @@ def scrape_class(
             dropped = collector.finish()
         bar.close()
         http.close()
-        summary.api_requests = len(client.http.limiter.history)
-        summary.api_rps_max = client.http.limiter.max_rate()
+        summary.api_requests = len(client.http.sent)
+        summary.api_rps_max = max_rate(client.http.sent)
         for reason, count in client.unparseable.items():
             dropped.append({"post_id": "", "media_id": "", "account": "", "tag": "", "label": label,
                             "reason": "unparseable", "detail": f"{count}x {reason}", "media_url": ""})
@@ -501,8 +503,10 @@ def assemble(settings: Settings, classes: list[str], out: str,
     manifest = dataset.to_frame(manifest.to_dict("records"), dataset.MANIFEST_COLUMNS)
     dropped = pd.concat([f for f in dropped_frames if len(f)] or [dataset.empty_frame(dataset.DROPPED_COLUMNS)],
                         ignore_index=True)
-    # A two-class post shows up in both classes' timelines: record it once.
-    dropped = dropped.drop_duplicates(subset=["post_id", "media_id", "reason"]).reset_index(drop=True)
+    # A two-class post shows up in both classes' timelines: record it once. Rows that name no
+    # post (the counts of entries that did not parse) are all kept.
+    repeated = (dropped["post_id"] != "") & dropped.duplicated(subset=["post_id", "media_id", "reason"])
+    dropped = dropped[~repeated].reset_index(drop=True)
     store.write_parquet(dataset.DROPPED, dropped)
     store.write_parquet(dataset.MANIFEST, manifest)
     counts = manifest["label"].value_counts().reindex(classes, fill_value=0)

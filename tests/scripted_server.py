@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
     delay: float = 0.0
     declared_length: int | None = None  # lie about Content-Length (truncated body)
+    reset: bool = False  # drop the connection (TCP RST) instead of answering
 
 
 @dataclass
@@ -48,6 +51,12 @@ def scripted(handler: Callable[[str, int], Reply]) -> Iterator[tuple[str, list[S
             reply = handler(self.path, n)
             if reply.delay:
                 time.sleep(reply.delay)
+            if reply.reset:
+                # SO_LINGER 0: close() sends a TCP RST, as a crashed proxy or peer would.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+                self.connection.close()
+                return
             self.send_response(reply.status)
             for k, v in reply.headers.items():
                 self.send_header(k, v)
