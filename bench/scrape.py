@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pixtag.config import load_settings
-from pixtag.http import RateLimiter
+from pixtag.http import max_rate
 from pixtag.scrape import assemble, scrape_class
 from pixtag.tags import normalize
 
@@ -55,9 +55,7 @@ def start_instance(photos: Path, port: int) -> subprocess.Popen:
 
 def server_max_rps(url: str) -> float:
     times = requests.get(f"{url}/_demo/stats", timeout=10).json()["api_times"]
-    limiter = RateLimiter(None)
-    limiter.history.extend(times)
-    return limiter.max_rate()
+    return max_rate(sorted(times))
 
 
 def one_run(url: str, per_class: int, concurrency: int, rate: float, out: Path) -> dict:

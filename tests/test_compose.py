@@ -507,7 +507,7 @@ def test_init_sets_up_airflow_and_the_bucket(tmp_path: Path, s3_endpoint: str) -
 
     db = sqlite3.connect(tmp_path / "airflow" / "airflow.db")
     pools = dict(db.execute("SELECT pool, slots FROM slot_pool").fetchall())
-    assert pools["gpu"] == 2 and pools["pixelfed_api"] == 2
+    assert pools["gpu"] == 2 and pools["pixelfed_api"] == 1
     conn_id, conn_type, host, password = db.execute(
         "SELECT conn_id, conn_type, host, password FROM connection").fetchone()
     assert (conn_id, conn_type, host) == ("pixelfed_default", "http", "https://pixelfed.example")

@@ -11,6 +11,7 @@ from pixtag.http import (
     RateLimiter,
     ResponseTooLarge,
     TransientError,
+    max_rate,
     parse_retry_after,
 )
 from tests.scripted_server import Reply, scripted
@@ -93,6 +94,26 @@ def test_throttle_spaces_requests() -> None:
     gaps = [b.at - a.at for a, b in itertools.pairwise(seen)]
     assert min(gaps) >= 0.18
     assert s.limiter.max_rate() <= 5
+    # As the server counts them: at most 5 in any second, with the margin that covers jitter.
+    assert max_rate([r.at for r in seen]) <= 5
+
+
+def test_limiters_are_shared_per_instance_and_rate() -> None:
+    a = RateLimiter.shared("https://a.example", 5.0)
+    assert RateLimiter.shared("https://a.example", 5.0) is a
+    assert RateLimiter.shared("https://b.example", 5.0) is not a
+    assert RateLimiter.shared("https://a.example", 2.0) is not a
+
+
+def test_sessions_sharing_a_limiter_keep_to_the_rate_together() -> None:
+    limiter = RateLimiter(10)
+    with scripted(lambda p, n: Reply(200, b"{}")) as (url, seen):
+        first, second = session(limiter=limiter), session(limiter=limiter)
+        for _ in range(6):
+            first.request("GET", url)
+            second.request("GET", url)
+    assert max_rate([r.at for r in seen]) <= 10
+    assert len(first.sent) == len(second.sent) == 6
 
 
 def test_token_travels_in_a_header_never_in_errors() -> None:
