@@ -6,7 +6,8 @@ package) and ``config.json``; loading it needs no hub. Serve it with::
 
     mlflow models serve -m models:/pixtag@champion --env-manager local
 
-Requests carry a column ``image``: base64-encoded bytes or a ``file://`` URL of a local file.
+Requests carry a column ``image``: base64-encoded bytes, or a ``file://`` URL of a file inside
+the folder ``file_root`` of the model's configuration (none by default).
 Each answer lists the top-k tags whose calibrated probability passes the threshold, or says
 ``no_confident_tag``. Non-square images (or all, with ``window: always``) are scored as a
 sliding window of square crops, combined by mean probability or by vote. Every request
@@ -20,6 +21,7 @@ import binascii
 import json
 import logging
 import math
+import os
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -112,12 +114,22 @@ def pick_tags(labels: Sequence[str], probability: np.ndarray, passed: np.ndarray
     return tags
 
 
-def read_item(item: Any, max_bytes: int) -> bytes:
-    """Request value → image bytes: raw bytes, base64 text, or a ``file://`` URL."""
+def read_item(item: Any, max_bytes: int, file_root: str | Path | None = None) -> bytes:
+    """Request value → image bytes: raw bytes, base64 text, or a ``file://`` URL.
+
+    A ``file://`` URL is read only when it names a file inside ``file_root`` (after resolving
+    ``..`` and symbolic links): a served model must not hand out whatever its user may read.
+    """
     if isinstance(item, bytes | bytearray):
         data = bytes(item)
     elif isinstance(item, str) and item.startswith("file://"):
-        path = Path(unquote(urlsplit(item).path))
+        if not file_root:
+            raise SuggestError("file:// URLs are not accepted here (set serve_file_root to a folder to allow "
+                               "files inside it); send base64-encoded bytes")
+        root = Path(file_root).expanduser().resolve()
+        path = Path(unquote(urlsplit(item).path)).resolve()
+        if not path.is_relative_to(root):
+            raise SuggestError(f"file:// URL outside the allowed folder {root}")
         if not path.is_file():
             raise SuggestError(f"no such file: {path}")
         if path.stat().st_size > max_bytes:
@@ -173,7 +185,7 @@ class TagModel:
         images, where = [], []
         for i, item in enumerate(items):
             try:
-                data = read_item(item, int(self.config["max_image_bytes"]))
+                data = read_item(item, int(self.config["max_image_bytes"]), self.config.get("file_root"))
                 image = to_rgb(decode(data, int(self.config["max_image_pixels"]))[0])
             except PixtagError as exc:  # SuggestError, ImageRejected
                 results[i] = {"error": str(exc), "tags": [], "no_confident_tag": True}
@@ -268,6 +280,7 @@ def model_config(settings: Settings) -> dict[str, Any]:
         "threshold": settings.threshold, "top_k": settings.top_k, "window": settings.window,
         "window_combine": settings.window_combine, "batch_size": settings.batch_size,
         "max_image_bytes": settings.max_image_bytes, "max_image_pixels": settings.max_image_pixels,
+        "file_root": settings.serve_file_root,
         "storage": settings.storage, "s3_endpoint_url": settings.s3_endpoint_url or "",
         "device": "",
     }
@@ -332,8 +345,10 @@ def suggest(settings: Settings, images: Sequence[str | Path], model_uri: str | N
     mlflow.set_tracking_uri(settings.mlflow_uri)
     uri = model_uri or champion_uri(settings)
     try:
+        # The CLI reads the files its user named (and only those reach the model).
         model = mlflow.pyfunc.load_model(uri, model_config={
-            "storage": settings.storage, "s3_endpoint_url": settings.s3_endpoint_url})
+            "storage": settings.storage, "s3_endpoint_url": settings.s3_endpoint_url,
+            "file_root": str(Path(os.path.commonpath([str(p.parent) for p in paths])))})
     except mlflow.exceptions.MlflowException as exc:
         raise SuggestError(f"cannot load model {uri}: {exc.message}") from None
     params: dict[str, Any] = {"source": "cli"}

@@ -73,13 +73,26 @@ def test_pick_tags_orders_caps_and_abstains() -> None:
 def test_read_item(tmp_path: Path) -> None:
     (tmp_path / "a.jpg").write_bytes(b"jpeg bytes")
     assert read_item(base64.b64encode(b"jpeg bytes").decode(), 100) == b"jpeg bytes"
-    assert read_item((tmp_path / "a.jpg").as_uri(), 100) == b"jpeg bytes"
+    assert read_item((tmp_path / "a.jpg").as_uri(), 100, tmp_path) == b"jpeg bytes"
     with pytest.raises(SuggestError, match="no such file"):
-        read_item((tmp_path / "missing.jpg").as_uri(), 100)
+        read_item((tmp_path / "missing.jpg").as_uri(), 100, tmp_path)
     with pytest.raises(SuggestError, match="larger than"):
         read_item(base64.b64encode(b"x" * 200).decode(), 100)
     with pytest.raises(SuggestError, match="not base64"):
         read_item("https://example.com/cat.jpg", 100)
+
+
+def test_file_urls_only_inside_the_allowed_folder(tmp_path: Path) -> None:
+    root, outside = tmp_path / "images", tmp_path / "secret"
+    root.mkdir(), outside.mkdir()
+    (outside / "key.pem").write_bytes(b"private")
+    (root / "link.jpg").symlink_to(outside / "key.pem")
+    with pytest.raises(SuggestError, match="not accepted here"):  # the default: no file access at all
+        read_item((outside / "key.pem").as_uri(), 100)
+    for url in ((outside / "key.pem").as_uri(), f"file://{root}/../secret/key.pem", (root / "link.jpg").as_uri(),
+                "file:///etc/passwd"):
+        with pytest.raises(SuggestError, match="outside the allowed folder"):
+            read_item(url, 100, root)
 
 
 # --- the logged model ------------------------------------------------------------------------
@@ -111,7 +124,7 @@ def load(model: dict[str, Any], ledger_dir: Path, **config: Any):
 
 def test_pyfunc_tags_photos_and_records_them_in_the_ledger(model, photos: Path,
                                                            tmp_path: Path) -> None:
-    pyfunc = load(model, tmp_path / "store")
+    pyfunc = load(model, tmp_path / "store", file_root=str(photos))
     files = [photo(photos, c) for c in ("cat", "car", "flower")]
     frame = pd.DataFrame({"image": [b64(files[0]), files[1].as_uri(), b64(files[2]),
                                     base64.b64encode(b"not an image").decode()]})
@@ -236,16 +249,18 @@ def test_mlflow_models_serve_answers_with_tags(photos: Path, tmp_path: Path) -> 
                         "--port", str(serve_port)],
                        env | {"MLFLOW_TRACKING_URI": settings.mlflow_uri,
                               "MLFLOW_PYFUNC_INFERENCE_CONFIG": json.dumps(
-                                  {"storage": str(ledger_dir)})},
+                                  {"storage": str(ledger_dir), "file_root": str(photos)})},
                        tmp_path / "serve.log")
         wait_for(f"http://127.0.0.1:{serve_port}/ping", served, 180, tmp_path / "serve.log")
         files = [photo(photos, c, 2) for c in ("cat", "dog", "car", "bird")]
         body = {"dataframe_records": [{"image": b64(files[0])}, {"image": files[1].as_uri()},
-                                      {"image": b64(files[2])}, {"image": b64(files[3])}],
+                                      {"image": b64(files[2])}, {"image": b64(files[3])},
+                                      {"image": "file:///etc/passwd"}],
                 "params": {"top_k": 2}}
         reply = requests.post(f"http://127.0.0.1:{serve_port}/invocations", json=body, timeout=120)
         assert reply.status_code == 200, reply.text
-        predictions = reply.json()["predictions"]
+        *predictions, refused = reply.json()["predictions"]
+        assert "outside the allowed folder" in refused["error"] and refused["tags"] == []
         assert [p["tags"][0]["tag"] for p in predictions] == ["cat", "dog", "car", "bird"]
         assert all(0.5 <= p["tags"][0]["probability"] <= 1 for p in predictions)
         assert len(ledger.read_phashes(str(ledger_dir))) == 4
