@@ -9,6 +9,7 @@ Mann-Whitney U test, as the study did.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -204,10 +205,29 @@ def plot_tsne(X: np.ndarray, y: np.ndarray, path: Path, seed: int, title: str) -
 
 # --- MLflow ----------------------------------------------------------------------------------
 def setup_mlflow(settings: Settings) -> None:
+    """Point MLflow at the settings' store and experiment (created on first use).
+
+    With a local SQLite store, the experiment's artifacts go to ``mlruns/`` beside the database,
+    not to ``./mlruns`` of whatever folder the command happens to run in (MLflow's default).
+    A tracking server keeps its own artifact root.
+    """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(settings.mlflow_uri)
+    root = local_artifact_root(settings.mlflow_uri)
+    if root and mlflow.get_experiment_by_name(settings.model_name) is None:
+        with contextlib.suppress(MlflowException):  # another task created it meanwhile
+            mlflow.create_experiment(settings.model_name, artifact_location=root)
     mlflow.set_experiment(settings.model_name)
+
+
+def local_artifact_root(tracking_uri: str) -> str | None:
+    """``file://`` URI of ``mlruns/`` beside a ``sqlite:///`` database; None for other stores."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = Path(tracking_uri.removeprefix("sqlite:///")).expanduser().resolve()
+    return (database.parent / "mlruns").as_uri()
 
 
 def settings_params(settings: Settings) -> dict[str, str]:

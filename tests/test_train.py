@@ -76,10 +76,12 @@ def test_mann_whitney_matches_scipy() -> None:
     assert tests[1]["p"] == pytest.approx(1.0)
 
 
-def test_train_reaches_the_study_accuracy_and_logs_everything(settings) -> None:
+def test_train_reaches_the_study_accuracy_and_logs_everything(settings, tmp_path: Path) -> None:
     import mlflow
     from mlflow import MlflowClient
 
+    (tmp_path / "db").mkdir()  # a database outside the working directory
+    settings = settings.model_copy(update={"mlflow_uri": f"sqlite:///{tmp_path / 'db' / 'mlflow.db'}"})
     summary = train(settings)
     assert summary["backbone"] == LITE0 and summary["labels"] == sorted(
         ["bird", "car", "cat", "dog", "flower"])
@@ -108,6 +110,12 @@ def test_train_reaches_the_study_accuracy_and_logs_everything(settings) -> None:
     split_doc = json.loads((local / "split.json").read_text())
     assert len(split_doc["test"]) == 20 and set(split_doc["test"]).isdisjoint(split_doc["train"])
     assert "secret-token-1234" not in (local / "report.json").read_text()
+
+    # Artifacts beside the SQLite database, not in ./mlruns of the working directory.
+    database = Path(settings.mlflow_uri.removeprefix("sqlite:///"))
+    artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
+    assert artifacts.is_relative_to(database.parent / "mlruns") and (artifacts / "split.json").is_file()
+    assert not (Path.cwd() / "mlruns").exists()
 
     again = train(settings)  # reproducible from the seed
     assert again["cv_accuracy"] == summary["cv_accuracy"]
