@@ -82,6 +82,30 @@ class Page:
 
         self.until(clicked, timeout, f"could not click {xpath!r}")
 
+    def click_until(self, xpath: str, done: Callable[[Any], Any], timeout: float | None = None,
+                    message: str = "") -> None:
+        """Click ``xpath`` until ``done`` holds: a click that lands while the SPA re-renders the
+        element (a list filtering as one types) is lost, so click again rather than wait forever."""
+        def clicked_and_done(d: Any) -> Any:
+            if done(d):
+                return True
+            element = next((e for e in d.find_elements("xpath", xpath) if e.is_displayed() and e.is_enabled()), None)
+            if element is not None:
+                element.click()
+            return self._settled(done)
+
+        self.until(clicked_and_done, timeout, message or f"clicking {xpath!r} did not get there")
+
+    def _settled(self, done: Callable[[Any], Any], seconds: float = 2.0) -> Any:
+        """``done`` within a short while after a click (navigation takes a moment)."""
+        from selenium.common.exceptions import TimeoutException
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        try:
+            return WebDriverWait(self.driver, seconds, poll_frequency=0.1).until(done)
+        except TimeoutException:
+            return False
+
     def text_appears(self, text: str, timeout: float | None = None) -> None:
         self.until(lambda d: text in d.find_element("tag name", "body").text, timeout, f"{text!r} never shown")
 

@@ -49,8 +49,8 @@ def open_dag(ui: Page) -> None:
     """DAG list → search → the DAG's page."""
     ui.click("//a[@data-testid='nav-dags-link']")
     ui.find("input[data-testid=search-dags]").send_keys("pixtag")
-    ui.click(f"//a[@data-testid='dag-id'][normalize-space(.)='{DAG_ID}']")
-    ui.until(lambda d: urlsplit(d.current_url).path == f"/dags/{DAG_ID}", message="DAG page not opened")
+    ui.click_until(f"//a[@data-testid='dag-id'][normalize-space(.)='{DAG_ID}']",
+                   lambda d: urlsplit(d.current_url).path == f"/dags/{DAG_ID}", message="DAG page not opened")
     ui.text_appears("refresh_trending")  # the grid lists the DAG's tasks
     ui.find("[data-testid=trigger-dag-button]")
     ui.shot("02-dag")
