@@ -177,41 +177,47 @@ def _gram(X: np.ndarray) -> np.ndarray:
     return (X.T @ X).astype(np.float64)
 
 
-def _primal_point(gram: np.ndarray, X: np.ndarray, t_active: np.ndarray, C: float,
+def _primal_point(gram: np.ndarray, rhs: np.ndarray, C: float,
                   refinements: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Minimiser of the quadratic on a fixed active set (``t_active``: targets there, 0 off it)
-    and the lower Cholesky factor (float32) of its Hessian ``H = I + 2C X_A^T X_A``.
+    """Minimiser of the quadratic on a fixed active set A, ``(I + 2C X_A^T X_A) w = 2C X_A^T t_A``
+    (``gram`` = X_A^T X_A, ``rhs`` = X_A^T t_A, float64), and the lower Cholesky factor (float32)
+    of that Hessian.
 
     Mixed precision: LAPACK's float32 ``spotrf`` (2.5x faster than NumPy's float64 cholesky),
-    then iterative refinement against the float64 ``H`` brings the solution to float64 accuracy
-    (a float32 solve alone leaves the Newton step short and the line search compensating).
+    then iterative refinement against the float64 system brings the solution to float64
+    accuracy (a float32 solve alone leaves the Newton step short and the line search
+    compensating).
     """
-    H = (2 * C) * gram
+    H = np.multiply(gram, 2 * C, out=np.empty(gram.shape, np.float32), casting="unsafe")
     H[np.diag_indices_from(H)] += 1.0
-    rhs = (2 * C) * (X.T @ t_active.astype(X.dtype)).astype(np.float64)
-    L, info = lapack.spotrf(H.astype(np.float32), lower=1, clean=1, overwrite_a=1)
+    L, info = lapack.spotrf(H, lower=1, clean=1, overwrite_a=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"the Hessian is not positive definite (LAPACK info {info})")
-    w = lapack.spotrs(L, rhs.astype(np.float32), lower=1)[0].astype(np.float64)
+    b = (2 * C) * rhs
+    w = lapack.spotrs(L, b.astype(np.float32), lower=1)[0].astype(np.float64)
     for _ in range(refinements):
-        w += lapack.spotrs(L, (rhs - H @ w).astype(np.float32), lower=1)[0]
+        residual = b - (2 * C) * (gram @ w) - w
+        w += lapack.spotrs(L, residual.astype(np.float32), lower=1)[0]
     return w, L
 
 
 def _primal(X: np.ndarray, targets: np.ndarray, C: float,
             max_iter: int) -> tuple[np.ndarray, np.ndarray, int]:
     gram = _gram(X)
-    start, _ = _primal_point(gram, X, targets, C)  # ridge: the Newton step from w = 0
+    # ridge on every point: the Newton step from w = 0, shared by all classes
+    start, _ = _primal_point(gram, (X.T @ targets.astype(X.dtype)).astype(np.float64), C)
     W, loo, most = np.empty_like(start), np.empty(targets.shape), 0
     for k in range(targets.shape[1]):
         t, w = targets[:, k], start[:, k]
+        t32 = t.astype(X.dtype)
         f = (X @ w.astype(np.float32)).astype(np.float64)
         active = t * f < 1
         gram_a = _gram(X[active]) if active.sum() < len(t) / 2 else gram - _gram(X[~active])
+        rhs = (X.T @ (t32 * active)).astype(np.float64)  # X_A^T t_A, kept up to date below
         steps = 0
         for _ in range(max_iter):
             steps += 1
-            w_bar, L = _primal_point(gram_a, X, t * active, C)
+            w_bar, L = _primal_point(gram_a, rhs, C)
             step = w_bar - w
             fs = (X @ step.astype(np.float32)).astype(np.float64)
             s = _line_search(float(w @ step), float(step @ step), t, f, fs, C)
@@ -219,10 +225,12 @@ def _primal(X: np.ndarray, targets: np.ndarray, C: float,
             now = t * f < 1
             if np.array_equal(now, active):
                 break
-            gram_a += _gram(X[now & ~active]) - _gram(X[active & ~now])
+            added, removed = X[now & ~active], X[active & ~now]
+            gram_a += _gram(added) - _gram(removed)
+            rhs += (added.T @ t32[now & ~active]).astype(np.float64) - (removed.T @ t32[active & ~now])
             active = now
         else:
-            _, L = _primal_point(gram_a, X, t * active, C)
+            _, L = _primal_point(gram_a, rhs, C)
         most = max(most, steps)
         V = solve_triangular(L, X[active].T, lower=True, check_finite=False)
         W[:, k], loo[:, k] = w, _loo(t, f, active, (2 * C) * np.sum(V**2, axis=0))
