@@ -17,7 +17,6 @@ import ipaddress
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -85,7 +84,6 @@ class RateLimiter:
         self.interval = self.MARGIN / rate if rate else 0.0
         self._lock = threading.Lock()
         self._last = -float("inf")
-        self.history: deque[float] = deque(maxlen=100_000)
 
     @classmethod
     def shared(cls, key: str, rate: float | None) -> RateLimiter:
@@ -104,12 +102,7 @@ class RateLimiter:
             if wait > 0:
                 time.sleep(wait)
             self._last = time.monotonic()
-            self.history.append(self._last)
             return self._last
-
-    def max_rate(self, window: float = 1.0) -> float:
-        """Most calls seen in any half-open window of ``window`` seconds, per second."""
-        return max_rate(self.history, window)
 
 
 def max_rate(times: Iterable[float], window: float = 1.0) -> float:

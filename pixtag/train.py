@@ -72,14 +72,8 @@ def split(y: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.nd
                             random_state=seed)
 
 
-def cv_scores(estimator: Any, X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> list[float]:
-    """Accuracy per stratified fold; folds run in threads, one BLAS thread each."""
-    return cv_and_refit(estimator, X, y, folds, seed, refit=False)[0]
-
-
-def cv_and_refit(estimator: Any, X: np.ndarray, y: np.ndarray, folds: int, seed: int,
-                 *, refit: bool = True) -> tuple[list[float], Any]:
-    """Accuracy per stratified fold and (with ``refit``) a clone fitted on all rows.
+def cv_and_refit(estimator: Any, X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> tuple[list[float], Any]:
+    """Accuracy per stratified fold, and a clone fitted on all rows.
 
     The k fold fits and the refit are k + 1 independent jobs in one thread pool, one BLAS
     thread each (multi-threaded BLAS only adds waiting at these sizes): on 2 cores, 5 folds +
@@ -95,13 +89,12 @@ def cv_and_refit(estimator: Any, X: np.ndarray, y: np.ndarray, folds: int, seed:
         return float(np.mean(fitted.predict(X[test]) == y[test]))
 
     splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y))
-    jobs = [delayed(fold)(train, test) for train, test in splits]
-    if refit:
-        jobs.insert(0, delayed(lambda: clone(estimator).fit(X, y))())  # the longest job first
+    # the refit, the longest job, first
+    jobs = [delayed(lambda: clone(estimator).fit(X, y))(), *(delayed(fold)(train, test) for train, test in splits)]
     workers = min(len(jobs), len(os.sched_getaffinity(0)))
     with threadpool_limits(1):
         done = Parallel(n_jobs=workers, backend="threading")(jobs)
-    return (done[1:], done[0]) if refit else (done, None)
+    return done[1:], done[0]
 
 
 def held_out_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
