@@ -75,23 +75,32 @@ def split(y: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.nd
 def cv_and_refit(estimator: Any, X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> tuple[list[float], Any]:
     """Accuracy per stratified fold, and a clone fitted on all rows.
 
-    The k fold fits and the refit are k + 1 independent jobs in one thread pool, one BLAS
-    thread each (multi-threaded BLAS only adds waiting at these sizes): on 2 cores, 5 folds +
-    refit take 3 rounds instead of 3 + 1.
+    The k fold fits and the refit run in one thread pool, one BLAS thread each (multi-threaded
+    BLAS only adds waiting at these sizes). pixtag's classifier shares work between them
+    (:func:`pixtag.classifier.fit_splits`: each fold starts from the refit's optimum, for the
+    same models); any other estimator is k + 1 independent jobs.
     """
     from joblib import Parallel, delayed
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import threadpool_limits
 
-    def fold(train: np.ndarray, test: np.ndarray) -> float:
-        fitted = clone(estimator).fit(X[train], y[train])
+    from pixtag.classifier import LinearSVMClassifier, fit_splits
+
+    def score(fitted: Any, test: np.ndarray) -> float:
         return float(np.mean(fitted.predict(X[test]) == y[test]))
 
+    def fold(train: np.ndarray, test: np.ndarray) -> float:
+        return score(clone(estimator).fit(X[train], y[train]), test)
+
     splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y))
+    workers = min(folds + 1, len(os.sched_getaffinity(0)))
+    if type(estimator) is LinearSVMClassifier:  # the folds start from the refit's optimum
+        with threadpool_limits(1):
+            refit, fitted = fit_splits(estimator, X, y, [train for train, _ in splits], workers)
+        return [score(m, test) for m, (_, test) in zip(fitted, splits, strict=True)], refit
     # the refit, the longest job, first
     jobs = [delayed(lambda: clone(estimator).fit(X, y))(), *(delayed(fold)(train, test) for train, test in splits)]
-    workers = min(len(jobs), len(os.sched_getaffinity(0)))
     with threadpool_limits(1):
         done = Parallel(n_jobs=workers, backend="threading")(jobs)
     return done[1:], done[0]

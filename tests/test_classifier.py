@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.model_selection import cross_val_score
+from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.svm import LinearSVC
 from sklearn.utils.estimator_checks import check_estimator
 
-from pixtag.classifier import LinearSVMClassifier, l2svm, platt
+from pixtag.classifier import LinearSVMClassifier, _Hessian, _Penalty, fit_splits, l2svm, platt
 
 
 def blobs(n: int = 300, d: int = 20, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -114,3 +114,53 @@ def test_two_classes_and_array_round_trip() -> None:
     assert np.allclose(again.predict_tag_proba(X), clf.predict_tag_proba(X))
     with pytest.raises(ValueError, match="1 class"):
         LinearSVMClassifier().fit(X, np.full(300, "cat"))
+
+
+def test_fit_splits_gives_the_models_of_independent_fits() -> None:
+    """Folds warm-started from the refit (in their own standardisation) reach the optimum a
+    cold fit reaches: same weights, calibration and predictions."""
+    X, y = blobs(n=400, d=30, k=4, seed=3)
+    X = X * np.linspace(0.5, 2, 30) + 3.0  # off-centre and uneven, so each fold's scaling differs
+    trains = [train for train, _ in StratifiedKFold(4, shuffle=True, random_state=0).split(X, y)]
+    refit, folds = fit_splits(LinearSVMClassifier(C=0.5), X, y, trains, 2)
+    assert len(folds) == 4 and all(f.get_params() == {"C": 0.5, "max_iter": 50} for f in folds)
+    for model, rows in zip([refit, *folds], [np.arange(len(X)), *trains], strict=True):
+        cold = LinearSVMClassifier(C=0.5).fit(X[rows], y[rows])
+        assert np.allclose(model.mean_, cold.mean_, rtol=1e-12) and model.scale_ == pytest.approx(cold.scale_)
+        assert np.allclose(model.coef_, cold.coef_, atol=1e-4)
+        assert np.allclose(model.intercept_, cold.intercept_, atol=1e-4)
+        assert np.allclose(model.calibration_, cold.calibration_, atol=1e-4)
+        assert np.array_equal(model.predict(X), cold.predict(X))
+        assert np.allclose(model.predict_proba(X), cold.predict_proba(X), atol=1e-4)
+
+
+def test_fit_splits_falls_back_to_plain_fits() -> None:
+    X, y = blobs(n=40, d=60, k=2)  # n <= d: solved in the samples' space
+    refit, (fold,) = fit_splits(LinearSVMClassifier(), X, y, [np.arange(30)], 1)
+    assert np.array_equal(refit.coef_, LinearSVMClassifier().fit(X, y).coef_)
+    assert np.array_equal(fold.coef_, LinearSVMClassifier().fit(X[:30], y[:30]).coef_)
+    X, y = blobs(n=120, d=5, k=3)
+    train = np.flatnonzero(y != "cat")  # a fold without one of the classes
+    refit, (fold,) = fit_splits(LinearSVMClassifier(), X, y, [train], 1)
+    assert list(refit.classes_) == ["bird", "cat", "dog"] and list(fold.classes_) == ["bird", "dog"]
+    assert np.array_equal(fold.coef_, LinearSVMClassifier().fit(X[train], y[train]).coef_)
+
+
+def test_hessian_follows_the_active_set_by_woodbury() -> None:
+    """Solutions and leverages on an active set that differs from the factored one by a few
+    rows (Woodbury) match those of a fresh factorisation."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(200, 10)).astype(np.float32)
+    base, active = rng.random(200) < 0.5, rng.random(200) < 0.5
+    active[:150] = base[:150]  # about 25 rows differ
+    penalty = _Penalty(np.linspace(0.5, 1.5, 10), rng.normal(size=10))
+    gram = X[active].T.astype(np.float64) @ X[active]
+    moved, fresh = _Hessian(X, 0.5, penalty), _Hessian(X, 0.5, penalty)
+    moved.factor(X[base].T.astype(np.float64) @ X[base], base)
+    moved.move(gram, active)
+    fresh.factor(gram, active)
+    assert moved.P is not None and fresh.P is None
+    rhs = X[active].T.astype(np.float64) @ np.where(rng.random(active.sum()) < 0.5, 1.0, -1.0)
+    exact = np.linalg.solve(np.diag(penalty.r) + np.outer(penalty.c, penalty.c) + gram, rhs)
+    assert np.allclose(moved.minimiser(gram, rhs), exact, rtol=1e-9, atol=1e-9)
+    assert np.allclose(moved.leverages(X[active]), fresh.leverages(X[active]), rtol=1e-4, atol=1e-6)

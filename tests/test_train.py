@@ -143,3 +143,25 @@ def test_cli_compare(settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
                                       "--compare", f"{LITE0},{TINY}"])
     assert result.exit_code == 0, result.output
     assert f"Mann-Whitney U {LITE0} vs {TINY}" in result.stdout
+
+
+def test_cv_and_refit_shares_work_between_svm_fits_not_answers() -> None:
+    """pixtag's SVM starts its folds from the refit's optimum: the fold scores and the refit are
+    those of independent fits; any other estimator gets independent fits."""
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.model_selection import StratifiedKFold
+
+    from pixtag.classifier import LinearSVMClassifier
+    from pixtag.train import cv_and_refit
+
+    rng = np.random.default_rng(3)
+    y = np.repeat(["bird", "car", "cat"], 60)
+    X = rng.normal(size=(3, 12))[np.unique(y, return_inverse=True)[1]] + rng.normal(size=(180, 12)) * 1.5
+    splits = list(StratifiedKFold(5, shuffle=True, random_state=1).split(X, y))
+    for estimator in (LinearSVMClassifier(C=0.5), RidgeClassifier()):
+        scores, refit = cv_and_refit(estimator, X, y, 5, 1)
+        plain = [float(np.mean(type(estimator)(**estimator.get_params()).fit(X[tr], y[tr]).predict(X[te]) == y[te]))
+                 for tr, te in splits]
+        assert scores == plain and 0.6 < np.mean(scores) < 1
+        alone = type(estimator)(**estimator.get_params()).fit(X, y)
+        assert np.allclose(refit.coef_, alone.coef_, atol=1e-6) and refit is not estimator
