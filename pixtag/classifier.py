@@ -309,7 +309,7 @@ class _Hessian:
             y = y - self.P @ lu_solve(self.cap, self.P.T @ y, check_finite=False)
         return lapack.strtrs(self.L, y.astype(np.float32), lower=1, trans=1)[0].astype(np.float64)
 
-    def minimiser(self, gram: np.ndarray, rhs: np.ndarray, refinements: int = 2) -> np.ndarray:
+    def minimiser(self, gram: np.ndarray, rhs: np.ndarray, refinements: int = 1) -> np.ndarray:
         """The minimiser of the quadratic on A: ``H w = 2C X_A^T t_A`` (``rhs`` = X_A^T t_A,
         ``gram`` = X_A^T X_A, both float64)."""
         b = (2 * self.C) * rhs
