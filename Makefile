@@ -43,6 +43,8 @@ bench: setup
 	$(BIN)/python bench/scrape.py
 	$(BIN)/python bench/features.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/gpu.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf var test-artifacts .pytest_cache .ruff_cache

@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -192,7 +192,10 @@ def pick_device(device: str | None = None) -> torch.device:
 
 @dataclass
 class Backbone:
-    """An ImageNet model without its classifier; :meth:`embed` maps uint8 images to vectors."""
+    """An ImageNet model without its classifier; :meth:`embed` maps uint8 images to vectors.
+
+    ``autocast`` (bf16) and ``channels_last`` are on for CUDA, off on CPU (see :func:`wrap`).
+    """
 
     name: str
     model: torch.nn.Module
@@ -203,19 +206,34 @@ class Backbone:
     interpolation: str
     dim: int
     source: WeightsSource
+    autocast: bool = False
+    channels_last: bool = False
+    _norm: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False, compare=False)
 
-    def embed(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
-        """``(N, 3, H, W)`` uint8 RGB at ``input_size`` → ``(N, dim)`` float32 features."""
+    def normaliser(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mean`` and ``std`` as ``(1, 3, 1, 1)`` tensors on the device (made once)."""
         import torch
 
+        if self._norm is None:
+            self._norm = tuple(torch.tensor(v, device=self.device).view(1, 3, 1, 1)
+                               for v in (self.mean, self.std))  # type: ignore[assignment]
+        return self._norm  # type: ignore[return-value]
+
+    def embed(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
+        """``(N, 3, H, W)`` uint8 RGB at ``input_size`` → ``(N, dim)`` float32 features.
+
+        The uint8 batch goes to the device as is (``non_blocking``: pinned batches copy while the
+        host goes on) and is made float and normalised there.
+        """
+        import torch
+
+        mean, std = self.normaliser()
         x = torch.as_tensor(images).to(self.device, non_blocking=True).float().div_(255)
-        mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
-        x = (x - mean) / std
-        cuda = self.device.type == "cuda"
-        if cuda:
+        x = x.sub_(mean).div_(std)
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=cuda):
+        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16,
+                                                    enabled=self.autocast):
             out = self.model(x)
         return out.float().cpu().numpy()
 
@@ -288,19 +306,38 @@ def create_backbone(name: str, weights: dict[str, str] | None = None,
                     device: str | None = None) -> Backbone:
     """Build ``name`` (a timm model name, or ``efficientnet_lite0``) with ImageNet weights."""
     import timm
-    import torch
 
     arch = timm_arch(name)
     if not timm.is_model(arch):
         raise BackboneError(f"unknown backbone {name!r}: not a timm model name")
     source = weights_source(name, weights)
-    model = _instantiate(name, source)
+    backbone = wrap(name, _instantiate(name, source), source, device)
+    log.info("backbone %s (timm %s) weights from %s on %s", name, arch, source.describe(),
+             backbone.device)
+    return backbone
+
+
+def wrap(name: str, model: torch.nn.Module, source: WeightsSource, device: str | None = None, *,
+         autocast: bool | None = None, channels_last: bool | None = None,
+         compile: str | None = None) -> Backbone:
+    """A headless timm ``model`` as a :class:`Backbone` in eval mode on ``device`` (best if
+    ``None``). bf16 autocast and channels-last default to on for CUDA only; ``compile`` names a
+    ``torch.compile`` backend (``"inductor"``...) to apply, static shapes: the first batch of
+    each shape pays for compiling."""
+    import timm
+    import torch
+
     config = timm.data.resolve_data_config({}, model=model)
+    dim = int(getattr(model, "head_hidden_size", None) or model.num_features)
     dev = pick_device(device)
+    cuda = dev.type == "cuda"
+    autocast = cuda if autocast is None else autocast
+    channels_last = cuda if channels_last is None else channels_last
     model = model.eval().to(dev)
-    if dev.type == "cuda":
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    log.info("backbone %s (timm %s) weights from %s on %s", name, arch, source.describe(), dev)
+    if compile:
+        model = torch.compile(model, backend=compile, dynamic=False)
     return Backbone(
         name=name,
         model=model,
@@ -309,6 +346,8 @@ def create_backbone(name: str, weights: dict[str, str] | None = None,
         std=tuple(config["std"]),
         input_size=int(config["input_size"][-1]),
         interpolation=str(config.get("interpolation", "bicubic")),
-        dim=int(getattr(model, "head_hidden_size", None) or model.num_features),
+        dim=dim,
         source=source,
+        autocast=autocast,
+        channels_last=channels_last,
     )

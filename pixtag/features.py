@@ -4,13 +4,17 @@ Cache layout, below the dataset root::
 
     features/<cache key>/<shard hash>.npz   arrays ``sha256`` (str) and ``vectors`` (float32)
 
-The cache key is the backbone name (plus a digest of a custom weights file). A run loads every
-shard, computes only the images it lacks, and writes what it computed as new shards (atomic
-writes, content-named, so parallel runs, e.g. one per class, never clash).
+The cache key is the backbone name (plus a digest of a custom weights file). A run reads which
+sha256s every shard holds (not their vectors), computes only the images it lacks, and writes what
+it computed as new shards (atomic writes, content-named, so parallel runs, e.g. one per class,
+never clash). Memory stays flat as the dataset grows: computed vectors go to a shard every
+:data:`SHARD_SIZE` images and are dropped; callers that need vectors load exactly those
+(:meth:`FeatureRun.vectors`, :func:`load_vectors`), one shard at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -49,15 +53,64 @@ def shard_prefix(key: str) -> str:
     return f"{FEATURES_DIR}/{key}/"
 
 
+def shards(store: Storage, key: str) -> list[str]:
+    return [s for s in store.list(shard_prefix(key)) if s.endswith(".npz")]
+
+
+@contextlib.contextmanager
+def _open_shard(store: Storage, shard: str) -> Iterator[Any]:
+    """The shard's lazy ``NpzFile`` (arrays are read when indexed); a local file is not slurped."""
+    local = store.local_path(shard)
+    with np.load(local if local is not None else io.BytesIO(store.read_bytes(shard)),
+                 allow_pickle=False) as data:
+        yield data
+
+
 def read_cache(store: Storage, key: str) -> dict[str, np.ndarray]:
-    """sha256 → vector, from every shard under ``features/<key>/``."""
+    """sha256 → vector, from every shard under ``features/<key>/`` (all in memory: small caches
+    and tests; the stages use :func:`cached_sha256s` and :func:`load_vectors`)."""
     cache: dict[str, np.ndarray] = {}
-    for shard in store.list(shard_prefix(key)):
-        if not shard.endswith(".npz"):
-            continue
-        with np.load(io.BytesIO(store.read_bytes(shard)), allow_pickle=False) as data:
+    for shard in shards(store, key):
+        with _open_shard(store, shard) as data:
             cache.update(zip(data["sha256"].tolist(), data["vectors"], strict=True))
     return cache
+
+
+def cached_sha256s(store: Storage, key: str) -> set[str]:
+    """The sha256s that have a vector under ``features/<key>/`` (the vectors are not read)."""
+    done: set[str] = set()
+    for shard in shards(store, key):
+        with _open_shard(store, shard) as data:
+            done.update(data["sha256"].tolist())
+    return done
+
+
+def load_vectors(store: Storage, key: str, sha256s: Sequence[str]) -> np.ndarray:
+    """The cached vectors of ``sha256s`` in order, read shard by shard: memory holds the result
+    and one shard. Raises :class:`FeaturesError` if any is missing."""
+    wanted = list(dict.fromkeys(sha256s))
+    slot = {s: i for i, s in enumerate(wanted)}
+    out: np.ndarray | None = None
+    found = np.zeros(len(wanted), dtype=bool)
+    for shard in shards(store, key):
+        if found.all():
+            break
+        with _open_shard(store, shard) as data:
+            hits = [(i, slot[s]) for i, s in enumerate(data["sha256"].tolist()) if s in slot]
+            if not hits:
+                continue
+            rows, slots = (np.asarray(v, dtype=np.intp) for v in zip(*hits, strict=True))
+            vectors = data["vectors"]
+            if out is None:
+                out = np.empty((len(wanted), vectors.shape[1]), dtype=np.float32)
+            out[slots] = vectors[rows]
+            found[slots] = True
+    if not found.all():
+        missing = [s for s, ok in zip(wanted, found, strict=True) if not ok]
+        raise FeaturesError(f"{len(missing)} images have no cached features (e.g. {missing[0]})")
+    if out is None:  # nothing asked for
+        return np.empty((0, 0), dtype=np.float32)
+    return out[[slot[s] for s in sha256s]] if len(wanted) != len(sha256s) else out
 
 
 def write_shard(store: Storage, key: str, sha256s: Sequence[str], vectors: np.ndarray) -> str:
@@ -129,11 +182,12 @@ def loader_workers(device_type: str) -> int:
     return min(8, cpus) if device_type == "cuda" else max(1, cpus // 4)
 
 
-def iter_batches(images: ImageSet, batch_size: int, device_type: str) -> Iterator[Any]:
-    """Batches of uint8 images, decoded ahead by DataLoader workers."""
+def iter_batches(images: ImageSet, batch_size: int, device_type: str,
+                 workers: int | None = None) -> Iterator[Any]:
+    """Batches of uint8 images, decoded ahead by DataLoader workers (pinned for CUDA)."""
     from torch.utils.data import DataLoader
 
-    workers = loader_workers(device_type)
+    workers = loader_workers(device_type) if workers is None else workers
     yield from DataLoader(
         images, batch_size=batch_size, num_workers=workers, pin_memory=device_type == "cuda",
         prefetch_factor=4, worker_init_fn=_worker_init, persistent_workers=False,
@@ -141,20 +195,26 @@ def iter_batches(images: ImageSet, batch_size: int, device_type: str) -> Iterato
 
 
 def embed_keys(backbone: Backbone, store: Storage, keys: Sequence[str],
-               batch_size: int) -> Iterator[np.ndarray]:
-    """Feature vectors for images at ``keys``, one array per batch."""
+               batch_size: int, workers: int | None = None) -> Iterator[np.ndarray]:
+    """Feature vectors for images at ``keys``, one array per batch (``workers``: DataLoader
+    processes, default :func:`loader_workers`)."""
     images = ImageSet(store, keys, backbone.input_size)
-    for batch in iter_batches(images, batch_size, backbone.device.type):
+    for batch in iter_batches(images, batch_size, backbone.device.type, workers):
         yield backbone.embed(batch)
 
 
 # --- the stage -------------------------------------------------------------------------------
 @dataclass
 class FeatureRun:
-    """Outcome of :func:`compute`: the cache (after the run) and a JSON-able summary."""
+    """Outcome of :func:`compute`: where the cache is and a JSON-able summary (no vectors)."""
 
-    cache: dict[str, np.ndarray]
+    store: Storage
+    key: str
     summary: dict[str, Any] = field(default_factory=dict)
+
+    def vectors(self, sha256s: Sequence[str]) -> np.ndarray:
+        """The cached vectors of ``sha256s``, in order (see :func:`load_vectors`)."""
+        return load_vectors(self.store, self.key, sha256s)
 
 
 def select(manifest: pd.DataFrame, labels: Collection[str] | None = None,
@@ -177,26 +237,25 @@ def compute(settings: Settings, rows: pd.DataFrame, store: Storage,
     start = time.perf_counter()
     name = resolve_name(backbone or settings.backbone, settings.weights)
     key = cache_key(name, settings.weights)
-    cache = read_cache(store, key)
-    todo = [(s, p) for s, p in zip(rows["sha256"], rows["path"], strict=True) if s not in cache]
-    device, shards = "none", []
+    cached = cached_sha256s(store, key)
+    todo = [(s, p) for s, p in zip(rows["sha256"], rows["path"], strict=True) if s not in cached]
+    del cached
+    device, written = "none", []
     if todo:
         model = create_backbone(name, settings.weights)
         device = str(model.device)
-        done: list[str] = []
+        done = 0
         parts: list[np.ndarray] = []
         pending = 0
         for vectors in embed_keys(model, store, [p for _, p in todo], settings.batch_size):
             parts.append(vectors)
             pending += len(vectors)
-            if pending >= SHARD_SIZE or len(done) + pending == len(todo):
-                shas = [s for s, _ in todo[len(done):len(done) + pending]]
-                block = np.concatenate(parts)
-                shards.append(write_shard(store, key, shas, block))
-                cache.update(zip(shas, block, strict=True))
-                done += shas
-                parts, pending = [], 0
-                log.info("features %s: %d/%d computed", key, len(done), len(todo))
+            if pending >= SHARD_SIZE or done + pending == len(todo):
+                shas = [s for s, _ in todo[done:done + pending]]
+                written.append(write_shard(store, key, shas, np.concatenate(parts)))
+                done += pending
+                parts, pending = [], 0  # the vectors are on storage now: drop them
+                log.info("features %s: %d/%d computed", key, done, len(todo))
     seconds = time.perf_counter() - start
     summary = {
         "backbone": name,
@@ -207,11 +266,11 @@ def compute(settings: Settings, rows: pd.DataFrame, store: Storage,
         "computed": len(todo),
         "cached": len(rows) - len(todo),
         "seconds": round(seconds, 3),
-        "shards_written": shards,
+        "shards_written": written,
     }
     log.info("features %s: %d images, %d computed, %d cached, %.1fs on %s", key, len(rows),
              len(todo), len(rows) - len(todo), seconds, device)
-    return FeatureRun(cache, summary)
+    return FeatureRun(store, key, summary)
 
 
 def features(settings: Settings, *, labels: Collection[str] | None = None,

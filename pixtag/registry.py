@@ -148,7 +148,7 @@ def champion_on_split(settings: Settings, client: MlflowClient, version: Any,
 
     from pixtag.classifier import LinearSVMClassifier
     from pixtag.dataset import read_manifest
-    from pixtag.features import compute, select, stack
+    from pixtag.features import compute, select
 
     local = Path(mlflow.artifacts.download_artifacts(
         artifact_uri=f"models:/{version.name}/{version.version}"))
@@ -166,7 +166,7 @@ def champion_on_split(settings: Settings, client: MlflowClient, version: Any,
         raise RegistryError(f"{len(set(split['test'])) - len(rows)} test images are no longer "
                             f"in the dataset at {store.uri}")
     run = compute(settings.model_copy(update={"weights": weights}), rows, store, name)
-    X = stack(run.cache, split["test"])
+    X = run.vectors(split["test"])
     return float(np.mean(classifier.predict(X) == np.asarray(split["test_labels"])))
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from pixtag.cli import echo_json, get_settings, json_option
 from pixtag.dataset import read_manifest
 from pixtag.errors import PixtagError
-from pixtag.features import compute, select, stack
+from pixtag.features import compute, select
 from pixtag.storage import Storage, open_storage
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def load_data(settings: Settings, store: Storage, backbone: str | None = None) -
     y = np.asarray(rows["label"], dtype=str)
     check_trainable(y, settings.test_size, settings.cv_folds)
     run = compute(settings, rows, store, backbone)
-    X = stack(run.cache, list(rows["sha256"]))
+    X = run.vectors(list(rows["sha256"]))
     train_idx, test_idx = split(y, settings.test_size, settings.seed)
     return Data(rows, X, y, train_idx, test_idx, run.summary)
 

@@ -156,3 +156,26 @@ def test_probe_sees_a_reachable_hub(monkeypatch: pytest.MonkeyPatch) -> None:
         server.listen()
         monkeypatch.setattr(backbones, "PROBE_HOST", server.getsockname())
         assert backbones.is_offline() is False
+
+
+def test_wrap_honours_bf16_and_channels_last_and_defaults_them_off_on_cpu() -> None:
+    """CPU keeps fp32 and the default layout; asked for, bf16 autocast + channels-last give the
+    same features within bf16 rounding (the path CUDA takes by default)."""
+    import timm
+
+    from pixtag.backbones import WeightsSource, wrap
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_efficientnet", pretrained=False, num_classes=0)
+    images = np.random.default_rng(0).integers(0, 256, (2, 3, 160, 160), dtype=np.uint8)
+    plain = wrap("test_efficientnet", model, WeightsSource("random"), "cpu")
+    assert (plain.autocast, plain.channels_last, plain.input_size) == (False, False, 160)
+    reference = plain.embed(images)
+    fast = wrap("test_efficientnet", model, WeightsSource("random"), "cpu", autocast=True,
+                channels_last=True)
+    assert (fast.autocast, fast.channels_last) == (True, True)
+    out = fast.embed(images)
+    assert out.dtype == np.float32 and out.shape == reference.shape
+    assert not np.array_equal(out, reference)  # bf16 did run
+    assert np.allclose(out, reference, rtol=0.05, atol=0.05 * np.abs(reference).max())
+    assert create_backbone(LITE0).autocast is False

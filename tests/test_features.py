@@ -21,7 +21,7 @@ from tests.helpers import make_dataset
 
 
 def settings_for(storage: str, **extra: object):
-    return load_settings(storage=storage, backbone=LITE0, batch_size=4, **extra)
+    return load_settings(**{"storage": storage, "backbone": LITE0, "batch_size": 4, **extra})
 
 
 @pytest.fixture
@@ -110,3 +110,62 @@ def test_decode_applies_the_study_resize_rule(photos: Path) -> None:
     assert decode_image(wide.read_bytes(), 224).shape == (3, 224, 224)
     with pytest.raises(FeaturesError, match="cannot decode"):
         decode_image(b"not an image", 224)
+
+
+class BigBackbone:
+    """A stand-in backbone with 1 MiB vectors whose every value is the image's mean pixel."""
+
+    DIM = 1 << 18
+    input_size = 224
+
+    def __init__(self) -> None:
+        import torch
+
+        self.device = torch.device("cpu")
+
+    def embed(self, images: object) -> np.ndarray:
+        means = np.asarray(images, dtype=np.float32).mean(axis=(1, 2, 3))
+        return np.repeat(means[:, None], self.DIM, axis=1)
+
+
+def test_extraction_memory_does_not_grow_with_the_images(small: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """40 images of 1 MiB vectors (40 MiB in all): neither computing nor re-reading the cache, nor
+    loading 3 of them, holds more than a few 2-vector shards' worth (tracemalloc sees numpy's
+    buffers; it measured ~8.5 MiB, where keeping every vector, as before, takes > 40 MiB)."""
+    import tracemalloc
+
+    import pandas as pd
+
+    from pixtag.features import compute, load_vectors
+
+    monkeypatch.setattr(features_mod, "SHARD_SIZE", 2)
+    monkeypatch.setattr(features_mod, "create_backbone", lambda *a, **k: BigBackbone())
+    store = open_storage(small)
+    paths = list(read_manifest(store)["path"])
+    rows = pd.DataFrame({"sha256": [f"{i:064x}" for i in range(40)],
+                         "path": [paths[i % len(paths)] for i in range(40)]})
+    settings = settings_for(str(small), batch_size=2)
+    warm = rows.assign(sha256=[f"{i:063x}f" for i in range(40)]).head(2)
+    compute(settings, warm, store)  # one-off imports (torch's DataLoader) are not what is measured
+    peaks = []
+    for _ in range(2):  # computes all, then finds all cached
+        tracemalloc.start()
+        run = compute(settings, rows, store)
+        peaks.append(tracemalloc.get_traced_memory()[1] / 2**20)
+        tracemalloc.stop()
+    assert (run.summary["computed"], run.summary["cached"]) == (0, 40)
+    assert max(peaks) < 16, peaks  # all 40 vectors held would be ≥ 40 MiB
+
+    want = [rows["sha256"][i] for i in (37, 3, 37)]
+    tracemalloc.start()
+    got = run.vectors(want)
+    loaded = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    assert loaded < 16, loaded
+    means = [decode_image(store.read_bytes(rows["path"][i]), 224).astype(np.float32).mean()
+             for i in (37, 3, 37)]
+    assert got.shape == (3, BigBackbone.DIM) and got.dtype == np.float32
+    assert np.allclose(got[:, 0], means) and np.allclose(got[:, -1], means)
+    with pytest.raises(FeaturesError, match="1 images have no cached features"):
+        load_vectors(store, LITE0, [want[0], "f" * 64])
