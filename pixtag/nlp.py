@@ -313,13 +313,29 @@ def _short(exc: BaseException) -> str:
     return lines[0][:200] if lines else type(exc).__name__
 
 
+def _english_reader() -> type:
+    """NLTK's WordNet reader without the sense map it builds at start-up for the multilingual
+    (OMW) data: ``map_wn`` compares the version ("3.0") with the corpus name ("wordnet"), so it
+    always re-reads index.sense twice to map WordNet onto itself, more than half of the load
+    time. pixtag reads English only (and WordNet 3.0 needs no map to 3.0)."""
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    class EnglishWordNetReader(WordNetCorpusReader):
+        def map_wn(self, version: str = "wordnet") -> None:
+            return None
+
+    return EnglishWordNetReader
+
+
 @functools.cache
 def wordnet() -> Any:
-    """NLTK's WordNet reader, loaded once (~5 s); :class:`NltkDataMissing` if absent."""
+    """NLTK's WordNet reader, loaded once (~3 s); :class:`NltkDataMissing` if absent."""
     started = time.monotonic()
     try:
         from nltk.corpus import wordnet as wn
 
+        if type(wn).__name__ == "LazyCorpusLoader":  # not loaded yet: load it with the lean reader
+            wn._LazyCorpusLoader__reader_cls = _english_reader()  # (the lemmatizer shares this object)
         with warnings.catch_warnings():
             # "multilingual functions are not available": OMW is not needed here.
             warnings.simplefilter("ignore", UserWarning)

@@ -156,3 +156,24 @@ def test_incomplete_wordnet_folder_is_diagnosed(tmp_path: Path, monkeypatch: pyt
     message = str(nlp.missing_wordnet_error())
     assert f"Searched: {folder}." in message
     assert f"unusable: {folder / 'corpora'} group/world-writable; lexnames missing" in message
+
+
+def test_the_lean_wordnet_reader_answers_like_nltks_own() -> None:
+    """pixtag's reader skips NLTK's start-up WordNet->WordNet sense map (OMW only) and must
+    give the same lemmas, senses and categories as the stock reader on the same files."""
+    import warnings
+
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    lean = nlp.wordnet()
+    assert type(lean).__name__ == "EnglishWordNetReader" and lean.map30 is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        stock = WordNetCorpusReader(lean.root, None)
+    for word in ("cats", "geese", "flowers", "photography", "car", "halloween", "dogsofpixelfed"):
+        assert lean.morphy(word, "n") == stock.morphy(word, "n"), word
+        ours = [(s.name(), s.lexname(), [h.name() for h in s.hypernyms()]) for s in lean.synsets(word, "n")]
+        theirs = [(s.name(), s.lexname(), [h.name() for h in s.hypernyms()]) for s in stock.synsets(word, "n")]
+        assert ours == theirs, word
+    cat, dog = lean.synset("cat.n.01"), lean.synset("dog.n.01")
+    assert cat.wup_similarity(dog) == stock.synset("cat.n.01").wup_similarity(stock.synset("dog.n.01"))
