@@ -322,7 +322,12 @@ class _ClassCollector:
         return self.filled_at is not None or len(self.seen_posts) >= self.budget
 
     def collect(self, posts: Iterable[tuple[Status, str]], pool: ThreadPoolExecutor) -> None:
-        """Screen posts in order, download candidates concurrently, judge them in order."""
+        """Screen posts in order, download candidates concurrently, judge them in order.
+
+        No more candidates are in flight than could still be kept, so a download is never
+        started for a class that is already full: a re-run, whose stored media are judged at
+        once, downloads nothing the first run did not (and the instance serves no spare files).
+        """
         window = self.settings.download_concurrency * 4
         for status, tag in posts:
             if self.done:
@@ -332,7 +337,7 @@ class _ClassCollector:
             self.seen_posts.add(status.id)
             self.seq += 1
             self._screen(status, tag, pool)
-            self._settle(window)
+            self._settle(min(window, self.want - len(self.kept) - 1))
         self._settle(0)
 
     def _screen(self, status: Status, tag: str, pool: ThreadPoolExecutor) -> None:
