@@ -27,7 +27,9 @@ no two classes may be hypernym and hyponym (or synonyms) of each other.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import itertools
 import json
 import unicodedata
 from collections import Counter
@@ -280,25 +282,41 @@ def latest_run(storage: Storage, before: str | None = None) -> TagCounts | None:
     return TagCounts.from_dict(storage.read_json(keys[-1])) if keys else None
 
 
+def _nothing_new(previous: TagCounts | None, newest: Status | None, posts: int, host: str) -> bool:
+    """Whether the last run sampled the same timeline: same instance and size, same newest post."""
+    return (previous is not None and newest is not None and previous.instance == host
+            and previous.extra.get("posts_requested") == posts and previous.extra.get("newest_id") == newest.id)
+
+
 def trending(settings: Settings, instance_url: str | None = None,
              posts: int | None = None) -> TagCounts:
     """Count the hashtags of the ``posts`` most recent public posts and record the run.
 
     The run (raw and normalised counts, posts sampled, instance host, time; never the token)
     goes to ``tags/runs/<UTC time>.json`` in ``settings.storage``; its key is in
-    ``extra["key"]`` of the result.
+    ``extra["key"]`` of the result. When the timeline's newest post is the one the last run saw
+    first (nothing was posted since), that run's counts are recorded again without paging or
+    normalising (``extra["unchanged_since"]``).
     """
     from pixtag.pixelfed import Client
 
     posts = posts or settings.trending_posts
+    store = _open_storage(settings)
+    previous = latest_run(store)
     with Client(settings, instance_url) as client:
-        counts = count_tags(client.iter_public(posts))
-        unparseable = dict(client.unparseable)
         host = _host(client.base_url)
+        statuses = client.iter_public(posts)
+        newest = next(statuses, None)
+        if _nothing_new(previous, newest, posts, host):
+            # No post since the last run: its sample, and so its counts, would come back as they were.
+            counts = dataclasses.replace(previous, extra={"unchanged_since": previous.time})
+        else:
+            counts = count_tags(itertools.chain([newest] if newest else [], statuses))
+        unparseable = dict(client.unparseable)
     counts.instance = host
     counts.time = datetime.now(UTC).isoformat(timespec="microseconds")
-    counts.extra = {"posts_requested": posts, "unparseable": unparseable}
-    key = save_run(_open_storage(settings), counts)
+    counts.extra |= {"posts_requested": posts, "unparseable": unparseable, "newest_id": newest.id if newest else None}
+    key = save_run(store, counts)
     counts.extra["key"] = key
     log.info("sampled %d posts from %s (%d with hashtags); saved %s",
              counts.posts, host, counts.tagged_posts, key)

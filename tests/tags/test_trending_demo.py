@@ -37,3 +37,18 @@ def test_trending_then_classes_on_the_demo_instance(demo: DemoInstance, tmp_path
     for word, reason in EXPECTED_REJECTIONS.items():
         assert selection.rejected.get(word, "").startswith(reason), (word, selection.rejected.get(word))
     assert len(selection.wup) == 5 and all(len(row) == 5 for row in selection.wup)
+
+
+def test_a_timeline_with_nothing_new_is_not_sampled_again(demo: DemoInstance, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    settings = load_settings(**demo_settings(demo.url, storage=str(store)))
+    first = trending(settings, posts=400)
+    before = demo.stats()["api_requests"]
+    again = trending(settings, posts=400)  # the demo instance has no new posts
+    assert demo.stats()["api_requests"] - before == 1  # the newest page only, no paging
+    assert again.extra["unchanged_since"] == first.time and again.extra["newest_id"] == first.extra["newest_id"]
+    assert (again.raw, again.words, again.posts) == (first.raw, first.words, first.posts)
+    assert again.extra["key"] != first.extra["key"]  # recorded as a run of its own (drift: none)
+    before = demo.stats()["api_requests"]
+    bigger = trending(settings, posts=800)  # another sample size: sampled in full
+    assert demo.stats()["api_requests"] - before > 10 and "unchanged_since" not in bigger.extra
