@@ -147,12 +147,14 @@ def pixtag_retrain() -> None:
     @task(**NETWORK)
     def register(trained: dict[str, Any]) -> dict[str, Any]:
         with final_errors():
-            return flow.register(settings(), trained["run_id"])
+            return flow.register(settings(), trained["run_id"], trained.get("reused", False))
 
     @task(outlets=[CHAMPION])
     def announce_champion(decision: dict[str, Any]) -> None:
-        if not decision["promoted"]:
-            raise AirflowSkipException(f"no new champion: {decision['reason']}")
+        if not decision.get("new_champion", decision["promoted"]):
+            why = (f"v{decision['version']} already is, nothing new was trained" if decision.get("already_champion")
+                   else decision["reason"])
+            raise AirflowSkipException(f"no new champion: {why}")
         get_current_context()["outlet_events"][CHAMPION].extra = {
             "version": decision["version"], "test_accuracy": decision["test_accuracy"]}
 

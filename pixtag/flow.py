@@ -162,7 +162,7 @@ def validate(settings: Settings, classes: list[str]) -> dict[str, Any]:
     """Run the Great Expectations suite; raise :class:`FlowError` when the data fails."""
     from pixtag.validate import validate as check
 
-    report = check(settings.storage, settings, classes=classes)
+    report = check(settings.storage, settings, classes=classes, reuse=True)
     summary = report.to_dict()
     log.info("%s", report.summary())
     if not report.success:
@@ -189,7 +189,7 @@ def train(settings: Settings) -> dict[str, Any]:
 
     summary = fit(settings)
     keep = ("run_id", "model_uri", "backbone", "labels", "images", "train_images", "test_images",
-            "cv_accuracy", "cv_mean", "cv_var", "test_accuracy", "train_seconds", "dataset_hash")
+            "cv_accuracy", "cv_mean", "cv_var", "test_accuracy", "train_seconds", "dataset_hash", "reused")
     result = {k: summary[k] for k in keep if k in summary}
     result["cv_std"] = math.sqrt(result.get("cv_var", 0.0))
     result["cv_folds"] = len(result.get("cv_accuracy", []))
@@ -202,11 +202,16 @@ def train(settings: Settings) -> dict[str, Any]:
     return result
 
 
-def register(settings: Settings, run_id: str) -> dict[str, Any]:
-    """Register the candidate and apply the gate (champion only if accuracy holds)."""
+def register(settings: Settings, run_id: str, reused: bool = False) -> dict[str, Any]:
+    """Register the candidate and apply the gate (champion only if accuracy holds).
+
+    ``new_champion`` is false when a reused candidate (nothing new was trained) already was the
+    champion: the registry is unchanged and there is nothing to announce.
+    """
     from pixtag.registry import register as gate
 
     decision = gate(settings, run_id)
+    decision["new_champion"] = bool(decision["promoted"]) and not (reused and decision.get("already_champion"))
     decision["model_uri"] = f"models:/{decision['model_name']}/{decision['version']}"
     ui = mlflow_ui(settings)
     if ui:
@@ -227,6 +232,7 @@ def report(selection: Mapping[str, Any], dataset: Mapping[str, Any], trained: Ma
         "cv_std": trained.get("cv_std"),
         "cv_folds": trained.get("cv_folds"),
         "test_accuracy": trained.get("test_accuracy"),
+        "reused": bool(trained.get("reused")),
         "mlflow_run_url": trained.get("mlflow_run_url"),
         "decision": dict(decision) if decision else None,
     }

@@ -257,10 +257,10 @@ def _register(settings: Settings, run_id: str) -> dict[str, Any]:
     mv = version_for_run(client, name, run)
     version = str(mv.version)
     current = aliases(client, name)
-    if current.get(CHAMPION) == version:  # a retry after the alias moved
+    if current.get(CHAMPION) == version:  # a retry after the alias moved, or a reused candidate
         recorded = client.get_model_version(name, version).tags
         return _result(name, version, "promoted", True, CHAMPION,
-                       recorded.get(TAG + "reason", "already champion"), accuracy, None)
+                       recorded.get(TAG + "reason", "already champion"), accuracy, None) | {"already_champion": True}
     champion = current_champion(settings, client, run, labels, exclude=version)
     decision = decide(accuracy, labels, champion, settings.accuracy_floor, settings.tolerance)
     alias = (CHAMPION if settings.promotion == "auto" else CHALLENGER) if decision.passed else None
@@ -295,6 +295,7 @@ def _result(name: str, version: str, outcome: str, promoted: bool, alias: str | 
         "alias": alias, "reason": reason, "test_accuracy": accuracy,
         "champion": asdict(champion) if champion else None,
         "message": f"{name} v{version} {verb}: {reason}",
+        "already_champion": False,
     }
 
 

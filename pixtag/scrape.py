@@ -337,7 +337,7 @@ class _ClassCollector:
             self.seen_posts.add(status.id)
             self.seq += 1
             self._screen(status, tag, pool)
-            self._settle(min(window, self.want - len(self.kept) - 1))
+            self._settle(window)
         self._settle(0)
 
     def _screen(self, status: Status, tag: str, pool: ThreadPoolExecutor) -> None:
@@ -361,11 +361,13 @@ class _ClassCollector:
     def _drop(self, status: Status, media: MediaAttachment | None, tag: str, verdict: tuple[str, str]) -> None:
         self.dropped.append(_dropped_row(status, media, self.label, tag, *verdict) | {"_seq": self.seq})
 
-    def _settle(self, until: int) -> None:
+    def _settle(self, window: int) -> None:
         """Judge finished downloads strictly in candidate order (so the outcome never depends on
-        which download finished first) until at most ``until`` are in flight."""
+        which download finished first) until at most ``window`` are in flight, and fewer than
+        could still be kept: then the candidates in flight cannot fill the class by themselves,
+        so the next post is needed whatever the timing, and none after the class is full is."""
         while self.inflight and self.filled_at is None and (
-                len(self.inflight) > until or self.inflight[0][2].done()):
+                len(self.inflight) > min(window, self.want - len(self.kept) - 1) or self.inflight[0][2].done()):
             seq, cand, future = self.inflight.popleft()
             rec = future.result()
             verdict = _judge(cand, rec, self.seen_sha, self.near, self.ledger, self.exclusions)

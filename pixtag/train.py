@@ -238,11 +238,53 @@ def settings_params(settings: Settings) -> dict[str, str]:
             for k, v in settings.public_dict().items()}
 
 
+# --- reuse -----------------------------------------------------------------------------------
+def training_key(settings: Settings, rows: pd.DataFrame, backbone: str | None = None) -> str:
+    """What a candidate depends on: the labelled images, the backbone (and its weights), the
+    protocol (split, folds, seed), the classifier and the served model's configuration. Two
+    trainings with the same key give the same model, so the second can reuse the first."""
+    from pixtag import __version__
+    from pixtag.backbones import cache_key, resolve_name
+    from pixtag.classifier import LinearSVMClassifier
+    from pixtag.suggest import model_config
+
+    name = resolve_name(backbone or settings.backbone, settings.weights)
+    parts = {
+        "dataset": dataset_hash(rows), "features": cache_key(name, settings.weights),
+        "test_size": settings.test_size, "cv_folds": settings.cv_folds, "seed": settings.seed,
+        "classifier": LinearSVMClassifier().get_params(), "model_config": model_config(settings),
+        "pixtag": __version__,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def trained_before(settings: Settings, key: str) -> dict[str, Any] | None:
+    """The summary of a finished candidate run with this training key, if MLflow has one."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    experiment = mlflow.get_experiment_by_name(settings.model_name)
+    if experiment is None:
+        return None
+    client = MlflowClient(settings.mlflow_uri)
+    runs = client.search_runs([experiment.experiment_id], max_results=1, order_by=["attributes.start_time DESC"],
+                              filter_string=f"tags.`pixtag.train_key` = '{key}' and attributes.status = 'FINISHED'")
+    if not runs:
+        return None
+    run = runs[0]
+    summary: dict[str, Any] = mlflow.artifacts.load_dict(f"{run.info.artifact_uri.rstrip('/')}/report.json")
+    summary.update(run_id=run.info.run_id, model_uri=run.data.tags.get("pixtag.model_uri"), reused=True)
+    return summary
+
+
 # --- the stages ------------------------------------------------------------------------------
 def train(settings: Settings, *, backbone: str | None = None,
-          store: Storage | None = None) -> dict[str, Any]:
+          store: Storage | None = None, reuse: bool = True) -> dict[str, Any]:
     """Cross-validate, refit, test and log a candidate (run + model) to MLflow.
 
+    With ``reuse``, a finished candidate with the same :func:`training_key` (same images,
+    backbone, protocol and settings) is returned instead of training again (``reused: true``).
     Returns a JSON-able summary with ``run_id`` and ``model_uri`` (not yet registered: see
     :func:`pixtag.registry.register`).
     """
@@ -252,6 +294,13 @@ def train(settings: Settings, *, backbone: str | None = None,
     from pixtag.suggest import log_model
 
     store = store or open_storage(settings.storage, settings.s3_endpoint_url)
+    key = training_key(settings, select(read_manifest(store)), backbone)
+    if reuse:
+        setup_mlflow(settings)
+        before = trained_before(settings, key)
+        if before is not None:
+            log.info("nothing new to train: run %s has the same images, backbone and settings", before["run_id"])
+            return before
     data = load_data(settings, store, backbone)
     name = data.features["backbone"]
     labels = sorted(set(data.y))
@@ -278,6 +327,8 @@ def train(settings: Settings, *, backbone: str | None = None,
         "confusion": test["confusion"],
         "train_seconds": round(train_seconds, 3),
         "features": data.features,
+        "train_key": key,
+        "reused": False,
     }
     setup_mlflow(settings)
     with mlflow.start_run(run_name=f"train-{name}") as run, \
@@ -304,6 +355,7 @@ def _log_candidate(summary: dict[str, Any], settings: Settings, clf: LinearSVMCl
         "pixtag.backbone": summary["backbone"],
         "pixtag.cache_key": summary["cache_key"],
         "pixtag.dataset_hash": summary["dataset_hash"],
+        "pixtag.train_key": summary["train_key"],
         "pixtag.labels": ",".join(summary["labels"]),
         "pixtag.storage": data.features["storage"],
     })
@@ -377,10 +429,12 @@ def compare(settings: Settings, backbones: Sequence[str],
 @click.option("--storage", default=None, help="Dataset location (folder or s3://...).")
 @click.option("--register/--no-register", default=True,
               help="Register the candidate and apply the promotion gate (default: yes).")
+@click.option("--force", is_flag=True, help="Train even if a candidate with the same images, backbone "
+              "and settings exists (by default it is reused).")
 @json_option
 @click.pass_context
 def train_cmd(ctx: click.Context, backbone: str | None, compare_with: str | None,
-              storage: str | None, register: bool, as_json: bool) -> None:
+              storage: str | None, register: bool, force: bool, as_json: bool) -> None:
     """Train, evaluate and log a candidate model (and register it through the gate)."""
     settings = get_settings(ctx, backbone=backbone, storage=storage)
     if compare_with:
@@ -394,7 +448,9 @@ def train_cmd(ctx: click.Context, backbone: str | None, compare_with: str | None
         for t in result["mann_whitney"]:
             click.echo(f"Mann-Whitney U {t['a']} vs {t['b']}: U={t['u']:.1f} p={t['p']:.4f}")
         return
-    result = train(settings)
+    result = train(settings, reuse=not force)
+    if result["reused"] and not as_json:
+        click.echo(f"reusing run {result['run_id']}: same images, backbone and settings (--force trains again)")
     if register:
         from pixtag.registry import register as register_run
 

@@ -20,6 +20,7 @@ GX decides pass/fail; Data Docs are rendered into ``<dataset>/reports/data_docs/
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -50,7 +51,10 @@ SUITE_DIR = Path(__file__).resolve().parent.parent / "expectations"
 SUITES = ("manifest", "class_counts")
 INDEX_COLUMNS = {"manifest": "row_ref", "class_counts": "label"}
 DOCS_SITE = "pixtag_data_docs"  # the ephemeral context's own site is "local_site"
+log = logging.getLogger(__name__)
+
 DOCS_KEY = "reports/data_docs"
+VERDICTS_KEY = "reports/validations"
 PHASH_RE = r"[0-9a-f]{16}"
 MAX_DETAILS = 5
 RESULT_FORMAT = "COMPLETE"  # docs and results list the offending rows (row_ref) too
@@ -95,9 +99,15 @@ class ValidationReport:
     passed: int
     failed: list[FailedExpectation]
     docs: str | None  # the Data Docs index.html (path or URI)
+    cached: bool = False  # the verdict of an earlier validation of exactly these inputs
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
+        failed = [FailedExpectation(**f) for f in data.get("failed", [])]
+        return cls(**{**data, "failed": failed})
 
     def summary(self) -> str:
         """A few readable lines: verdict, class counts, each failure with examples, docs."""
@@ -404,16 +414,49 @@ def _resolve_classes(settings: Settings, classes: list[str] | None) -> list[str]
 
 
 # ------------------------------------------------------------------ the stage --------------
+def validation_key(store: Storage, settings: Settings, classes: list[str], docs: dict[str, Any]) -> str:
+    """What a verdict depends on: the manifest's content, the exclusions, the suites and their
+    parameters (images are content-addressed by the manifest's sha256, so they are covered)."""
+    import pandas as pd
+
+    raw = read_raw_manifest(store)
+    digest = hashlib.sha256(",".join(raw.columns).encode())
+    digest.update(pd.util.hash_pandas_object(raw, index=False).to_numpy().tobytes())
+    exclusions = {k: sorted(v) for k, v in read_exclusions(store).items()}
+    digest.update(json.dumps({"exclusions": exclusions, "suites": docs, "phash_distance": settings.phash_distance,
+                              "parameters": expectation_parameters(settings, classes)},
+                             sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
 def validate(dataset_uri: str, settings: Settings, docs_dir: str | Path | None = None,
-             classes: list[str] | None = None, suite_dir: str | Path | None = None
-             ) -> ValidationReport:
+             classes: list[str] | None = None, suite_dir: str | Path | None = None,
+             reuse: bool = False) -> ValidationReport:
     """Validate the dataset at ``dataset_uri`` (folder or ``s3://``); never modifies it.
 
     Data Docs go to ``docs_dir`` (folder or storage URI) or else ``<dataset>/reports/data_docs``.
+    With ``reuse`` (the DAG), the verdict of an earlier validation of exactly the same inputs
+    (see :func:`validation_key`) is returned, ``cached: true``, and new verdicts are kept under
+    ``<dataset>/reports/validations/``.
     """
     class_set = _resolve_classes(settings, classes)
     docs = {name: load_suite_doc(name, Path(suite_dir or SUITE_DIR)) for name in SUITES}
     store = open_storage(dataset_uri, settings.s3_endpoint_url)
+    memo = f"{VERDICTS_KEY}/{validation_key(store, settings, class_set, docs)}.json"
+    if reuse and store.exists(memo):
+        report = ValidationReport.from_dict(store.read_json(memo))
+        report.cached = True
+        log.info("validation: reusing the verdict on the same manifest, exclusions and suites (%s)",
+                 "passed" if report.success else "failed")
+        return report
+    report = _validate(store, settings, class_set, docs, docs_dir)
+    if reuse:  # only then: without it, validation never writes into the dataset
+        store.write_json(memo, report.to_dict())
+    return report
+
+
+def _validate(store: Storage, settings: Settings, class_set: list[str], docs: dict[str, Any],
+              docs_dir: str | Path | None) -> ValidationReport:
     frames = build_frames(store, settings, class_set)
     suites = {name: build_suite(doc, name) for name, doc in docs.items()}
     target = (open_storage(docs_dir, settings.s3_endpoint_url) if docs_dir is not None

@@ -66,7 +66,7 @@ def runs(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
     return {
         "base": base,
         "good": train(load_settings(**base))["run_id"],
-        "good_again": train(load_settings(**base))["run_id"],
+        "good_again": train(load_settings(**base), reuse=False)["run_id"],  # a second candidate, same data
         "worse": train(load_settings(**base | {"backbone": TINY,
                                                "weights": {TINY: str(tiny)}}))["run_id"],
         "three": train(load_settings(**base | {"storage": str(three)}))["run_id"],

@@ -117,9 +117,18 @@ def test_train_reaches_the_study_accuracy_and_logs_everything(settings, tmp_path
     assert artifacts.is_relative_to(database.parent / "mlruns") and (artifacts / "split.json").is_file()
     assert not (Path.cwd() / "mlruns").exists()
 
-    again = train(settings)  # reproducible from the seed
+    again = train(settings, reuse=False)  # reproducible from the seed
     assert again["cv_accuracy"] == summary["cv_accuracy"]
     assert again["test_accuracy"] == summary["test_accuracy"]
+    assert again["run_id"] != summary["run_id"] and again["train_key"] == summary["train_key"]
+
+    # The same images, backbone and settings: the newest such candidate is reused, not retrained.
+    reused = train(settings)
+    assert reused["reused"] is True and reused["run_id"] == again["run_id"]
+    assert reused["cv_accuracy"] == summary["cv_accuracy"] and reused["model_uri"] == again["model_uri"]
+    assert len(client.search_runs([run.info.experiment_id])) == 2
+    other = train(settings.model_copy(update={"cv_folds": 4}))  # a setting the model depends on
+    assert other["reused"] is False and other["train_key"] != summary["train_key"]
 
 
 def test_compare_runs_the_same_folds_and_tests_them(settings, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """`pixtag_retrain` end to end with `dag.test()` against the local instance (offline backbone,
-a small quota per class), then twice more through Params: remove a class, add it back."""
+a small quota per class), then twice more through Params: remove a class, add it back; and once
+more with nothing new, which reuses everything."""
 
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ pytestmark = pytest.mark.slow
 CLASSES = {"cat", "dog", "bird", "flower", "car"}
 
 
-def xcom(run: Any, task_id: str) -> Any:
+def xcom(run: Any, task_id: str, map_index: int = -1) -> Any:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
         row = session.execute(
             XComModel.get_many(key="return_value", run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id,
-                               map_indexes=-1).with_only_columns(XComModel.value)
+                               map_indexes=map_index).with_only_columns(XComModel.value)
         ).first()
     assert row is not None, f"no result from {task_id}"
     return json.loads(row.value) if isinstance(row.value, str) else row.value
@@ -80,10 +81,28 @@ def test_retrain_promotes_a_champion_then_follows_the_params(airflow_db: Path, d
     assert set(xcom(second, "report")["classes"]) == CLASSES - {"flower"}
     assert set(xcom(second, "select_classes")["vocabulary"]["removed"]) == {"flower"}
 
+    # Adding the class back gives the first run's images again: its candidate is reused (not
+    # retrained) and, the label set having changed, becomes the champion again.
     third = dag.test(run_conf={"add_tags": ["Flowers"], "remove_tags": []})
     assert third.state == "success"
-    assert set(xcom(third, "report")["classes"]) == CLASSES
+    report = xcom(third, "report")
+    assert set(report["classes"]) == CLASSES
     assert xcom(third, "select_classes")["vocabulary"] == {"added": ["flower"], "removed": []}
+    assert report["reused"] is True and xcom(third, "validate")["cached"] is True
+    assert report["decision"]["version"] == decision["version"] and report["decision"]["new_champion"] is True
+    assert str(client.get_model_version_by_alias("pixtag", "champion").version) == str(decision["version"])
     labels = {int(v.version): set(v.tags["pixtag.gate.labels"].split(","))
               for v in client.search_model_versions("name='pixtag'")}
-    assert labels == {1: CLASSES, 2: CLASSES - {"flower"}, 3: CLASSES}
+    assert labels == {1: CLASSES, 2: CLASSES - {"flower"}}
+
+    # Nothing new on the instance: nothing downloaded, computed, validated or trained again,
+    # and no new champion to announce.
+    fourth = dag.test(run_conf={"add_tags": [], "remove_tags": []})
+    assert fourth.state == "success"
+    states = {ti.task_id: ti.state for ti in fourth.get_task_instances()}
+    assert states["announce_champion"] == "skipped", states
+    assert sum(xcom(fourth, "scrape", i)["downloaded"] for i in range(5)) == 0
+    assert sum(xcom(fourth, "extract_features", i)["computed"] for i in range(5)) == 0
+    report = xcom(fourth, "report")
+    assert report["reused"] is True and report["decision"]["new_champion"] is False
+    assert len(client.search_model_versions("name='pixtag'")) == 2

@@ -311,3 +311,28 @@ def test_s3_dataset_docs_uploaded_under_reports(base_dataset: Path, aws: str) ->
     assert "reports/data_docs/index.html" in new
     assert all(key.startswith("reports/data_docs/") for key in new)
     assert set(before) <= set(after)
+
+
+def test_reuse_returns_the_earlier_verdict_until_an_input_changes(ds: Path, settings: Settings,
+                                                                   tmp_path: Path) -> None:
+    from pixtag import validate as validate_mod
+
+    first = validate(str(ds), settings, docs_dir=tmp_path / "docs", reuse=True)
+    verdicts = list((ds / "reports" / "validations").glob("*.json"))
+    assert first.success and not first.cached and len(verdicts) == 1
+
+    def no_suites(*_: Any, **__: Any) -> None:
+        raise AssertionError("the suites ran although the verdict could be reused")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(validate_mod, "run_suites", no_suites)
+        again = validate(str(ds), settings, docs_dir=tmp_path / "docs", reuse=True)
+    assert again.cached and again.to_dict() | {"cached": False} == first.to_dict()
+
+    save(ds, manifest(ds).iloc[:-1])  # one row fewer: a new verdict
+    changed = validate(str(ds), settings, docs_dir=tmp_path / "docs", reuse=True)
+    assert not changed.cached and changed.rows == first.rows - 1
+    assert len(list((ds / "reports" / "validations").glob("*.json"))) == 2
+    other = validate(str(ds), settings.model_copy(update={"min_per_class": 30}), docs_dir=tmp_path / "docs",
+                     reuse=True)
+    assert not other.cached and not other.success  # a changed parameter is a new verdict too
