@@ -9,7 +9,7 @@ STAMP := $(VENV)/.pixtag-installed
 NLTK_STAMP := $(VENV)/nltk_data/.pixtag-nltk
 SYSTEM_STAMP := $(VENV)/.pixtag-system
 
-.PHONY: setup run stop test lint bench clean
+.PHONY: setup run run-distributed stop test lint bench clean
 
 setup: $(STAMP) $(SYSTEM_STAMP) $(NLTK_STAMP)
 
@@ -29,6 +29,10 @@ $(NLTK_STAMP): scripts/setup_nltk.sh pixtag/nlp.py pixtag/data/stopwords-english
 
 run: setup
 	$(BIN)/pixtag local run
+
+# The same job on the engines of docker-compose.yaml, as local processes (docs/deployment.md).
+run-distributed: setup
+	$(BIN)/pixtag local run --distributed
 
 stop:
 	-$(BIN)/pixtag local stop

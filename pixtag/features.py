@@ -182,12 +182,29 @@ def loader_workers(device_type: str) -> int:
     return min(8, cpus) if device_type == "cuda" else max(1, cpus // 4)
 
 
+def allow_worker_processes() -> bool:
+    """Let this process start DataLoader workers even if it inherited a daemon flag.
+
+    An Airflow task on a Celery worker runs in a process forked (by Airflow's supervisor) from
+    a prefork pool child, which is daemonic, and daemonic processes may not have children:
+    the DataLoader would fail with "daemonic processes are not allowed to have children". The
+    task process is not that pool child (the supervisor waits for it, and the decode workers
+    are daemons that end with it), so its inherited flag is cleared. Returns whether it was set.
+    """
+    import multiprocessing
+
+    config = multiprocessing.current_process()._config  # no public way to clear it
+    return bool(config.pop("daemon", False))
+
+
 def iter_batches(images: ImageSet, batch_size: int, device_type: str,
                  workers: int | None = None) -> Iterator[Any]:
     """Batches of uint8 images, decoded ahead by DataLoader workers (pinned for CUDA)."""
     from torch.utils.data import DataLoader
 
     workers = loader_workers(device_type) if workers is None else workers
+    if workers and allow_worker_processes():
+        log.info("cleared the daemon flag this task process inherited (Celery prefork), for the decode workers")
     yield from DataLoader(
         images, batch_size=batch_size, num_workers=workers, pin_memory=device_type == "cuda",
         prefetch_factor=4, worker_init_fn=_worker_init, persistent_workers=False,

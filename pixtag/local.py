@@ -231,6 +231,7 @@ def airflow_env(layout: Layout, api_port: int, pixtag_env: dict[str, str]) -> di
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port(8974)),
         # The log servers default to fixed ports on all interfaces; a second stack would clash.
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(8793)),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port(8794)),
@@ -463,9 +464,20 @@ def stack(settings: Settings, *, photos: Path | None = None, ports: Ports | None
 
 
 def run_stack(settings: Settings, *, photos: Path | None, ports: Ports, conf: dict[str, Any],
-              keep: bool | None, timeout: float, echo: Any = click.echo) -> dict[str, Any]:
-    """Start everything, run the DAG once, print the outcome; stop unless ``keep``."""
-    with stack(settings, photos=photos, ports=ports, echo=echo) as running:
+              keep: bool | None, timeout: float, echo: Any = click.echo,
+              distributed: bool = False) -> dict[str, Any]:
+    """Start everything, run the DAG once, print the outcome; stop unless ``keep``.
+
+    ``distributed``: the engines of docker-compose.yaml instead (:mod:`pixtag.cluster`).
+    """
+    if distributed:
+        from pixtag.cluster import ClusterPorts, cluster
+
+        starter: Any = cluster(settings, photos=photos, echo=echo,
+                               ports=ClusterPorts(ports.airflow, ports.mlflow, ports.demo))
+    else:
+        starter = stack(settings, photos=photos, ports=ports, echo=echo)
+    with starter as running:
         api = running.api
         run_id = api.trigger(DAG_ID, conf)
         echo(f"pixtag: triggered {DAG_ID} run {run_id}; following it (Airflow UI: {running.airflow_url})")
@@ -517,7 +529,10 @@ def print_summary(summary: dict[str, Any], echo: Any) -> None:
         if report.get("test_accuracy") is not None:
             echo(f"  test accuracy:  {report['test_accuracy']:.3f}")
         decision = report.get("decision") or {}
-        if decision:
+        if decision and report.get("reused") and decision.get("already_champion"):
+            echo(f"  model:          {decision.get('model_uri', '')} version {decision.get('version', '?')}: "
+                 "unchanged champion (same images, backbone and settings: nothing new to train)")
+        elif decision:
             echo(f"  model:          {decision.get('model_uri', '')} version {decision.get('version', '?')}: "
                  f"{'PROMOTED to champion' if decision.get('promoted') else 'not promoted'}"
                  f" ({decision.get('reason', '')})")
@@ -542,10 +557,12 @@ def local_cmd() -> None:
 @click.option("--airflow-port", type=int, default=8080)
 @click.option("--mlflow-port", type=int, default=5000)
 @click.option("--demo-port", type=int, default=8765)
+@click.option("--distributed", is_flag=True,
+              help="Run on PostgreSQL, Redis, S3 and Celery workers (default + gpu queue), as deployed.")
 @click.option("--json", "as_json", is_flag=True, help="Also print the summary as JSON.")
 @click.pass_context
 def run_cmd(ctx: click.Context, photos: Path | None, conf_json: str, keep: bool | None, timeout: float,
-            airflow_port: int, mlflow_port: int, demo_port: int, as_json: bool) -> None:
+            airflow_port: int, mlflow_port: int, demo_port: int, distributed: bool, as_json: bool) -> None:
     """Start the stack, trigger pixtag_retrain, follow it and print the outcome."""
     from pixtag.cli import echo_json, get_settings
 
@@ -555,7 +572,7 @@ def run_cmd(ctx: click.Context, photos: Path | None, conf_json: str, keep: bool 
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"--conf is not JSON: {exc}") from None
     summary = run_stack(settings, photos=photos, ports=Ports(airflow_port, mlflow_port, demo_port),
-                        conf=conf, keep=keep, timeout=timeout)
+                        conf=conf, keep=keep, timeout=timeout, distributed=distributed)
     if as_json:
         echo_json(summary)
 
@@ -563,5 +580,8 @@ def run_cmd(ctx: click.Context, photos: Path | None, conf_json: str, keep: bool 
 @local_cmd.command("stop")
 def stop_cmd() -> None:
     """Stop whatever an interrupted `pixtag local run` left running."""
-    stopped = stop_all(Layout(find_project()))
+    from pixtag.cluster import stop_cluster
+
+    layout = Layout(find_project())
+    stopped = stop_all(layout) + stop_cluster(layout)
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")

@@ -172,7 +172,7 @@ def test_celery_executor_on_postgres_and_redis_everywhere(services: dict[str, di
         assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0", name
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:"), name
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres:5432/airflow"), name
-        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://airflow:"), name
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://airflow:"), name
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/", name
         assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/pixtag/dags", name
         assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == "/opt/pixtag/plugins", name
@@ -258,7 +258,7 @@ def test_storage_and_mlflow_artifacts_live_in_minio(services: dict[str, dict[str
     assert args[args.index("--artifacts-destination") + 1] == "s3://pixtag/mlflow"
     env = mlflow["environment"]
     assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
-    assert re.fullmatch(r"postgresql://mlflow:[^@]+@postgres:5432/mlflow", env["MLFLOW_BACKEND_STORE_URI"])
+    assert re.fullmatch(r"postgresql\+psycopg2://mlflow:[^@]+@postgres:5432/mlflow", env["MLFLOW_BACKEND_STORE_URI"])
     assert {k: env[k] for k in minio_keys} == minio_keys
     assert "mlflow" in env["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
     # The init creates the bucket of both locations.

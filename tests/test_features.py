@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -169,3 +170,33 @@ def test_extraction_memory_does_not_grow_with_the_images(small: Path,
     assert np.allclose(got[:, 0], means) and np.allclose(got[:, -1], means)
     with pytest.raises(FeaturesError, match="1 images have no cached features"):
         load_vectors(store, LITE0, [want[0], "f" * 64])
+
+
+def _start_child(clear: bool, results: Any) -> None:
+    import multiprocessing
+
+    from pixtag.features import allow_worker_processes
+
+    cleared = allow_worker_processes() if clear else False
+    try:
+        child = multiprocessing.get_context("fork").Process(target=int)
+        child.start()
+        child.join()
+        results.put((cleared, "started"))
+    except AssertionError as exc:
+        results.put((cleared, str(exc)))
+
+
+def test_a_task_forked_from_a_daemonic_pool_process_can_start_decode_workers() -> None:
+    """Celery's prefork children are daemonic, and an Airflow task forked from one inherits the
+    flag: without clearing it the DataLoader's workers cannot start."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    for clear in (False, True):
+        pool_child = ctx.Process(target=_start_child, args=(clear, results), daemon=True)
+        pool_child.start()
+        pool_child.join(30)
+    assert results.get(timeout=10) == (False, "daemonic processes are not allowed to have children")
+    assert results.get(timeout=10) == (True, "started")
