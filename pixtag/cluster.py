@@ -47,10 +47,11 @@ from pixtag.local import (
     StackError,
     airflow_env,
     bin_path,
-    demo_token,
+    choose_instance,
     find_project,
     free_port,
     pixtag_environment,
+    start_demo,
     start_process,
     stop_process,
     wait_http,
@@ -258,16 +259,8 @@ def cluster(settings: Settings, *, photos: Path | None = None, ports: ClusterPor
     layout = layout or Layout(find_project())
     stop_cluster(layout)  # leftovers of an interrupted earlier run
     ports = (ports or ClusterPorts()).resolved()
-    demo = not (settings.instance_url and settings.token_value())
-    if demo:
-        photos = photos or Path(os.environ.get("PIXTAG_PHOTOS") or layout.project.parent / "shared/data/photos5")
-        if not photos.is_dir():
-            raise StackError(f"no Pixelfed instance configured and no photos at {photos}: set "
-                             "PIXTAG_INSTANCE_URL + PIXTAG_TOKEN, or pass --photos DIR")
-        token: str | None = demo_token(layout)
-        instance_url = f"http://127.0.0.1:{ports.demo}"
-    else:
-        token, instance_url = settings.token_value(), str(settings.instance_url)
+    instance = choose_instance(settings, layout, photos, ports.demo)
+    demo, instance_url, token = instance.demo, instance.url, instance.token
     s3_endpoint = settings.s3_endpoint_url or f"http://127.0.0.1:{ports.s3}"
     storage = settings.storage if settings.storage.startswith("s3://") else f"s3://{BUCKET}/data"
     pg_password = secret(layout, "postgres-password")
@@ -289,10 +282,7 @@ def cluster(settings: Settings, *, photos: Path | None = None, ports: ClusterPor
                                         "--save", "", "--appendonly", "no", "--dir", str(layout.var / "redis")], env)
         if not settings.s3_endpoint_url:
             start_process(layout, "s3", [bin_path("moto_server"), "-H", "127.0.0.1", "-p", str(ports.s3)], env)
-        if demo:
-            start_process(layout, "demo-instance",
-                          [bin_path("pixtag"), "demo-instance", "--photos", str(photos), "--port", str(ports.demo)],
-                          {**os.environ, "PIXTAG_DEMO_TOKEN": token or ""})
+        start_demo(layout, instance, ports.demo)
         wait_postgres(f"{pg_url}/postgres", 60, layout)
         create_databases(f"{pg_url}/postgres", ["airflow", "mlflow"])
         env["MLFLOW_ARTIFACTS_DESTINATION"] = f"s3://{BUCKET}/mlflow"

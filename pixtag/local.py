@@ -419,6 +419,35 @@ class Stack:
         return admin_password(self.layout)
 
 
+@dataclass
+class Instance:
+    """The Pixelfed instance a local stack reads: a configured one, or the local demo instance."""
+
+    url: str
+    token: str | None
+    demo: bool
+    photos: Path | None = None
+
+
+def choose_instance(settings: Settings, layout: Layout, photos: Path | None, demo_port: int) -> Instance:
+    """The configured instance (URL + token), else the local instance on ``photos``."""
+    if settings.instance_url and settings.token_value():
+        return Instance(str(settings.instance_url), settings.token_value(), demo=False)
+    photos = photos or Path(os.environ.get("PIXTAG_PHOTOS") or layout.project.parent / "shared/data/photos5")
+    if not photos.is_dir():
+        raise StackError(f"no Pixelfed instance configured and no photos at {photos}: set "
+                         "PIXTAG_INSTANCE_URL + PIXTAG_TOKEN, or pass --photos DIR")
+    return Instance(f"http://127.0.0.1:{demo_port}", demo_token(layout), demo=True, photos=photos)
+
+
+def start_demo(layout: Layout, instance: Instance, port: int) -> None:
+    """Start the local instance (nothing for a configured one); its token goes by environment."""
+    if instance.demo:
+        start_process(layout, "demo-instance",
+                      [bin_path("pixtag"), "demo-instance", "--photos", str(instance.photos), "--port", str(port)],
+                      {**os.environ, "PIXTAG_DEMO_TOKEN": instance.token or ""})
+
+
 @contextlib.contextmanager
 def stack(settings: Settings, *, photos: Path | None = None, ports: Ports | None = None,
           layout: Layout | None = None, echo: Any = click.echo) -> Iterator[Stack]:
@@ -428,26 +457,15 @@ def stack(settings: Settings, *, photos: Path | None = None, ports: Ports | None
     stop_all(layout)  # leftovers of an interrupted earlier run
     wanted = ports or Ports()
     ports = Ports(free_port(wanted.airflow), free_port(wanted.mlflow), free_port(wanted.demo))
-    demo = not (settings.instance_url and settings.token_value())
-    if demo:
-        photos = photos or Path(os.environ.get("PIXTAG_PHOTOS") or layout.project.parent / "shared/data/photos5")
-        if not photos.is_dir():
-            raise StackError(f"no Pixelfed instance configured and no photos at {photos}: set "
-                             "PIXTAG_INSTANCE_URL + PIXTAG_TOKEN, or pass --photos DIR")
-        token: str | None = demo_token(layout)
-        instance_url = f"http://127.0.0.1:{ports.demo}"
-    else:
-        token, instance_url = settings.token_value(), str(settings.instance_url)
+    instance = choose_instance(settings, layout, photos, ports.demo)
+    demo, instance_url, token = instance.demo, instance.url, instance.token
     env = airflow_env(layout, ports.airflow, pixtag_environment(settings, layout, ports, instance_url, demo))
     try:
         echo(f"pixtag: starting MLflow on :{ports.mlflow}" + (f", the local instance on :{ports.demo}" if demo else "")
              + f" and Airflow on :{ports.airflow} (logs in {layout.run_dir})")
         start_process(layout, "mlflow", mlflow_argv(layout, ports.mlflow),
                       {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-        if demo:
-            start_process(layout, "demo-instance",
-                          [bin_path("pixtag"), "demo-instance", "--photos", str(photos), "--port", str(ports.demo)],
-                          {**os.environ, "PIXTAG_DEMO_TOKEN": token or ""})
+        start_demo(layout, instance, ports.demo)
         setup_airflow(layout, env, instance_url, token)
         start_process(layout, "airflow", [bin_path("airflow"), "standalone"], env)
         wait_http(f"http://127.0.0.1:{ports.mlflow}/health", 120, "mlflow", layout)
