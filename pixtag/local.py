@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -424,7 +424,7 @@ class Instance:
     """The Pixelfed instance a local stack reads: a configured one, or the local demo instance."""
 
     url: str
-    token: str | None
+    token: str | None = field(repr=False)  # never in a log line or traceback
     demo: bool
     photos: Path | None = None
 
