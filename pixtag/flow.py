@@ -77,9 +77,10 @@ def _store(settings: Settings) -> Storage:
 def refresh_trending(settings: Settings) -> dict[str, Any]:
     """Sample recent posts, store their tag counts, and report the drift since the last run."""
     from pixtag.drift import describe, drift
-    from pixtag.tags import trending
+    from pixtag.tags import remembered_normalizations, trending
 
-    counts = trending(settings, posts=settings.trending_posts)
+    with remembered_normalizations(_store(settings)):
+        counts = trending(settings, posts=settings.trending_posts)
     report = drift(settings)
     if report:
         log.info("%s", describe(report))
@@ -113,15 +114,39 @@ def update_vocabulary(store: Storage, add: Iterable[str] = (), remove: Iterable[
     return vocab
 
 
+SELECTIONS = "tags/selections"
+
+
+def automatic_selection(store: Storage, words: Mapping[str, int], settings: Settings,
+                        add: list[str]) -> dict[str, Any]:
+    """:func:`pixtag.tags.select_classes` on these counts and settings, kept in storage by its
+    inputs: the same trending counts give the same classes without loading WordNet again."""
+    import hashlib
+    import json
+
+    from pixtag.tags import normalizer_version
+    from pixtag.tags import select_classes as choose
+
+    inputs = {"words": dict(words), "max": settings.max_classes, "allow": list(settings.allow_tags),
+              "deny": list(settings.deny_tags), "add": add, "rules": normalizer_version()}
+    key = f"{SELECTIONS}/{hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()}.json"
+    if not store.exists(key):
+        selection = choose(words, settings.max_classes, allow=settings.allow_tags, deny=settings.deny_tags, add=add)
+        # rejected as pairs: its order (most frequent first) survives the JSON file
+        store.write_json(key, {"classes": list(selection.classes), "rejected": list(selection.rejected.items())})
+    stored = store.read_json(key)
+    return {"classes": list(stored["classes"]), "rejected": dict(stored["rejected"])}
+
+
 def select_classes(settings: Settings, add: Iterable[str] = (), remove: Iterable[str] = ()) -> dict[str, Any]:
     """Classes for this run: the automatic selection from the newest trending run (or the
     configured classes), plus the stored vocabulary's added tags, minus its removed ones (the
     vocabulary is updated with this run's Params first and lasts until undone)."""
-    from pixtag.tags import latest_run
-    from pixtag.tags import select_classes as choose
+    from pixtag.tags import latest_run, remembered_normalizations
 
     store = _store(settings)
-    vocab = update_vocabulary(store, add, remove)
+    with remembered_normalizations(store):
+        vocab = update_vocabulary(store, add, remove)
     removed = set(vocab["removed"])
     if settings.classes:
         classes = [c for c in dict.fromkeys([*settings.classes, *settings.add_tags, *vocab["added"]])
@@ -133,10 +158,9 @@ def select_classes(settings: Settings, add: Iterable[str] = (), remove: Iterable
             raise FlowError("no trending run stored yet: run `pixtag trending` (the DAG's first task)")
         # A removed tag keeps its place in the ranking and is then left out, so removing one
         # class does not pull another, less frequent tag in behind it.
-        selection = choose(run.words, settings.max_classes, allow=settings.allow_tags, deny=settings.deny_tags,
-                           add=[*settings.add_tags, *vocab["added"]])
-        classes = [c for c in selection.classes if c not in removed]
-        rejected = {w: r for w, r in list(selection.rejected.items())[:40] if w not in removed}
+        selection = automatic_selection(store, run.words, settings, [*settings.add_tags, *vocab["added"]])
+        classes = [c for c in selection["classes"] if c not in removed]
+        rejected = {w: r for w, r in list(selection["rejected"].items())[:40] if w not in removed}
         rejected |= {w: "removed by a manual trigger (Param remove_tags)" for w in removed}
     if len(classes) < 2:
         raise FlowError(f"need at least two classes to train a classifier, got {classes}")
@@ -148,8 +172,10 @@ def scrape_class(settings: Settings, label: str, classes: list[str]) -> dict[str
     from dataclasses import asdict
 
     from pixtag.scrape import scrape_class as collect
+    from pixtag.tags import remembered_normalizations
 
-    return asdict(collect(settings, label, classes, settings.storage, progress=False))
+    with remembered_normalizations(_store(settings)):
+        return asdict(collect(settings, label, classes, settings.storage, progress=False))
 
 
 def assemble(settings: Settings, classes: list[str]) -> dict[str, Any]:

@@ -27,13 +27,14 @@ no two classes may be hypernym and hyponym (or synonyms) of each other.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
 import json
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,12 +152,59 @@ def _normalize(tag: str) -> tuple[str, ...]:
     return tuple(words)
 
 
+#: Normalisations known without WordNet: loaded from storage by :func:`remembered_normalizations`.
+_REMEMBERED: dict[str, tuple[str, ...]] = {}
+NORMALIZED = "tags/normalized.json"
+
+
+def _normal(tag: str) -> tuple[str, ...]:
+    found = _REMEMBERED.get(tag)
+    if found is None:
+        found = _REMEMBERED[tag] = _normalize(tag)
+    return found
+
+
 def normalize(tag: str) -> list[str]:
     """The normalised words of a hashtag (``#CatsOfPixelfed`` -> ``[cat, pixelfed]``).
 
-    Needs WordNet (loaded once per process); raises :class:`pixtag.nlp.NltkDataMissing` if absent.
+    Needs WordNet (loaded once per process) unless the tag was remembered (see
+    :func:`remembered_normalizations`); raises :class:`pixtag.nlp.NltkDataMissing` if absent.
     """
-    return list(_normalize(tag))
+    return list(_normal(tag))
+
+
+def normalizer_version() -> str:
+    """What a remembered normalisation depends on: pixtag's rules, NLTK's reader, the word lists."""
+    from importlib.metadata import version
+
+    from pixtag import __version__
+
+    return f"pixtag {__version__}; nltk {version('nltk')}; wordnet 3.0"
+
+
+def _stored_normalizations(store: Storage, wanted: str) -> dict[str, list[str]]:
+    try:
+        doc = store.read_json(NORMALIZED) if store.exists(NORMALIZED) else {}
+    except (OSError, ValueError):  # a damaged file is only a lost cache
+        return {}
+    return dict(doc.get("tags", {})) if isinstance(doc, dict) and doc.get("version") == wanted else {}
+
+
+@contextlib.contextmanager
+def remembered_normalizations(store: Storage) -> Iterator[None]:
+    """Remember normalisations in ``store`` (``tags/normalized.json``): a task whose hashtags
+    were all seen before (a scheduled run with nothing new) loads neither NLTK nor WordNet
+    (~5-10 s per task). New ones are merged into the file at the end (best effort: tasks
+    running side by side may each add theirs; a lost entry is only computed again)."""
+    wanted = normalizer_version()
+    stored = _stored_normalizations(store, wanted)
+    for tag, words in stored.items():
+        _REMEMBERED.setdefault(tag, tuple(words))
+    yield
+    new = {tag: list(words) for tag, words in _REMEMBERED.items() if tag not in stored}
+    if new:
+        merged = _stored_normalizations(store, wanted) | {t: list(w) for t, w in _REMEMBERED.items()}
+        store.write_json(NORMALIZED, {"version": wanted, "tags": merged})
 
 
 # ------------------------------------------------------------------------------ counts -----
@@ -227,7 +275,7 @@ def count_tags(statuses: Iterable[Status]) -> TagCounts:
     words: Counter[str] = Counter()
     for keys in post_tags:
         raw.update(display[k] for k in keys)
-        words.update({w for k in keys for w in _normalize(display[k])})
+        words.update({w for k in keys for w in _normal(display[k])})
     return TagCounts(
         raw=_sorted_counts(raw), words=_sorted_counts(words), posts=len(post_tags),
         tagged_posts=sum(1 for keys in post_tags if keys),
@@ -238,7 +286,7 @@ def word_counts(raw: Mapping[str, int]) -> dict[str, int]:
     """Word counts from raw tag counts (a tag adds its count to each of its words once)."""
     words: Counter[str] = Counter()
     for tag, count in raw.items():
-        for word in _normalize(tag):
+        for word in _normal(tag):
             words[word] += count
     return _sorted_counts(words)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from pixtag.tags import normalize, split_words
@@ -74,3 +77,43 @@ def test_normalize_returns_a_fresh_list() -> None:
     first = normalize("CatsOfPixelfed")
     first.append("mutated")
     assert normalize("CatsOfPixelfed") == ["cat", "pixelfed"]
+
+
+REMEMBERED_CODE = """
+import json, sys
+from pixtag.storage import open_storage
+from pixtag.tags import normalize, remembered_normalizations
+with remembered_normalizations(open_storage(sys.argv[1])):
+    known = normalize("CatsOfPixelfed")
+    print(json.dumps({"known": known, "nltk_imported": "nltk" in sys.modules}), flush=True)
+    import nltk
+    nltk.data.path[:] = sys.argv[2:]
+    normalize("GeeseOfTheWorld")  # never seen: needs WordNet
+"""
+
+
+def test_remembered_normalizations_need_no_wordnet(tmp_path: Path) -> None:
+    import nltk
+
+    from pixtag.storage import open_storage
+    from pixtag.tags import NORMALIZED, remembered_normalizations
+    from tests.tags.conftest import run_python
+
+    store = open_storage(str(tmp_path / "store"))
+    with remembered_normalizations(store):
+        assert normalize("CatsOfPixelfed") == ["cat", "pixelfed"]
+    assert store.read_json(NORMALIZED)["tags"]["CatsOfPixelfed"] == ["cat", "pixelfed"]
+
+    # A fresh process with no NLTK data at all: the remembered tag is known without importing
+    # NLTK; an unknown one still needs WordNet and says so.
+    empty = tmp_path / "no_nltk_data"
+    empty.mkdir()
+    done = run_python(REMEMBERED_CODE, str(tmp_path / "store"), str(empty))
+    assert json.loads(done.stdout.strip().splitlines()[0]) == {"known": ["cat", "pixelfed"], "nltk_imported": False}
+    assert done.returncode != 0 and "wordnet" in done.stderr.lower()
+
+    # Another normaliser version (NLTK, pixtag) ignores the stored entries.
+    doc = store.read_json(NORMALIZED)
+    store.write_json(NORMALIZED, {**doc, "version": "pixtag 0.0; nltk 0.0", "tags": {"CatsOfPixelfed": ["x"]}})
+    done = run_python(REMEMBERED_CODE, str(tmp_path / "store"), *nltk.data.path)
+    assert json.loads(done.stdout.strip().splitlines()[0]) == {"known": ["cat", "pixelfed"], "nltk_imported": True}

@@ -52,3 +52,22 @@ def test_a_timeline_with_nothing_new_is_not_sampled_again(demo: DemoInstance, tm
     before = demo.stats()["api_requests"]
     bigger = trending(settings, posts=800)  # another sample size: sampled in full
     assert demo.stats()["api_requests"] - before > 10 and "unchanged_since" not in bigger.extra
+
+
+def test_the_same_trending_counts_select_the_same_classes_without_wordnet(
+        demo: DemoInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pixtag import flow, tags
+
+    settings = load_settings(**demo_settings(demo.url, storage=str(tmp_path / "store")))
+    flow.refresh_trending(settings)
+    first = flow.select_classes(settings)
+    assert set(first["classes"]) == {"cat", "dog", "bird", "flower", "car"}
+
+    def no_wordnet(*_: object, **__: object) -> None:
+        raise AssertionError("selected again although the counts and settings did not change")
+
+    monkeypatch.setattr(tags, "select_classes", no_wordnet)
+    assert flow.select_classes(settings) == first
+    changed = settings.model_copy(update={"max_classes": 4})
+    with pytest.raises(AssertionError, match="selected again"):
+        flow.select_classes(changed)
