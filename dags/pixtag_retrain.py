@@ -104,12 +104,14 @@ def final_errors() -> Iterator[None]:
 def pixtag_retrain() -> None:
     from pixtag import flow
 
-    @task(pool="pixelfed_api", **NETWORK)
+    # multiple_outputs=False: a task returning a dict pushes that one XCom (Airflow would push
+    # each of its keys as well, ~10x the execution-API requests and XCom rows per run).
+    @task(pool="pixelfed_api", multiple_outputs=False, **NETWORK)
     def refresh_trending() -> dict[str, Any]:
         with final_errors():
             return flow.refresh_trending(settings())
 
-    @task
+    @task(multiple_outputs=False)
     def select_classes(trending: dict[str, Any]) -> dict[str, Any]:
         params = get_current_context()["params"]
         with final_errors():
@@ -119,32 +121,32 @@ def pixtag_retrain() -> None:
     def class_names(selection: dict[str, Any]) -> list[str]:
         return list(selection["classes"])
 
-    @task(pool="pixelfed_api", map_index_template="{{ label }}", **NETWORK)
+    @task(pool="pixelfed_api", map_index_template="{{ label }}", multiple_outputs=False, **NETWORK)
     def scrape(label: str, classes: list[str]) -> dict[str, Any]:
         with final_errors():
             return flow.scrape_class(settings(), label, classes)
 
-    @task
+    @task(multiple_outputs=False)
     def assemble(classes: list[str], scraped: list[dict[str, Any]]) -> dict[str, Any]:
         with final_errors():
             return flow.assemble(settings(), classes)
 
-    @task(retries=0)
+    @task(retries=0, multiple_outputs=False)
     def validate(classes: list[str], dataset: dict[str, Any]) -> dict[str, Any]:
         with final_errors():
             return flow.validate(settings(), classes)
 
-    @task(pool="gpu", queue=CONFIG.gpu_queue, map_index_template="{{ label }}")
+    @task(pool="gpu", queue=CONFIG.gpu_queue, map_index_template="{{ label }}", multiple_outputs=False)
     def extract_features(label: str, validation: dict[str, Any]) -> dict[str, Any]:
         with final_errors():
             return flow.extract_features(settings(), label)
 
-    @task
+    @task(multiple_outputs=False)
     def train(features: list[dict[str, Any]]) -> dict[str, Any]:
         with final_errors():
             return flow.train(settings())
 
-    @task(**NETWORK)
+    @task(multiple_outputs=False, **NETWORK)
     def register(trained: dict[str, Any]) -> dict[str, Any]:
         with final_errors():
             return flow.register(settings(), trained["run_id"], trained.get("reused", False))
@@ -158,7 +160,7 @@ def pixtag_retrain() -> None:
         get_current_context()["outlet_events"][CHAMPION].extra = {
             "version": decision["version"], "test_accuracy": decision["test_accuracy"]}
 
-    @task
+    @task(multiple_outputs=False)
     def report(selection: dict[str, Any], dataset: dict[str, Any], trained: dict[str, Any],
                decision: dict[str, Any]) -> dict[str, Any]:
         return flow.report(selection, dataset, trained, decision)

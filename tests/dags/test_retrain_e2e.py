@@ -30,6 +30,16 @@ def xcom(run: Any, task_id: str, map_index: int = -1) -> Any:
     return json.loads(row.value) if isinstance(row.value, str) else row.value
 
 
+def xcom_keys(run: Any) -> list[str]:
+    """The key of every XCom the run pushed."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return list(session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id)
+                                    .with_only_columns(XComModel.key)))
+
+
 @pytest.fixture
 def pipeline_env(monkeypatch: pytest.MonkeyPatch, demo: DemoInstance, tmp_path: Path) -> dict[str, str]:
     env = {
@@ -61,6 +71,9 @@ def test_retrain_promotes_a_champion_then_follows_the_params(airflow_db: Path, d
     assert sum(1 for task, _ in states if task == "scrape") == 5
     report = xcom(first, "report")
     assert set(report["classes"]) == CLASSES
+    # Each task instance pushes one XCom (its summary), not one more per key of it.
+    keys = xcom_keys(first)
+    assert set(keys) == {"return_value"} and len(keys) == len(states) - 1  # announce returns None
     assert report["counts"] == dict.fromkeys(report["classes"], 60)
     assert report["test_accuracy"] >= 0.9
     decision = report["decision"]
