@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The classifier every stage fits, as parameters: the training key hashes them without
+# importing scikit-learn (seconds, wasted when nothing is trained).
+CLASSIFIER_PARAMS: dict[str, Any] = {"C": 1.0, "max_iter": 50}
+
 TSNE_MAX_POINTS = 1000
 
 
@@ -206,6 +210,13 @@ def plot_tsne(X: np.ndarray, y: np.ndarray, path: Path, seed: int, title: str) -
 
 
 # --- MLflow ----------------------------------------------------------------------------------
+def new_classifier() -> LinearSVMClassifier:
+    """An unfitted classifier with :data:`CLASSIFIER_PARAMS`."""
+    from pixtag.classifier import LinearSVMClassifier
+
+    return LinearSVMClassifier(**CLASSIFIER_PARAMS)
+
+
 def setup_mlflow(settings: Settings) -> None:
     """Point MLflow at the settings' store and experiment (created on first use).
 
@@ -245,14 +256,13 @@ def training_key(settings: Settings, rows: pd.DataFrame, backbone: str | None = 
     trainings with the same key give the same model, so the second can reuse the first."""
     from pixtag import __version__
     from pixtag.backbones import cache_key, resolve_name
-    from pixtag.classifier import LinearSVMClassifier
     from pixtag.suggest import model_config
 
     name = resolve_name(backbone or settings.backbone, settings.weights)
     parts = {
         "dataset": dataset_hash(rows), "features": cache_key(name, settings.weights),
         "test_size": settings.test_size, "cv_folds": settings.cv_folds, "seed": settings.seed,
-        "classifier": LinearSVMClassifier().get_params(), "model_config": model_config(settings),
+        "classifier": CLASSIFIER_PARAMS, "model_config": model_config(settings),
         "pixtag": __version__,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
@@ -288,11 +298,6 @@ def train(settings: Settings, *, backbone: str | None = None,
     Returns a JSON-able summary with ``run_id`` and ``model_uri`` (not yet registered: see
     :func:`pixtag.registry.register`).
     """
-    import mlflow
-
-    from pixtag.classifier import LinearSVMClassifier
-    from pixtag.suggest import log_model
-
     store = store or open_storage(settings.storage, settings.s3_endpoint_url)
     key = training_key(settings, select(read_manifest(store)), backbone)
     if reuse:
@@ -301,13 +306,17 @@ def train(settings: Settings, *, backbone: str | None = None,
         if before is not None:
             log.info("nothing new to train: run %s has the same images, backbone and settings", before["run_id"])
             return before
+    # Only now: scikit-learn and SciPy take seconds to import, wasted when nothing is trained.
+    import mlflow
+
+    from pixtag.suggest import log_model
     data = load_data(settings, store, backbone)
     name = data.features["backbone"]
     labels = sorted(set(data.y))
     Xtr, ytr, Xte, yte = data.X[data.train], data.y[data.train], data.X[data.test], data.y[data.test]
 
     start = time.perf_counter()
-    folds, clf = cv_and_refit(LinearSVMClassifier(), Xtr, ytr, settings.cv_folds, settings.seed)
+    folds, clf = cv_and_refit(new_classifier(), Xtr, ytr, settings.cv_folds, settings.seed)
     train_seconds = time.perf_counter() - start
     test = held_out_metrics(yte, clf.predict(Xte), labels)
 
@@ -387,8 +396,6 @@ def compare(settings: Settings, backbones: Sequence[str],
     """Same split and folds for each backbone; pairwise Mann-Whitney U on fold accuracies."""
     import mlflow
 
-    from pixtag.classifier import LinearSVMClassifier
-
     if len(set(backbones)) < 2:
         raise TrainError("--compare needs two or more different backbones")
     store = store or open_storage(settings.storage, settings.s3_endpoint_url)
@@ -397,7 +404,7 @@ def compare(settings: Settings, backbones: Sequence[str],
         data = load_data(settings, store, name)
         Xtr, ytr = data.X[data.train], data.y[data.train]
         start = time.perf_counter()
-        folds, clf = cv_and_refit(LinearSVMClassifier(), Xtr, ytr, settings.cv_folds, settings.seed)
+        folds, clf = cv_and_refit(new_classifier(), Xtr, ytr, settings.cv_folds, settings.seed)
         results[name] = {
             "cv_accuracy": folds, "cv_mean": float(np.mean(folds)),
             "cv_var": float(np.var(folds)),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +16,13 @@ from pixtag.backbones import LITE0
 from pixtag.cli import cli
 from pixtag.config import load_settings
 from pixtag.train import (
+    CLASSIFIER_PARAMS,
     TrainError,
     check_trainable,
     compare,
     dataset_hash,
     mann_whitney,
+    new_classifier,
     split,
     train,
 )
@@ -127,8 +131,19 @@ def test_train_reaches_the_study_accuracy_and_logs_everything(settings, tmp_path
     assert reused["reused"] is True and reused["run_id"] == again["run_id"]
     assert reused["cv_accuracy"] == summary["cv_accuracy"] and reused["model_uri"] == again["model_uri"]
     assert len(client.search_runs([run.info.experiment_id])) == 2
+    # A task process that finds the candidate to reuse does not import scikit-learn (seconds).
+    probe = subprocess.run([sys.executable, "-c", (
+        "import json, sys; from pixtag.config import load_settings; from pixtag.train import train; "
+        f"s = load_settings(storage={settings.storage!r}, backbone={LITE0!r}, mlflow_uri={settings.mlflow_uri!r}); "
+        "print(json.dumps([train(s)['run_id'], 'sklearn' in sys.modules]))")],
+        capture_output=True, text=True, check=True)
+    assert json.loads(probe.stdout.splitlines()[-1]) == [again["run_id"], False]
     other = train(settings.model_copy(update={"cv_folds": 4}))  # a setting the model depends on
     assert other["reused"] is False and other["train_key"] != summary["train_key"]
+
+
+def test_the_training_key_covers_every_classifier_parameter() -> None:
+    assert new_classifier().get_params() == CLASSIFIER_PARAMS
 
 
 def test_compare_runs_the_same_folds_and_tests_them(settings, tmp_path: Path) -> None:
