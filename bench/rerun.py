@@ -10,7 +10,11 @@ a separate process. A run's wall time is its ``dag.test()`` call, with
 Airflow's execution API already started, as a deployment's api-server is (dag.test() otherwise
 builds it in-process on its first task: 5-10 s that belong to no run); both runs alike.
 
-    python bench/rerun.py [--photos DIR] [--per-class 150]
+    python bench/rerun.py [--photos DIR] [--per-class 150] [--rate 20]
+
+``--rate`` is the API request rate (PIXTAG_REQUEST_RATE; pixtag's default is 2 per second, polite
+to a real instance). Both runs page every class's timelines at it, the second to re-check each
+kept post (deleted, locked, opted out), so a low rate adds the same seconds to both runs.
 
 Prints each task's duration in both runs; the last line is JSON:
 {"first_s": ..., "second_s": ..., "ratio": ..., "downloaded_second": ..., "computed_second": ..., ...}
@@ -100,6 +104,7 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, default=Path(os.environ.get("PIXTAG_PHOTOS",
                                                                             REPO.parent / "shared/data/photos5")))
     parser.add_argument("--per-class", type=int, default=150)
+    parser.add_argument("--rate", type=float, default=20.0, help="API requests per second")
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -119,7 +124,7 @@ def main() -> None:
         "AIRFLOW_CONN_PIXELFED_DEFAULT": json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{PORT}",
                                                      "password": TOKEN}),
         "PIXTAG_STORAGE": str(tmp / "store"), "PIXTAG_MLFLOW_URI": f"http://127.0.0.1:{MLFLOW_PORT}",
-        "PIXTAG_ALLOW_PRIVATE_HOSTS": "127.0.0.1", "PIXTAG_REQUEST_RATE": "20",
+        "PIXTAG_ALLOW_PRIVATE_HOSTS": "127.0.0.1", "PIXTAG_REQUEST_RATE": str(args.rate),
         "PIXTAG_PER_CLASS": str(args.per_class), "PIXTAG_MIN_PER_CLASS": str(min(100, args.per_class)),
         "PIXTAG_BACKBONE": "efficientnet_lite0",
     })
@@ -157,7 +162,7 @@ def main() -> None:
                       "ratio": round(second["seconds"] / first["seconds"], 3),
                       "downloaded_second": second["downloaded"], "computed_second": second["computed"],
                       "validation_reused": second["validated_cached"], "training_reused": second["reused"],
-                      "per_class": args.per_class, "states": [first["state"], second["state"]]}))
+                      "per_class": args.per_class, "rate": args.rate, "states": [first["state"], second["state"]]}))
 
 
 if __name__ == "__main__":

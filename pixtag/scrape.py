@@ -273,16 +273,15 @@ def _merged_timelines(client: Client, tags: list[str]) -> Iterator[tuple[Status,
 
 
 def _known_tags(settings: Settings, client: Client) -> list[str]:
-    """Hashtags seen lately: the newest stored trending run and the instance's trending list."""
-    from pixtag.tags import latest_run
+    """Hashtags seen lately: the newest stored trending run and the instance's trending list
+    (the copy that run kept, else asked for now)."""
+    from pixtag.tags import INSTANCE_TRENDING, instance_trending, latest_run
 
     run = latest_run(open_storage(settings.storage, settings.s3_endpoint_url))
-    known = list(run.raw) if run is not None else []
-    try:
-        known += [t.name for t in client.trending_hashtags()]
-    except HTTPError as exc:  # optional: some instances restrict it
-        log.info("trending hashtags unavailable (%s)", exc)
-    return known
+    listed = run.extra.get(INSTANCE_TRENDING) if run is not None else None
+    if listed is None:
+        listed = instance_trending(client) or []
+    return (list(run.raw) if run is not None else []) + list(listed)
 
 
 def _ledger_index(settings: Settings) -> PhashIndex:

@@ -49,12 +49,13 @@ from pixtag.errors import PixtagError
 
 if TYPE_CHECKING:
     from pixtag.config import Settings
-    from pixtag.pixelfed import Status
+    from pixtag.pixelfed import Client, Status
     from pixtag.storage import Storage
 
 log = logs.get_logger(__name__)
 
 RUNS_PREFIX = "tags/runs/"
+INSTANCE_TRENDING = "instance_trending"  # a run's copy of the instance's own trending list
 CANDIDATE_LIMIT = 100  # only the most frequent words are considered as classes
 PHYSICAL_ENTITY = "physical_entity.n.01"
 
@@ -336,6 +337,18 @@ def _nothing_new(previous: TagCounts | None, newest: Status | None, posts: int, 
             and previous.extra.get("posts_requested") == posts and previous.extra.get("newest_id") == newest.id)
 
 
+def instance_trending(client: Client) -> list[str] | None:
+    """The instance's own trending hashtags, or ``None`` where it refuses or fails (optional:
+    some instances restrict the endpoint)."""
+    from pixtag.http import HTTPError
+
+    try:
+        return [t.name for t in client.trending_hashtags()]
+    except HTTPError as exc:
+        log.info("trending hashtags unavailable (%s)", exc)
+        return None
+
+
 def trending(settings: Settings, instance_url: str | None = None,
              posts: int | None = None) -> TagCounts:
     """Count the hashtags of the ``posts`` most recent public posts and record the run.
@@ -344,7 +357,8 @@ def trending(settings: Settings, instance_url: str | None = None,
     goes to ``tags/runs/<UTC time>.json`` in ``settings.storage``; its key is in
     ``extra["key"]`` of the result. When the timeline's newest post is the one the last run saw
     first (nothing was posted since), that run's counts are recorded again without paging or
-    normalising (``extra["unchanged_since"]``).
+    normalising (``extra["unchanged_since"]``). The run also keeps the instance's own trending
+    list (``extra["instance_trending"]``), so that each class's scrape need not ask for it again.
     """
     from pixtag.pixelfed import Client
 
@@ -358,8 +372,14 @@ def trending(settings: Settings, instance_url: str | None = None,
         if _nothing_new(previous, newest, posts, host):
             # No post since the last run: its sample, and so its counts, would come back as they were.
             counts = dataclasses.replace(previous, extra={"unchanged_since": previous.time})
+            listed = previous.extra.get(INSTANCE_TRENDING)  # nothing posted: nothing newly trending
         else:
             counts = count_tags(itertools.chain([newest] if newest else [], statuses))
+            listed = None
+        if listed is None:
+            listed = instance_trending(client)
+        if listed is not None:
+            counts.extra[INSTANCE_TRENDING] = listed
         unparseable = dict(client.unparseable)
     counts.instance = host
     counts.time = datetime.now(UTC).isoformat(timespec="microseconds")

@@ -170,3 +170,21 @@ def test_exclusions_and_the_suggestion_ledger_are_honoured(demo: DemoInstance, w
     assert suggested.sha256 not in set(kept["sha256"])
     assert dropped.loc[excluded_post.post_id, "reason"] == "excluded"
     assert dropped.loc[suggested.post_id, "reason"] == "suggested_by_pixtag"
+
+
+def test_a_trending_run_spares_each_class_asking_for_the_trending_list(demo: DemoInstance, tmp_path: Path) -> None:
+    from pixtag.tags import trending
+
+    settings = load_settings(**demo_settings(demo.url, storage=str(tmp_path / "store")))
+
+    def asked() -> int:
+        return demo.stats()["requests"].get("trending", 0)
+
+    before = asked()
+    scrape(settings, ["cat", "dog"], per_class=10, out=str(tmp_path / "alone"), progress=False)
+    assert asked() - before == 2  # no trending run stored: each class asks the instance
+    listed = trending(settings, posts=100).extra["instance_trending"]
+    assert listed and asked() - before == 3
+    summary = scrape(settings, ["cat", "dog"], per_class=10, out=str(tmp_path / "after"), progress=False)
+    assert asked() - before == 3  # the run's copy served both classes
+    assert all(info["kept"] == 10 for info in summary.per_class.values())

@@ -67,7 +67,9 @@ def test_trending_counts_and_records_the_run(tmp_path: Path) -> None:
     assert counts.words["cat"] == 36  # CatsOfPixelfed posts + cats posts, once per post
     assert counts.words["pixelfed"] == 18
     assert "caturday" in counts.words and "thursday" in counts.words
-    assert [parse_qs(urlsplit(s.path).query)["local"] for s in seen] == [["1"]] * 3
+    pages = [s for s in seen if urlsplit(s.path).path == "/api/v1/timelines/public"]
+    assert [parse_qs(urlsplit(s.path).query)["local"] for s in pages] == [["1"]] * 3
+    assert "instance_trending" not in counts.extra  # this instance has no trending list (404)
     assert all(s.headers.get("Authorization") == f"Bearer {TOKEN}" for s in seen)
 
     storage = LocalStorage(store)

@@ -48,6 +48,8 @@ def test_a_timeline_with_nothing_new_is_not_sampled_again(demo: DemoInstance, tm
     assert demo.stats()["api_requests"] - before == 1  # the newest page only, no paging
     assert again.extra["unchanged_since"] == first.time and again.extra["newest_id"] == first.extra["newest_id"]
     assert (again.raw, again.words, again.posts) == (first.raw, first.words, first.posts)
+    # The instance's own trending list is kept with the run (each class's scrape reads it there).
+    assert first.extra["instance_trending"] and again.extra["instance_trending"] == first.extra["instance_trending"]
     assert again.extra["key"] != first.extra["key"]  # recorded as a run of its own (drift: none)
     before = demo.stats()["api_requests"]
     bigger = trending(settings, posts=800)  # another sample size: sampled in full
