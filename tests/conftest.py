@@ -54,24 +54,37 @@ def wordnet() -> object:
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """moto's S3-compatible server on 127.0.0.1 (a real HTTP server; boto3 talks to it) with a
-    bucket ``pixtag-test``; dummy credentials are set for the session."""
+    bucket ``pixtag-test``; dummy credentials are set for the session. It runs in a process of
+    its own: in-process moto state is global, and a test's ``mock_aws()`` resets it on exit."""
     import socket
+    import subprocess
+    import sys
+    import time
 
     import boto3
-    from moto.server import ThreadedMotoServer
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError(f"moto's server did not start on 127.0.0.1:{port}")
+        time.sleep(0.2)
     keys = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
     old = {k: os.environ.get(k) for k in keys}
     os.environ.update(keys)
     url = f"http://127.0.0.1:{port}"
     boto3.client("s3", endpoint_url=url).create_bucket(Bucket="pixtag-test")
     yield url
-    server.stop()
+    server.terminate()
+    server.wait(10)
     for k, v in old.items():
         if v is None:
             os.environ.pop(k, None)
