@@ -22,6 +22,9 @@ ALLOWED_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
 ASPECT_RANGE = (0.9, 1.1)
 GRAY_MEAN_SPREAD = 1.0  # mean of max(|R-G|,|G-B|,|R-B|) below this ...
 GRAY_P99_SPREAD = 6.0  # ... and its 99th percentile below this: grayscale content
+#: Bumped whenever what :func:`prepare` accepts changes; images kept under an older version are
+#: judged again (from their stored original) by the scraper.
+CHECKS_VERSION = 2
 
 
 class ImageRejected(PixtagError):
@@ -166,10 +169,16 @@ def prepare(data: bytes, *, max_pixels: int = 40_000_000, size: int = 224,
     """Bytes → checked, upright, RGB, size x size image (raises :class:`ImageRejected`)."""
     image, fmt, (orig_width, orig_height) = decode(data, max_pixels, draft=size)
     orig_mode = image.mode
-    if reject_grayscale and is_grayscale(image):
-        raise ImageRejected("grayscale", f"mode {orig_mode}, channels practically equal")
+    if reject_grayscale and orig_mode in GRAY_MODES:
+        raise ImageRejected("grayscale", f"mode {orig_mode}")
     rgb = to_rgb(image)
     resized, cropped = square_resize(rgb, size)
+    stored = encode_jpeg(resized)
+    # Judged on the image that is stored and trained on, as validation judges it: a photo whose
+    # only colour is at the edges can be grayscale once centre-cropped.
+    if reject_grayscale and is_grayscale(Image.open(io.BytesIO(stored))):
+        raise ImageRejected("grayscale", f"mode {orig_mode}, channels practically equal"
+                            + (" after the centre crop" if cropped else ""))
     return Prepared(
         sha256=sha256_hex(data),
         ext=ALLOWED_FORMATS[fmt],
@@ -178,7 +187,7 @@ def prepare(data: bytes, *, max_pixels: int = 40_000_000, size: int = 224,
         orig_height=orig_height,
         orig_mode=orig_mode,
         cropped=cropped,
-        data=encode_jpeg(resized),
+        data=stored,
         image=resized,
     )
 

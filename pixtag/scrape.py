@@ -38,7 +38,7 @@ import click
 from pixtag import dataset, logs
 from pixtag.config import Settings
 from pixtag.http import AddressPolicy, BlockedURL, HTTPError, HttpSession, ResponseTooLarge, max_rate
-from pixtag.images import ImageRejected, PhashIndex, prepare
+from pixtag.images import CHECKS_VERSION, ImageRejected, PhashIndex, prepare
 from pixtag.pixelfed import Client, MediaAttachment, Status, _id_key
 from pixtag.storage import Storage, open_storage
 
@@ -223,10 +223,15 @@ class Fetcher:
         if self.store.exists(key):
             record = self.store.read_json(key)
             # A rejection of the bytes (corrupt, grayscale, animated, ...) is final; a kept
-            # image is reused only while its stored files are there.
-            if "reason" in record or self.store.exists(dataset.image_key(record["sha256"])):
+            # image is reused while its stored files are there and it passed today's checks.
+            if "reason" in record or (record.get("checks") == CHECKS_VERSION
+                                      and self.store.exists(dataset.image_key(record["sha256"]))):
                 self.reused += 1
                 return record
+            original = dataset.original_key(record["sha256"], record["ext"])
+            if self.store.exists(original):  # kept under older checks: judged again, offline
+                self.reused += 1
+                return self._judge(key, self.store.read_bytes(original), record.get("content_type"))
         try:
             fetched = self.http.request("GET", url, auth=False, throttle=False, accept="image/*")
         except HTTPError as exc:
@@ -234,14 +239,17 @@ class Fetcher:
                       else "blocked_url" if isinstance(exc, BlockedURL) else "download_failed")
             return {"reason": reason, "detail": str(exc)[:300]}
         self.downloaded += 1
-        data = fetched.content
+        return self._judge(key, fetched.content, fetched.content_type)
+
+    def _judge(self, key: str, data: bytes, content_type: str | None) -> dict[str, Any]:
+        """Check and store one image's bytes; remember the verdict under ``key``."""
         try:
             prepared = prepare(data, max_pixels=self.settings.max_image_pixels,
                                size=self.settings.image_size)
         except ImageRejected as exc:
             record: dict[str, Any] = {
                 "reason": exc.reason, "detail": exc.detail,
-                "content_type": fetched.content_type,
+                "content_type": content_type,
             }
         else:
             self.store.write_bytes(dataset.original_key(prepared.sha256, prepared.ext), data)
@@ -250,7 +258,7 @@ class Fetcher:
                 "sha256": prepared.sha256, "ext": prepared.ext, "phash": prepared.phash,
                 "orig_width": prepared.orig_width, "orig_height": prepared.orig_height,
                 "orig_mode": prepared.orig_mode, "cropped": prepared.cropped,
-                "content_type": fetched.content_type,
+                "content_type": content_type, "checks": CHECKS_VERSION,
             }
         # Written last and atomically: its presence means the files above are complete.
         self.store.write_json(key, record)

@@ -69,6 +69,19 @@ def test_grayscale_by_content_not_only_by_mode(photo: Image.Image) -> None:
         assert err.value.reason == "grayscale"
 
 
+def test_grayscale_is_judged_on_the_stored_image(photo: Image.Image) -> None:
+    """Colour only at the edges of a wide photo: the centre crop that is stored is grayscale."""
+    gray = np.asarray(photo.convert("L").convert("RGB").resize((300, 300)))
+    wide = np.concatenate([np.asarray(photo.resize((150, 300))), gray, np.asarray(photo.resize((150, 300)))], axis=1)
+    assert not is_grayscale(Image.fromarray(wide))  # the whole picture has colour
+    with pytest.raises(ImageRejected, match="after the centre crop") as err:
+        prepare(jpeg(Image.fromarray(wide), quality=90))
+    assert err.value.reason == "grayscale"
+    squarish = np.concatenate([np.asarray(photo.resize((20, 300))), gray], axis=1)  # 320x300: no crop
+    kept = prepare(jpeg(Image.fromarray(squarish), quality=90))
+    assert not kept.cropped and not is_grayscale(Image.open(io.BytesIO(kept.data)))
+
+
 def test_sepia_is_not_grayscale(photo: Image.Image) -> None:
     g = np.asarray(photo.convert("L"), dtype=np.float32)
     sepia = np.stack([g, g * 0.85, g * 0.65], axis=-1).clip(0, 255).astype(np.uint8)

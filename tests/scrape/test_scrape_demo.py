@@ -81,10 +81,10 @@ def test_every_kept_image_is_clean_consenting_and_correctly_labelled(exhaustive:
 
 def test_stored_images_are_rgb_224_colour(exhaustive: dict) -> None:
     store, manifest = exhaustive["store"], exhaustive["manifest"]
-    for path in manifest["path"].iloc[::25]:
+    for path in manifest["path"]:  # every one: validation checks every one
         with Image.open(store.local_path(path)) as img:
             assert img.mode == "RGB" and img.size == (224, 224)
-            assert not is_grayscale(img)
+            assert not is_grayscale(img), path
     originals = [store.local_path(p) for p in manifest["original_path"]]
     assert all(p.is_file() for p in originals)
 
