@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pixtag.dataset import MANIFEST, MANIFEST_COLUMNS, image_key, to_frame
-from pixtag.images import prepare
+from pixtag.images import ImageRejected, prepare
 from pixtag.storage import Storage
 
 
@@ -17,8 +17,13 @@ def class_photos(photos: Path, per_class: int | None = None,
     return {c: sorted((photos / c).glob("*.jpg"))[:per_class] for c in names}
 
 
-def _row(label: str, path: Path, store: Storage) -> dict:
-    prepared = prepare(path.read_bytes())
+def _row(label: str, path: Path, store: Storage) -> dict | None:
+    """The manifest row of one photo, its image stored; ``None`` when pixtag would not keep it
+    (as the scraper drops it: e.g. a wide photo whose centre crop is grayscale)."""
+    try:
+        prepared = prepare(path.read_bytes())
+    except ImageRejected:
+        return None
     key = image_key(prepared.sha256)
     store.write_bytes(key, prepared.data)
     return {
@@ -34,11 +39,17 @@ def _row(label: str, path: Path, store: Storage) -> dict:
 
 def make_dataset(photos: Path, store: Storage, per_class: int | None = None,
                  classes: list[str] | None = None) -> list[dict]:
-    """Prepare photos into ``store`` as a dataset (images/ + manifest.parquet); return rows."""
-    jobs = [(label, p) for label, paths in class_photos(photos, per_class, classes).items()
-            for p in paths]
+    """Prepare the first ``per_class`` usable photos of each class into ``store`` as a dataset
+    (images/ + manifest.parquet); return its rows."""
+    rows: list[dict] = []
     with ThreadPoolExecutor(4) as pool:
-        rows = list(pool.map(lambda job: _row(*job, store), jobs))
+        for label, paths in class_photos(photos, None, classes).items():
+            kept: list[dict] = []
+            while paths and (per_class is None or len(kept) < per_class):
+                batch = paths[:per_class - len(kept)] if per_class is not None else paths
+                paths = paths[len(batch):]
+                kept += [row for row in pool.map(lambda p, c=label: _row(c, p, store), batch) if row]
+            rows += kept
     store.write_parquet(MANIFEST, to_frame(rows, MANIFEST_COLUMNS))
     return rows
 
