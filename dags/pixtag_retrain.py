@@ -121,6 +121,11 @@ def pixtag_retrain() -> None:
     def class_names(selection: dict[str, Any]) -> list[str]:
         return list(selection["classes"])
 
+    @task
+    def labels_of(classes: list[str]) -> list[str]:
+        """The classes, then the background label when background images are collected."""
+        return flow.scrape_labels(settings(), classes)
+
     @task(pool="pixelfed_api", map_index_template="{{ label }}", multiple_outputs=False, **NETWORK)
     def scrape(label: str, classes: list[str]) -> dict[str, Any]:
         with final_errors():
@@ -167,9 +172,10 @@ def pixtag_retrain() -> None:
 
     selection = select_classes(refresh_trending())
     classes = class_names(selection)
-    dataset = assemble(classes, scrape.partial(classes=classes).expand(label=classes))
+    labels = labels_of(classes)
+    dataset = assemble(classes, scrape.partial(classes=classes).expand(label=labels))
     validation = validate(classes, dataset)
-    trained = train(extract_features.partial(validation=validation).expand(label=classes))
+    trained = train(extract_features.partial(validation=validation).expand(label=labels))
     decision = register(trained)
     announce_champion(decision)
     report(selection, dataset, trained, decision)

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     image_size: int = Field(224, gt=0)
     storage: str = Field("var/data", description="Local folder or s3://bucket/prefix.")
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, moto).")
+    background: int | None = Field(
+        None, ge=0, description="Background images (posts with none of the classes' tags) collected "
+        "beside the classes so the model learns to abstain (default: 2 x per_class; 0: none).")
     min_per_class: int = Field(50, ge=1, description="Validation: fewest images a class may have.")
     balance_ratio: float = Field(1.5, ge=1, description="Validation: largest/smallest class.")
 
@@ -134,7 +137,15 @@ class Settings(BaseSettings):
     promotion: Literal["auto", "human"] = "auto"
 
     # --- suggestions ----------------------------------------------------------------------
-    threshold: float = Field(0.5, ge=0, le=1, description="Smallest probability suggested.")
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="Smallest probability suggested (default: the threshold training "
+        "chose for false_suggestion_target, or 0.5 for a model trained without background).")
+    false_suggestion_target: float = Field(
+        0.03, gt=0, lt=1, description="Training picks the threshold at which at most this share of "
+        "held-out background images gets a tag.")
+    in_class_share: float = Field(
+        0.15, gt=0, le=1, description="Share of timeline posts showing a class: the mix at which the "
+        "precision of suggestions is reported.")
     top_k: int = Field(3, gt=0)
     window: Literal["off", "auto", "always"] = "auto"
     window_combine: Literal["mean", "vote"] = "mean"
@@ -205,6 +216,11 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _yaml_source(settings_cls))
 
     # ----------------------------------------------------------------------------------------
+    @property
+    def background_images(self) -> int:
+        """How many background images a scrape collects."""
+        return 2 * self.per_class if self.background is None else self.background
+
     @property
     def instance_host(self) -> str | None:
         return urlsplit(self.instance_url).hostname if self.instance_url else None

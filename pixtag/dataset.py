@@ -8,6 +8,7 @@ A dataset lives under one storage root (a folder or ``s3://bucket/prefix``)::
     originals/ab/<sha256>.<ext> the downloaded bytes, content-addressed (sha256 of the bytes)
     images/ab/<sha256>.jpg      the 224x224 RGB image the model sees (study's resize rule)
     exclusions.json             {"sha256": [...], "post_id": [...]} excluded by a reviewer
+    dataset.json                {"classes": [...], "background": N}: what the scrape collected
     reports/                    contact sheets, figures, Data Docs
 
 ``sha256`` is the hash of the original bytes and is the image's identity everywhere
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 MANIFEST = "manifest.parquet"
 DROPPED = "dropped.parquet"
 EXCLUSIONS = "exclusions.json"
+INFO = "dataset.json"
 
 MANIFEST_COLUMNS: dict[str, str] = {
     "post_id": "string",
@@ -104,3 +106,13 @@ def read_exclusions(store: Storage) -> dict[str, set[str]]:
         return {"sha256": set(), "post_id": set()}
     data = store.read_json(EXCLUSIONS)
     return {"sha256": set(data.get("sha256", [])), "post_id": set(data.get("post_id", []))}
+
+
+def write_info(store: Storage, classes: list[str], background: int) -> None:
+    """Record the class set and the background images wanted (later stages need no options)."""
+    store.write_json(INFO, {"classes": list(classes), "background": int(background)})
+
+
+def read_info(store: Storage) -> dict[str, Any]:
+    """What :func:`write_info` recorded, or ``{}`` for a dataset written otherwise."""
+    return dict(store.read_json(INFO)) if store.exists(INFO) else {}

@@ -178,6 +178,13 @@ def scrape_class(settings: Settings, label: str, classes: list[str]) -> dict[str
         return asdict(collect(settings, label, classes, settings.storage, progress=False))
 
 
+def scrape_labels(settings: Settings, classes: list[str]) -> list[str]:
+    """What the scrape maps over: the classes, then the background (unless turned off)."""
+    from pixtag.scrape import labels_to_scrape
+
+    return labels_to_scrape(settings, classes)
+
+
 def assemble(settings: Settings, classes: list[str]) -> dict[str, Any]:
     from pixtag.scrape import assemble as merge
 
@@ -215,7 +222,8 @@ def train(settings: Settings) -> dict[str, Any]:
 
     summary = fit(settings)
     keep = ("run_id", "model_uri", "backbone", "labels", "images", "train_images", "test_images",
-            "cv_accuracy", "cv_mean", "cv_var", "test_accuracy", "train_seconds", "dataset_hash", "reused")
+            "cv_accuracy", "cv_mean", "cv_var", "test_accuracy", "train_seconds", "dataset_hash", "reused",
+            "threshold", "abstention_rate", "false_suggestion_rate", "precision_at_share")
     result = {k: summary[k] for k in keep if k in summary}
     result["cv_std"] = math.sqrt(result.get("cv_var", 0.0))
     result["cv_folds"] = len(result.get("cv_accuracy", []))
@@ -258,6 +266,8 @@ def report(selection: Mapping[str, Any], dataset: Mapping[str, Any], trained: Ma
         "cv_std": trained.get("cv_std"),
         "cv_folds": trained.get("cv_folds"),
         "test_accuracy": trained.get("test_accuracy"),
+        "false_suggestion_rate": trained.get("false_suggestion_rate"),
+        "abstention_rate": trained.get("abstention_rate"),
         "reused": bool(trained.get("reused")),
         "mlflow_run_url": trained.get("mlflow_run_url"),
         "decision": dict(decision) if decision else None,

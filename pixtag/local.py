@@ -546,6 +546,11 @@ def print_summary(summary: dict[str, Any], echo: Any) -> None:
                  f"({report.get('cv_folds', '?')} folds)")
         if report.get("test_accuracy") is not None:
             echo(f"  test accuracy:  {report['test_accuracy']:.3f}")
+        if report.get("false_suggestion_rate") is not None:
+            echo(f"  false suggestions: {report['false_suggestion_rate']:.3f} of held-out background "
+                 f"images got a tag (abstained on {report.get('abstention_rate') or 0:.3f} of class images)")
+        elif report.get("test_accuracy") is not None:
+            echo("  false suggestions: unmeasured (no background images: set background > 0)")
         decision = report.get("decision") or {}
         if decision and report.get("reused") and decision.get("already_champion"):
             echo(f"  model:          {decision.get('model_uri', '')} version {decision.get('version', '?')}: "

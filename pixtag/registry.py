@@ -5,6 +5,9 @@ current champion was trained on the same label set, at least the champion's accu
 ``settings.tolerance``. The champion is re-scored on the candidate's own test split (the
 features of the same images) when possible; otherwise its logged accuracy is used and the
 reason is recorded. A changed label set is a new baseline that only needs the floor.
+A candidate whose false-suggestion rate (share of held-out background images that got a tag)
+is worse than the champion's on the same images by more than ``settings.tolerance`` is refused
+too, whatever its accuracy.
 
 ``promotion: auto`` moves the alias ``champion`` to a passing candidate; ``human`` gives it
 ``challenger`` and leaves ``champion`` to a person (MLflow UI). The decision and its reason are
@@ -59,6 +62,7 @@ class Champion:
     logged_accuracy: float
     scored_on: str  # "candidate_split" or "logged"
     note: str = ""
+    false_suggestion_rate: float | None = None  # on the same images as accuracy, if measured
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,9 @@ class Decision:
 
 
 def decide(accuracy: float, labels: tuple[str, ...], champion: Champion | None,
-           floor: float, tolerance: float) -> Decision:
-    """The gate, as a pure function of the numbers."""
+           floor: float, tolerance: float, false_rate: float | None = None) -> Decision:
+    """The gate, as a pure function of the numbers (``false_rate``: the candidate's
+    false-suggestion rate on its held-out background images, if it has any)."""
     if accuracy < floor:
         return Decision(False, f"test accuracy {accuracy:.4f} is below the floor {floor:.4f}")
     if champion is None:
@@ -85,6 +90,11 @@ def decide(accuracy: float, labels: tuple[str, ...], champion: Champion | None,
         return Decision(False, f"test accuracy {accuracy:.4f} is below champion v{champion.version}"
                                f" {champion.accuracy:.4f} ({where}) - tolerance {tolerance:.4f}"
                                f" = {bar:.4f}")
+    if false_rate is not None and champion.false_suggestion_rate is not None and \
+            false_rate > champion.false_suggestion_rate + tolerance:
+        return Decision(False, f"false-suggestion rate {false_rate:.4f} is above champion "
+                               f"v{champion.version} {champion.false_suggestion_rate:.4f} ({where}) + "
+                               f"tolerance {tolerance:.4f} = {champion.false_suggestion_rate + tolerance:.4f}")
     return Decision(True, f"test accuracy {accuracy:.4f} >= champion v{champion.version} "
                           f"{champion.accuracy:.4f} ({where}) - tolerance {tolerance:.4f}; "
                           f">= floor {floor:.4f}")
@@ -140,9 +150,16 @@ def run_accuracy(run: Any) -> float:
     return float(run.data.metrics["test_accuracy"])
 
 
+def run_false_rate(run: Any) -> float | None:
+    value = run.data.metrics.get("false_suggestion_rate")
+    return None if value is None else float(value)
+
+
 def champion_on_split(settings: Settings, client: MlflowClient, version: Any,
-                      split: dict[str, Any], store: Storage) -> float:
-    """Accuracy of a registered version on a test split (features of the same images)."""
+                      split: dict[str, Any], store: Storage) -> tuple[float, float | None]:
+    """Closed-set accuracy of a registered version on a test split's class images (features of
+    the same images), and its false-suggestion rate on the split's background images at its
+    own threshold (``None`` without background images)."""
     import mlflow
     import yaml
 
@@ -167,7 +184,16 @@ def champion_on_split(settings: Settings, client: MlflowClient, version: Any,
                             f"in the dataset at {store.uri}")
     run = compute(settings.model_copy(update={"weights": weights}), rows, store, name)
     X = run.vectors(split["test"])
-    return float(np.mean(classifier.predict(X) == np.asarray(split["test_labels"])))
+    from pixtag.openset import BACKGROUND, confidence, predict_class
+
+    truth = np.asarray(split["test_labels"])
+    labels = [str(c) for c in classifier.classes_]
+    inside = truth != BACKGROUND
+    accuracy = float(np.mean(predict_class(classifier.log_odds(X[inside]), labels) == truth[inside]))
+    if inside.all():
+        return accuracy, None
+    threshold = float(config.get("trained_threshold", 0.5) if settings.threshold is None else settings.threshold)
+    return accuracy, float(np.mean(confidence(classifier.predict_tag_proba(X[~inside]), labels) >= threshold))
 
 
 def current_champion(settings: Settings, client: MlflowClient, candidate_run: Any,
@@ -180,18 +206,20 @@ def current_champion(settings: Settings, client: MlflowClient, candidate_run: An
     mv = client.get_model_version(settings.model_name, version)
     champ_run = client.get_run(mv.run_id)
     champ_labels, logged = run_labels(champ_run), run_accuracy(champ_run)
+    logged_false = run_false_rate(champ_run)
     if champ_labels != labels:
-        return Champion(version, champ_labels, logged, logged, "logged", "other label set")
+        return Champion(version, champ_labels, logged, logged, "logged", "other label set", logged_false)
     try:
         split = _load_split(candidate_run.info.run_id)
         storage = candidate_run.data.tags.get("pixtag.storage") or settings.storage
         store = open_storage(storage, settings.s3_endpoint_url)
-        acc = champion_on_split(settings, client, mv, split, store)
-        return Champion(version, champ_labels, acc, logged, "candidate_split")
+        acc, false_rate = champion_on_split(settings, client, mv, split, store)
+        return Champion(version, champ_labels, acc, logged, "candidate_split",
+                        false_suggestion_rate=false_rate)
     except Exception as exc:  # record why, compare with the logged number instead
         note = f"not re-scored: {type(exc).__name__}: {str(exc)[:200]}"
         log.warning("champion v%s %s", version, note)
-        return Champion(version, champ_labels, logged, logged, "logged", note)
+        return Champion(version, champ_labels, logged, logged, "logged", note, logged_false)
 
 
 def _load_split(run_id: str) -> dict[str, Any]:
@@ -262,19 +290,22 @@ def _register(settings: Settings, run_id: str) -> dict[str, Any]:
         return _result(name, version, "promoted", True, CHAMPION,
                        recorded.get(TAG + "reason", "already champion"), accuracy, None) | {"already_champion": True}
     champion = current_champion(settings, client, run, labels, exclude=version)
-    decision = decide(accuracy, labels, champion, settings.accuracy_floor, settings.tolerance)
+    false_rate = run_false_rate(run)
+    decision = decide(accuracy, labels, champion, settings.accuracy_floor, settings.tolerance, false_rate)
     alias = (CHAMPION if settings.promotion == "auto" else CHALLENGER) if decision.passed else None
     outcome = ("promoted" if alias == CHAMPION else "challenger" if alias else "rejected")
     tags = {
         "decision": outcome, "reason": decision.reason, "promotion": settings.promotion,
         "floor": settings.accuracy_floor, "tolerance": settings.tolerance,
         "test_accuracy": accuracy, "labels": ",".join(labels),
+        "false_suggestion_rate": false_rate,
     }
     if champion is not None:
         tags |= {"champion_version": champion.version,
                  "champion_accuracy": champion.accuracy,
                  "champion_logged_accuracy": champion.logged_accuracy,
                  "champion_scored_on": champion.scored_on,
+                 "champion_false_suggestion_rate": champion.false_suggestion_rate,
                  "champion_note": champion.note}
     for key, value in tags.items():
         client.set_model_version_tag(name, version, TAG + key, str(value))

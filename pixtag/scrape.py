@@ -13,7 +13,12 @@ Flow per class (``scrape_class``, the unit the Airflow DAG maps over):
    (:func:`pixtag.images.prepare`), store originals and 224x224 images content-addressed;
 4. keep the first of exact (sha256) and near (perceptual hash) duplicates.
 
-``assemble`` then merges the classes in a fixed order, drops duplicates across classes and
+Background (``scrape_class(label=BACKGROUND)``): the newest posts of the local public timeline
+that carry none of the classes' tags (neither a raw spelling nor a normalised word), under the
+same consent, privacy, image and ledger rules, kept under the reserved label
+:data:`pixtag.openset.BACKGROUND` so that the model learns what is none of the classes.
+
+``assemble`` then merges the classes (and the background) in a fixed order, drops duplicates across classes and
 writes ``manifest.parquet`` and ``dropped.parquet``. Every decision is a pure function of the
 posts and bytes, applied in a fixed order, so a re-run (or a run after a crash) yields the same
 manifest; a per-media record (``fetched/``) written after the files lets it skip downloads.
@@ -39,6 +44,7 @@ from pixtag import dataset, logs
 from pixtag.config import Settings
 from pixtag.http import AddressPolicy, BlockedURL, HTTPError, HttpSession, ResponseTooLarge, max_rate
 from pixtag.images import CHECKS_VERSION, ImageRejected, PhashIndex, prepare
+from pixtag.openset import BACKGROUND
 from pixtag.pixelfed import Client, MediaAttachment, Status, _id_key
 from pixtag.storage import Storage, open_storage
 
@@ -96,6 +102,19 @@ def screen_post(status: Status, classes_of_post: set[str]) -> tuple[str, str] | 
         return "no_class", "no hashtag normalises to a class"
     if not status.media_attachments:
         return "no_media", "post has no media"
+    return None
+
+
+def screen_background(status: Status, classes: Iterable[str],
+                      spellings: set[str]) -> tuple[str, str] | None:
+    """Why a timeline post must not be a background image, or ``None``: the privacy rules of
+    :func:`screen_post`, then no hashtag may be a class's spelling or normalise to a class."""
+    verdict = screen_post(status, {BACKGROUND})
+    if verdict:
+        return verdict
+    carried = post_classes(status, classes) | {t.lower() for t in status.hashtags if t.lower() in spellings}
+    if carried:
+        return "class_tag", ",".join(sorted(carried))
     return None
 
 
@@ -397,6 +416,33 @@ class _ClassCollector:
         return [{k: v for k, v in r.items() if k != "_seq"} for r in sorted(rows, key=lambda r: r["_seq"])]
 
 
+class _BackgroundCollector(_ClassCollector):
+    """Background images: timeline posts that carry no class tag, kept under BACKGROUND."""
+
+    def __init__(self, *args: Any, spellings: set[str], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.class_spellings = spellings
+        # Most timeline posts are usable, but class posts are skipped: look further.
+        self.budget = math.ceil(self.per_class * self.settings.posts_factor * 2)
+
+    def _screen(self, status: Status, tag: str, pool: ThreadPoolExecutor) -> None:
+        verdict = screen_background(status, self.classes, self.class_spellings)
+        if verdict is None and status.id in self.exclusions["post_id"]:
+            verdict = ("excluded", "excluded by a reviewer")
+        if verdict is None and not status.media_attachments:
+            verdict = ("no_media", "post has no media")
+        if verdict:
+            self._drop(status, None, tag, verdict)
+            return
+        for media in status.media_attachments:
+            media_verdict = screen_media(media)
+            if media_verdict:
+                self._drop(status, media, tag, media_verdict)
+            else:
+                future = pool.submit(self.fetcher.fetch, media.url or "")
+                self.inflight.append((self.seq, Candidate(status, media, self.label), future))
+
+
 def scrape_class(
     settings: Settings,
     label: str,
@@ -411,10 +457,14 @@ def scrape_class(
 
     The class's spellings come from the stored trending runs and the instance's trending
     hashtags; when those timelines run dry before the class is full, spellings found on the
-    class's own posts (``#DogsOfPixelfed`` next to ``#dog``) are paged too.
+    class's own posts (``#DogsOfPixelfed`` next to ``#dog``) are paged too. With ``label``
+    :data:`BACKGROUND`, ``settings.background_images`` background images are collected from
+    the public timeline instead.
     """
     from tqdm import tqdm
 
+    if label == BACKGROUND:
+        per_class = settings.background_images
     per_class = per_class or settings.per_class
     store = open_storage(out, settings.s3_endpoint_url)
     summary = ClassSummary(label)
@@ -423,16 +473,27 @@ def scrape_class(
         http = media_session(settings, client.base_url)
         fetcher = Fetcher(settings, store, http)
         bar = tqdm(total=per_class, desc=f"{label:>10}", unit="img", disable=not progress, leave=True)
-        collector = _ClassCollector(settings, label, classes, store, fetcher, per_class, bar)
-        tags = class_variants(label, _known_tags(settings, client))
-        with ThreadPoolExecutor(settings.download_concurrency) as pool:
-            log.info("class %s: paging %s", label, ", ".join(f"#{t}" for t in tags))
-            collector.collect(_merged_timelines(client, tags), pool)
-            more = sorted(collector.spellings - set(tags))
-            if more and not collector.done:
-                log.info("class %s: also paging %s (found on its posts)", label, ", ".join(f"#{t}" for t in more))
-                collector.collect(_merged_timelines(client, more), pool)
-            dropped = collector.finish()
+        known = _known_tags(settings, client)
+        if label == BACKGROUND:
+            spellings = {t.lower() for c in classes for t in class_variants(c, known)}
+            collector: _ClassCollector = _BackgroundCollector(
+                settings, label, classes, store, fetcher, per_class, bar, spellings=spellings)
+            with ThreadPoolExecutor(settings.download_concurrency) as pool:
+                log.info("background: paging the public timeline, skipping posts tagged %s",
+                         ", ".join(f"#{t}" for t in sorted(spellings)))
+                collector.collect(((s, "") for s in client.iter_public(collector.budget)), pool)
+                dropped = collector.finish()
+        else:
+            collector = _ClassCollector(settings, label, classes, store, fetcher, per_class, bar)
+            tags = class_variants(label, known)
+            with ThreadPoolExecutor(settings.download_concurrency) as pool:
+                log.info("class %s: paging %s", label, ", ".join(f"#{t}" for t in tags))
+                collector.collect(_merged_timelines(client, tags), pool)
+                more = sorted(collector.spellings - set(tags))
+                if more and not collector.done:
+                    log.info("class %s: also paging %s (found on its posts)", label, ", ".join(f"#{t}" for t in more))
+                    collector.collect(_merged_timelines(client, more), pool)
+                dropped = collector.finish()
         bar.close()
         http.close()
         summary.api_requests = len(client.http.sent)
@@ -496,14 +557,16 @@ def assemble(settings: Settings, classes: list[str], out: str,
 
     An image found under two classes (same bytes or a near duplicate) cannot be labelled
     with confidence, so every copy of it is dropped (``duplicate_cross_class``): no image is
-    in two classes. Then each class keeps its first ``per_class`` rows.
+    in two classes (nor both a class image and a background image). Then each class keeps its
+    first ``per_class`` rows, the background its first ``settings.background_images``.
     """
     import pandas as pd
 
     per_class = per_class or settings.per_class
     store = open_storage(out, settings.s3_endpoint_url)
-    parts = [store.read_parquet(f"{PARTS}/{label}.parquet") for label in classes]
-    dropped_frames = [store.read_parquet(f"{PARTS}/{label}.dropped.parquet") for label in classes]
+    labels = labels_to_scrape(settings, classes)
+    parts = [store.read_parquet(f"{PARTS}/{label}.parquet") for label in labels]
+    dropped_frames = [store.read_parquet(f"{PARTS}/{label}.dropped.parquet") for label in labels]
     rows = pd.concat(parts, ignore_index=True) if parts else dataset.empty_frame(dataset.MANIFEST_COLUMNS)
     clash = cross_class_rows(rows, settings.phash_distance)
     clashing = rows[clash]
@@ -512,7 +575,8 @@ def assemble(settings: Settings, classes: list[str], out: str,
           "reason": "duplicate_cross_class", "detail": "the same image is posted under another class"}
          for r in clashing.to_dict("records")], dataset.DROPPED_COLUMNS))
     kept = rows[~clash]
-    manifest = pd.concat([kept[kept["label"] == label].head(per_class) for label in classes] or [kept],
+    keep = {label: settings.background_images if label == BACKGROUND else per_class for label in labels}
+    manifest = pd.concat([kept[kept["label"] == label].head(keep[label]) for label in labels] or [kept],
                          ignore_index=True)
     manifest = dataset.to_frame(manifest.to_dict("records"), dataset.MANIFEST_COLUMNS)
     dropped = pd.concat([f for f in dropped_frames if len(f)] or [dataset.empty_frame(dataset.DROPPED_COLUMNS)],
@@ -523,7 +587,9 @@ def assemble(settings: Settings, classes: list[str], out: str,
     dropped = dropped[~repeated].reset_index(drop=True)
     store.write_parquet(dataset.DROPPED, dropped)
     store.write_parquet(dataset.MANIFEST, manifest)
-    counts = manifest["label"].value_counts().reindex(classes, fill_value=0)
+    dataset.write_info(store, [c for c in labels if c != BACKGROUND],
+                       settings.background_images if BACKGROUND in labels else 0)
+    counts = manifest["label"].value_counts().reindex(labels, fill_value=0)
     return ScrapeSummary(
         out=store.uri,
         classes=list(classes),
@@ -531,6 +597,12 @@ def assemble(settings: Settings, classes: list[str], out: str,
         dropped={k: int(v) for k, v in dropped["reason"].value_counts().sort_index().items()},
         images=len(manifest),
     )
+
+
+def labels_to_scrape(settings: Settings, classes: Iterable[str]) -> list[str]:
+    """The classes, then :data:`BACKGROUND` when background images are wanted."""
+    labels = [c for c in classes if c != BACKGROUND]
+    return [*labels, BACKGROUND] if settings.background_images > 0 else labels
 
 
 def cross_class_rows(rows: Any, distance: int) -> Any:
@@ -559,7 +631,7 @@ def scrape(settings: Settings, classes: list[str] | None = None, per_class: int 
                                "(or run `pixtag classes --auto`)")
     out = out or default_dataset_uri(settings)
     per = {}
-    for label in classes:
+    for label in labels_to_scrape(settings, classes):
         per[label] = asdict(scrape_class(settings, label, classes, out, instance_url=instance_url,
                                          per_class=per_class, progress=progress))
     summary = assemble(settings, classes, out, per_class)

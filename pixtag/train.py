@@ -2,7 +2,11 @@
 
 Protocol (reproducible from ``settings.seed``): rows sorted by sha256; stratified split into
 train and test (``settings.test_size``); stratified k-fold CV on the train part
-(``settings.cv_folds``); refit on all of it; evaluate once on the test part. ``--compare``
+(``settings.cv_folds``); refit on all of it; evaluate once on the test part. Background images
+(label :data:`pixtag.openset.BACKGROUND`) are split and fitted with the classes, but CV and
+test accuracy are the study's closed-set figures over class images only; the suggestion
+threshold is chosen on the folds' held-out background images (``false_suggestion_target``),
+and the test part gives the abstention and false-suggestion rates. ``--compare``
 runs the same folds for several backbones and tests the fold accuracies pairwise with the
 Mann-Whitney U test, as the study did.
 """
@@ -28,6 +32,14 @@ from pixtag.cli import echo_json, get_settings, json_option
 from pixtag.dataset import read_manifest
 from pixtag.errors import PixtagError
 from pixtag.features import compute, select
+from pixtag.openset import (
+    BACKGROUND,
+    choose_threshold,
+    confidence,
+    open_set_metrics,
+    predict_class,
+    wrong_confidence,
+)
 from pixtag.storage import Storage, open_storage
 
 if TYPE_CHECKING:
@@ -76,8 +88,22 @@ def split(y: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.nd
                             random_state=seed)
 
 
-def cv_and_refit(estimator: Any, X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> tuple[list[float], Any]:
-    """Accuracy per stratified fold, and a clone fitted on all rows.
+DEFAULT_THRESHOLD = 0.5  # a model trained without background images cannot choose one
+
+
+def closed_predict(model: Any, X: np.ndarray) -> np.ndarray:
+    """The most likely real class (never the background): the study's prediction."""
+    classes = [str(c) for c in model.classes_]
+    if BACKGROUND not in classes:
+        return model.predict(X)
+    return predict_class(model.log_odds(X), classes)
+
+
+def cv_and_refit(estimator: Any, X: np.ndarray, y: np.ndarray, folds: int, seed: int,
+                 oof: list[Any] | None = None) -> tuple[list[float], Any]:
+    """Closed-set accuracy over the class images of each stratified fold, and a clone fitted
+    on all rows. With ``oof`` (a list), the fold models' calibrated probabilities of their
+    held-out rows are appended to it as one ``(rows, labels)`` array in row order.
 
     The k fold fits and the refit run in one thread pool, one BLAS thread each (multi-threaded
     BLAS only adds waiting at these sizes). pixtag's classifier shares work between them
@@ -92,22 +118,49 @@ def cv_and_refit(estimator: Any, X: np.ndarray, y: np.ndarray, folds: int, seed:
     from pixtag.classifier import LinearSVMClassifier, fit_splits
 
     def score(fitted: Any, test: np.ndarray) -> float:
-        return float(np.mean(fitted.predict(X[test]) == y[test]))
+        test = test[y[test] != BACKGROUND]
+        return float(np.mean(closed_predict(fitted, X[test]) == y[test]))
 
-    def fold(train: np.ndarray, test: np.ndarray) -> float:
-        return score(clone(estimator).fit(X[train], y[train]), test)
+    def collect(fitted: list[Any], splits: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        if oof is None:
+            return
+        probs = np.zeros((len(y), len(np.unique(y))))
+        for model, (_, test) in zip(fitted, splits, strict=True):
+            probs[test] = model.predict_tag_proba(X[test])
+        oof.append(probs)
 
     splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y))
     workers = min(folds + 1, len(os.sched_getaffinity(0)))
     if type(estimator) is LinearSVMClassifier:  # the folds start from the refit's optimum
         with threadpool_limits(1):
             refit, fitted = fit_splits(estimator, X, y, [train for train, _ in splits], workers)
+        collect(fitted, splits)
         return [score(m, test) for m, (_, test) in zip(fitted, splits, strict=True)], refit
     # the refit, the longest job, first
-    jobs = [delayed(lambda: clone(estimator).fit(X, y))(), *(delayed(fold)(train, test) for train, test in splits)]
+    jobs = [delayed(lambda: clone(estimator).fit(X, y))(),
+            *(delayed(lambda tr: clone(estimator).fit(X[tr], y[tr]))(train) for train, _ in splits)]
     with threadpool_limits(1):
         done = Parallel(n_jobs=workers, backend="threading")(jobs)
-    return done[1:], done[0]
+    if oof is not None and hasattr(done[0], "predict_tag_proba"):
+        collect(done[1:], splits)
+    return [score(m, test) for m, (_, test) in zip(done[1:], splits, strict=True)], done[0]
+
+
+def pick_threshold(settings: Settings, oof: np.ndarray, y: np.ndarray,
+                   labels: Sequence[str]) -> tuple[float, str]:
+    """The suggestion threshold and where it came from: the setting, else the smallest at
+    which at most ``false_suggestion_target`` of the held-out background images get a tag and
+    at most that share of the held-out class images get a wrong one."""
+    if settings.threshold is not None:
+        return float(settings.threshold), "settings"
+    background = y == BACKGROUND
+    if not background.any():
+        return DEFAULT_THRESHOLD, "default (no background images)"
+    target = settings.false_suggestion_target
+    chosen = max(choose_threshold(confidence(oof[background], labels), target),
+                 choose_threshold(wrong_confidence(oof[~background], labels, y[~background]), target))
+    return chosen, (f"chosen on out-of-fold images ({int(background.sum())} background, "
+                    f"{int((~background).sum())} of classes): at most {target} of either get a wrong tag")
 
 
 def held_out_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
@@ -263,6 +316,7 @@ def training_key(settings: Settings, rows: pd.DataFrame, backbone: str | None = 
         "dataset": dataset_hash(rows), "features": cache_key(name, settings.weights),
         "test_size": settings.test_size, "cv_folds": settings.cv_folds, "seed": settings.seed,
         "classifier": CLASSIFIER_PARAMS, "model_config": model_config(settings),
+        "open_set": {"target": settings.false_suggestion_target, "share": settings.in_class_share},
         "pixtag": __version__,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
@@ -312,13 +366,20 @@ def train(settings: Settings, *, backbone: str | None = None,
     from pixtag.suggest import log_model
     data = load_data(settings, store, backbone)
     name = data.features["backbone"]
-    labels = sorted(set(data.y))
+    labels = sorted(set(data.y) - {BACKGROUND})
     Xtr, ytr, Xte, yte = data.X[data.train], data.y[data.train], data.X[data.test], data.y[data.test]
 
     start = time.perf_counter()
-    folds, clf = cv_and_refit(new_classifier(), Xtr, ytr, settings.cv_folds, settings.seed)
+    oof: list[np.ndarray] = []
+    folds, clf = cv_and_refit(new_classifier(), Xtr, ytr, settings.cv_folds, settings.seed, oof)
     train_seconds = time.perf_counter() - start
-    test = held_out_metrics(yte, clf.predict(Xte), labels)
+    fitted = [str(c) for c in clf.classes_]
+    threshold, threshold_source = pick_threshold(settings, oof[0], ytr, fitted)
+    top = closed_predict(clf, Xte)
+    inside = yte != BACKGROUND
+    test = held_out_metrics(yte[inside], top[inside], labels)
+    opened = open_set_metrics(yte, top, confidence(clf.predict_tag_proba(Xte), fitted) >= threshold,
+                              settings.in_class_share)
 
     summary: dict[str, Any] = {
         "backbone": name,
@@ -332,6 +393,15 @@ def train(settings: Settings, *, backbone: str | None = None,
         "cv_mean": float(np.mean(folds)),
         "cv_var": float(np.var(folds)),
         "test_accuracy": test["accuracy"],
+        "threshold": threshold,
+        "threshold_source": threshold_source,
+        "background_images": int(np.sum(data.y == BACKGROUND)),
+        "abstention_rate": opened.get("abstention_rate"),
+        "false_suggestion_rate": opened.get("false_suggestion_rate"),
+        "precision_at_share": opened.get("precision_at_share"),
+        "suggested_accuracy": opened.get("suggested_accuracy"),
+        "test_background_images": opened["background_images"],
+        "in_class_share": settings.in_class_share,
         "per_class": test["per_class"],
         "confusion": test["confusion"],
         "train_seconds": round(train_seconds, 3),
@@ -343,13 +413,13 @@ def train(settings: Settings, *, backbone: str | None = None,
     with mlflow.start_run(run_name=f"train-{name}") as run, \
             tempfile.TemporaryDirectory() as tmp:
         _log_candidate(summary, settings, clf, data, Path(tmp))
-        info = log_model(clf, name, settings)
+        info = log_model(clf, name, settings, threshold=threshold)
         mlflow.set_tag("pixtag.model_uri", info.model_uri)
         summary["run_id"] = run.info.run_id
         summary["model_uri"] = info.model_uri
-    log.info("trained %s on %d images: CV %.4f ± %.4f, test %.4f (run %s)", name,
-             len(data.rows), summary["cv_mean"], summary["cv_var"], summary["test_accuracy"],
-             summary["run_id"])
+    log.info("trained %s on %d images: CV %.4f ± %.4f, test %.4f, false suggestions %s at "
+             "threshold %.3f (run %s)", name, len(data.rows), summary["cv_mean"], summary["cv_var"],
+             summary["test_accuracy"], summary["false_suggestion_rate"], threshold, summary["run_id"])
     return summary
 
 
@@ -373,8 +443,12 @@ def _log_candidate(summary: dict[str, Any], settings: Settings, clf: LinearSVMCl
     mlflow.log_metrics({
         "cv_mean": summary["cv_mean"], "cv_var": summary["cv_var"],
         "test_accuracy": summary["test_accuracy"], "train_seconds": summary["train_seconds"],
-        "images": summary["images"],
+        "images": summary["images"], "threshold": summary["threshold"],
+        "background_images": summary["background_images"],
     })
+    mlflow.log_metrics({k: summary[k] for k in ("abstention_rate", "false_suggestion_rate",
+                                                "precision_at_share", "suggested_accuracy")
+                        if summary.get(k) is not None})
     for label, m in summary["per_class"].items():
         mlflow.log_metrics({f"{k}.{label}": m[k] for k in ("precision", "recall", "f1")})
     labels = summary["labels"]
@@ -403,12 +477,13 @@ def compare(settings: Settings, backbones: Sequence[str],
     for name in backbones:
         data = load_data(settings, store, name)
         Xtr, ytr = data.X[data.train], data.y[data.train]
+        test = data.test[data.y[data.test] != BACKGROUND]
         start = time.perf_counter()
         folds, clf = cv_and_refit(new_classifier(), Xtr, ytr, settings.cv_folds, settings.seed)
         results[name] = {
             "cv_accuracy": folds, "cv_mean": float(np.mean(folds)),
             "cv_var": float(np.var(folds)),
-            "test_accuracy": float(np.mean(clf.predict(data.X[data.test]) == data.y[data.test])),
+            "test_accuracy": float(np.mean(closed_predict(clf, data.X[test]) == data.y[test])),
             "train_seconds": round(time.perf_counter() - start, 3),
             "dim": int(data.X.shape[1]),
         }
@@ -427,6 +502,20 @@ def compare(settings: Settings, backbones: Sequence[str],
         mlflow.log_dict(summary, "compare.json")
         summary["run_id"] = run.info.run_id
     return summary
+
+
+def open_set_line(result: dict[str, Any]) -> str:
+    """One line on abstention: threshold, false suggestions, abstention, precision."""
+    fsr = result.get("false_suggestion_rate")
+    if fsr is None:
+        return (f"threshold {result.get('threshold', DEFAULT_THRESHOLD):.3f}; no background images, so "
+                "the false-suggestion rate is unmeasured (set background > 0)")
+    precision = result.get("precision_at_share")
+    return (f"threshold {result['threshold']:.3f}: false suggestions {fsr:.1%} of "
+            f"{result.get('test_background_images')} held-out background images, abstained on "
+            f"{result['abstention_rate']:.1%} of class images, precision "
+            f"{'n/a' if precision is None else f'{precision:.1%}'} at {result.get('in_class_share', 0.15):.0%} "
+            "in-class posts")
 
 
 @click.command("train")
@@ -468,5 +557,6 @@ def train_cmd(ctx: click.Context, backbone: str | None, compare_with: str | None
     click.echo(f"{result['backbone']}: CV {result['cv_mean']:.4f} (var {result['cv_var']:.6f}), "
                f"test {result['test_accuracy']:.4f} on {result['test_images']} images "
                f"(run {result['run_id']})")
+    click.echo(open_set_line(result))
     if register:
         click.echo(result["registry"]["message"])

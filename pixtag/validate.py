@@ -13,6 +13,10 @@ that depend on the settings are ``{"$PARAMETER": name}`` placeholders filled at 
 ``class_counts``
     one row per class: ``count`` and ``ratio_to_smallest``. "Balanced within ratio" means
     largest/smallest ``<= balance_ratio``, i.e. every ``ratio_to_smallest <= balance_ratio``.
+``background``
+    the background rows (label :data:`pixtag.openset.BACKGROUND`): at least
+    ``min_background`` of them when the scrape collected background (``dataset.json``), and
+    none that is also a class image (same bytes or a near duplicate: ``class_overlap``).
 
 GX decides pass/fail; Data Docs are rendered into ``<dataset>/reports/data_docs/`` (or
 ``docs_dir``; for S3 they are rendered locally and uploaded). Validation only reads the dataset.
@@ -35,6 +39,7 @@ from pixtag import dataset
 from pixtag.config import Settings
 from pixtag.errors import PixtagError
 from pixtag.images import is_grayscale, near_duplicate_pairs
+from pixtag.openset import BACKGROUND
 from pixtag.review import (
     contact_refs,
     excluded_mask,
@@ -48,8 +53,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SUITE_DIR = Path(__file__).resolve().parent.parent / "expectations"
-SUITES = ("manifest", "class_counts")
-INDEX_COLUMNS = {"manifest": "row_ref", "class_counts": "label"}
+SUITES = ("manifest", "class_counts", "background")
+INDEX_COLUMNS = {"manifest": "row_ref", "class_counts": "label", "background": "row_ref"}
 DOCS_SITE = "pixtag_data_docs"  # the ephemeral context's own site is "local_site"
 log = logging.getLogger(__name__)
 
@@ -196,6 +201,30 @@ def class_counts(labels: pd.Series, classes: list[str]) -> pd.DataFrame:
                          "ratio_to_smallest": ratio.astype("Float64").to_numpy()})
 
 
+def background_frame(frame: pd.DataFrame, distance: int) -> pd.DataFrame:
+    """The background rows, each with ``class_overlap``: the class image it repeats, if any."""
+    import pandas as pd
+
+    if "label" not in frame or "sha256" not in frame:
+        return pd.DataFrame({"row_ref": pd.Series([], dtype="string"),
+                             "class_overlap": pd.Series([], dtype="object")})
+    is_bg = (frame["label"] == BACKGROUND).fillna(False).to_numpy()
+    overlap: list[str | None] = [None] * len(frame)
+    class_sha = dict(zip(frame["sha256"][~is_bg], frame["row_ref"][~is_bg], strict=True))
+    for i in range(len(frame)):
+        if is_bg[i] and frame["sha256"].iloc[i] in class_sha:
+            overlap[i] = f"same bytes as {class_sha[frame['sha256'].iloc[i]]}"
+    if "phash" in frame:
+        hashes = [h if isinstance(h, str) else "0" * 16 for h in frame["phash"]]
+        for a, b, dist in near_duplicate_pairs(hashes, distance):
+            if is_bg[a] != is_bg[b]:
+                bg, other = (a, b) if is_bg[a] else (b, a)
+                overlap[bg] = overlap[bg] or f"near duplicate of {frame['row_ref'].iloc[other]} (distance {dist})"
+    out = frame[is_bg][["row_ref"]].copy()
+    out["class_overlap"] = [overlap[i] for i in range(len(frame)) if is_bg[i]]
+    return out.reset_index(drop=True)
+
+
 @dataclass
 class Frames:
     """What the suites validate, plus counts for the report."""
@@ -203,6 +232,7 @@ class Frames:
     manifest: pd.DataFrame
     class_counts: pd.DataFrame
     excluded: int
+    background: Any = None
 
 
 def build_frames(store: Storage, settings: Settings, classes: list[str]) -> Frames:
@@ -223,7 +253,8 @@ def build_frames(store: Storage, settings: Settings, classes: list[str]) -> Fram
                                                            settings.phash_distance))
     labels = frame["label"] if "label" in frame else pd.Series([], dtype="string")
     return Frames(manifest=frame, class_counts=class_counts(labels, classes),
-                  excluded=int(excluded.sum()))
+                  excluded=int(excluded.sum()),
+                  background=background_frame(frame, settings.phash_distance))
 
 
 # ------------------------------------------------------------------ suites -----------------
@@ -236,11 +267,15 @@ def _gx() -> Any:
     return gx
 
 
-def expectation_parameters(settings: Settings, classes: list[str]) -> dict[str, Any]:
-    """Values for the suites' ``$PARAMETER`` placeholders."""
+def expectation_parameters(settings: Settings, classes: list[str],
+                           background: int = 0) -> dict[str, Any]:
+    """Values for the suites' ``$PARAMETER`` placeholders (``background``: images the scrape
+    was asked for; the suite wants at least ``min(min_per_class, background)`` of them)."""
     return {
         "manifest_columns": list(dataset.MANIFEST_COLUMNS),
         "classes": list(classes),
+        "labels": [*classes, BACKGROUND],
+        "min_background": min(settings.min_per_class, background),
         "image_size": settings.image_size,
         "min_per_class": settings.min_per_class,
         "balance_ratio": settings.balance_ratio,
@@ -405,11 +440,14 @@ def publish_docs(local_dir: Path, target: Storage) -> str:
     return target.url("index.html")
 
 
-def _resolve_classes(settings: Settings, classes: list[str] | None) -> list[str]:
-    chosen = [c.lstrip("#").strip().lower() for c in (classes or settings.classes) if c.strip()]
+def _resolve_classes(settings: Settings, classes: list[str] | None,
+                     recorded: list[str] | None = None) -> list[str]:
+    chosen = [c.lstrip("#").strip().lower() for c in (classes or settings.classes or recorded or [])
+              if c.strip()]
     if not chosen:
         raise NoClassesError("validate needs the class set: pass --classes cat,dog,... or set "
-                             "`classes` in the settings (PIXTAG_CLASSES)")
+                             "`classes` in the settings (PIXTAG_CLASSES); a dataset written by "
+                             "`pixtag scrape` records it")
     return list(dict.fromkeys(chosen))
 
 
@@ -424,7 +462,8 @@ def validation_key(store: Storage, settings: Settings, classes: list[str], docs:
     digest.update(pd.util.hash_pandas_object(raw, index=False).to_numpy().tobytes())
     exclusions = {k: sorted(v) for k, v in read_exclusions(store).items()}
     digest.update(json.dumps({"exclusions": exclusions, "suites": docs, "phash_distance": settings.phash_distance,
-                              "parameters": expectation_parameters(settings, classes)},
+                              "parameters": expectation_parameters(
+                                  settings, classes, int(dataset.read_info(store).get("background", 0)))},
                              sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
@@ -439,9 +478,9 @@ def validate(dataset_uri: str, settings: Settings, docs_dir: str | Path | None =
     (see :func:`validation_key`) is returned, ``cached: true``, and new verdicts are kept under
     ``<dataset>/reports/validations/``.
     """
-    class_set = _resolve_classes(settings, classes)
-    docs = {name: load_suite_doc(name, Path(suite_dir or SUITE_DIR)) for name in SUITES}
     store = open_storage(dataset_uri, settings.s3_endpoint_url)
+    class_set = _resolve_classes(settings, classes, dataset.read_info(store).get("classes"))
+    docs = {name: load_suite_doc(name, Path(suite_dir or SUITE_DIR)) for name in SUITES}
     memo = f"{VERDICTS_KEY}/{validation_key(store, settings, class_set, docs)}.json"
     if reuse and store.exists(memo):
         report = ValidationReport.from_dict(store.read_json(memo))
@@ -462,13 +501,17 @@ def _validate(store: Storage, settings: Settings, class_set: list[str], docs: di
     target = (open_storage(docs_dir, settings.s3_endpoint_url) if docs_dir is not None
               else store.child(DOCS_KEY))
     with tempfile.TemporaryDirectory(prefix="pixtag-docs-") as tmp:
-        results = run_suites({"manifest": frames.manifest, "class_counts": frames.class_counts},
-                             suites, expectation_parameters(settings, class_set), Path(tmp))
+        background = int(dataset.read_info(store).get("background", 0))
+        results = run_suites({"manifest": frames.manifest, "class_counts": frames.class_counts,
+                              "background": frames.background},
+                             suites, expectation_parameters(settings, class_set, background), Path(tmp))
         index = publish_docs(Path(tmp), target)
     failed = [f for name, result in results.items()
               for f in summarise(name, result, [e.id for e in suites[name].expectations])]
     stats = [r.statistics for r in results.values()]
     counts = frames.class_counts.set_index("label")["count"]
+    if len(frames.background):
+        counts[BACKGROUND] = len(frames.background)
     return ValidationReport(
         dataset=store.uri,
         success=all(r.success for r in results.values()),

@@ -40,6 +40,11 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if key.startswith("PIXTAG_") and key != "PIXTAG_PHOTOS":
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("PIXTAG_CREDENTIALS_FILE", str(tmp_path / "credentials.yaml"))
+    # The session's instance serves the labelled photos only (no everyday photos), so its
+    # timeline has nothing to learn "none of the classes" from: tests that scrape it collect
+    # class images only unless they ask for background (tests/test_openset.py does).
+    monkeypatch.setenv("PIXTAG_BACKGROUND", "0")
+    monkeypatch.setenv("PIXTAG_OTHERS", "")
     monkeypatch.chdir(tmp_path)
 
 

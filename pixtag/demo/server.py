@@ -1105,10 +1105,11 @@ class DemoInstance:
 
     def __init__(self, photos: Path | None = None, seed: int = 0, token: str = DEFAULT_TOKEN,
                  port: int = 0, now: datetime | None = None, faults: Faults | None = None,
-                 world: World | None = None):
+                 world: World | None = None, others: Path | None = None):
         if world is None and photos is None:
             raise DemoError("DemoInstance needs a photo folder or a built world")
         self._photos, self._seed, self._now = photos, seed, now or DEFAULT_NOW
+        self._others = others
         self.token, self.port = token, port
         self._faults = faults
         self.world = world
@@ -1140,7 +1141,7 @@ class DemoInstance:
 
     def start(self, timeout: float = 20.0) -> DemoInstance:
         if self.world is None:
-            self.world = build_world(Path(self._photos or "."), self._seed, self._now)
+            self.world = build_world(Path(self._photos or "."), self._seed, self._now, self._others)
         self.app = create_app(self.world, self.token, self._faults)
         self._sock = bind_socket(self.port)
         self.port = self._sock.getsockname()[1]
@@ -1183,6 +1184,16 @@ def default_photos() -> Path:
     return Path(__file__).resolve().parents[3] / "shared" / "data" / "photos5"
 
 
+def default_others() -> Path | None:
+    """$PIXTAG_OTHERS (empty: none), else ../shared/data/others next to the repository when it
+    exists: everyday photos of none of the classes, most of a real timeline."""
+    env = os.environ.get("PIXTAG_OTHERS")
+    if env is not None:
+        return Path(env) if env else None
+    path = Path(__file__).resolve().parents[3] / "shared" / "data" / "others"
+    return path if path.is_dir() else None
+
+
 def _parse_now(text: str | None) -> datetime:
     if not text:
         return DEFAULT_NOW
@@ -1210,6 +1221,10 @@ _rate = click.FloatRange(0.0, 1.0)
 @click.option("--photos", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Labelled photos CLASS/*.jpg (default: $PIXTAG_PHOTOS or "
                    "../shared/data/photos5).")
+@click.option("--others", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Everyday photos SUBJECT/*.jpg of none of the classes, served as most of the "
+                   "timeline (default: $PIXTAG_OTHERS or ../shared/data/others when it exists).")
+@click.option("--no-others", is_flag=True, help="Serve the labelled photos only.")
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
               help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--seed", type=int, default=0, show_default=True, help="World seed.")
@@ -1227,7 +1242,8 @@ _rate = click.FloatRange(0.0, 1.0)
 @click.option("--corrupt-media-rate", type=_rate, default=0.0, help="Share of garbled media.")
 @click.option("--fault-seed", type=int, default=0, show_default=True)
 @click.pass_context
-def demo_instance_cmd(ctx: click.Context, photos: Path | None, port: int, seed: int, token: str,
+def demo_instance_cmd(ctx: click.Context, photos: Path | None, others: Path | None,
+                      no_others: bool, port: int, seed: int, token: str,
                       now_text: str | None, rate_429: float, retry_after: int, rate_5xx: float,
                       slow_rate: float, slow_seconds: float, truncate_media_rate: float,
                       corrupt_media_rate: float, fault_seed: int) -> None:
@@ -1241,10 +1257,14 @@ def demo_instance_cmd(ctx: click.Context, photos: Path | None, port: int, seed: 
     now = _parse_now(now_text)
     sock = bind_socket(port)  # fail fast when the port is taken
     try:
-        world = build_world(photos or default_photos(), seed, now)
+        others = None if no_others else (others or default_others())
+        if others is not None and not others.is_dir():
+            raise DemoError(f"--others {others} is not a folder (expected SUBJECT/*.jpg)")
+        world = build_world(photos or default_photos(), seed, now, others)
         url = f"http://{HOST}:{sock.getsockname()[1]}"
         click.echo(f"pixtag demo instance on {url}  (seed {seed}, {len(world.posts)} posts, "
-                   f"classes: {', '.join(world.classes)})")
+                   f"classes: {', '.join(world.classes)}; {len(world.other_images)} everyday "
+                   f"photos of other subjects)")
         click.echo("Use it with:")
         click.echo(f"  export PIXTAG_INSTANCE_URL={url} PIXTAG_ALLOW_PRIVATE_HOSTS={HOST}")
         click.echo(f"  {_token_hint(ctx.get_parameter_source('token'), token)}")

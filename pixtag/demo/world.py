@@ -131,6 +131,35 @@ OFF_TOPIC: tuple[tuple[str, float], ...] = (
 FILLER_FALLBACK_TAGS = ("photography", "nature", "travel", "art", "weekend", "GoldenHour")
 CAPITALISED_RATE = 0.15  # an off-topic tag written capitalised in the content
 
+# Everyday photos of none of the classes (``--others``: ``SUBJECT/*.jpg``), tagged as people tag
+# them: (spelling, probability) per subject folder. They are recent (the public timeline shows
+# 90 days), so they are most of it, as on a real instance; each tag stays below any class tag.
+OTHER_TAGS: dict[str, tuple[tuple[str, float], ...]] = {
+    "landscape": (("landscape", 0.6), ("mountains", 0.3), ("hiking", 0.25), ("nature", 0.4)),
+    "sea_beach": (("sea", 0.5), ("beach", 0.45), ("ocean", 0.3), ("seascape", 0.2)),
+    "food_drinks": (("foodporn", 0.5), ("food", 0.4), ("foodphotography", 0.3), ("brunch", 0.1)),
+    "buildings_street": (("StreetPhotography", 0.5), ("architecture", 0.45), ("city", 0.3)),
+    "people": (("portrait", 0.6), ("people", 0.3), ("PortraitPhotography", 0.25)),
+    "indoor_rooms": (("interior", 0.5), ("home", 0.35), ("InteriorDesign", 0.3), ("cozy", 0.2)),
+    "forest_trees": (("forest", 0.6), ("trees", 0.4), ("woods", 0.2)),
+    "sky_sunset": (("sunset", 0.6), ("sky", 0.4), ("clouds", 0.3)),
+    "city_night": (("NightPhotography", 0.5), ("cityscape", 0.4), ("lights", 0.2)),
+    "art_museum": (("museum", 0.5), ("painting", 0.35), ("ArtGallery", 0.3)),
+    "vehicles_other": (("train", 0.3), ("bicycle", 0.2), ("boat", 0.2), ("transport", 0.3)),
+    "animals_land": (("wildlife", 0.5), ("zoo", 0.3), ("animals", 0.3)),
+    "animals_sea": (("underwater", 0.5), ("fish", 0.3), ("diving", 0.3), ("marine", 0.2)),
+    "animals_insects": (("insect", 0.4), ("butterfly", 0.3), ("bugs", 0.3)),
+    "text_drawings": (("sketch", 0.5), ("drawing", 0.4), ("illustration", 0.3)),
+}
+OTHER_FALLBACK_TAGS = ("photography", "PhotoOfTheDay", "travel", "weekend")
+OTHER_MAX_DAYS = 90
+# Tags that hold a class word without meaning the class: the study's normalisation splits
+# #HotDog into "hot dog", so these posts are class-tagged and must never become background.
+OTHER_TRAPS: dict[str, tuple[str, int]] = {"food_drinks": ("HotDog", 2), "people": ("CatWalk", 2)}
+# Privacy traps among the everyday photos: (post kind, every n-th photo).
+OTHER_PRIVACY: tuple[tuple[str, int], ...] = (("other_sensitive", 37), ("other_locked", 41),
+                                              ("other_opt_out", 43))
+
 # Per-post and per-media real-world variance (spec §6), each on a small deterministic minority.
 POST_QUIRKS: dict[str, float] = {
     "tags_empty": 0.05,  # `tags: []` while the content carries the hashtag links
@@ -267,6 +296,7 @@ class Media:
     license: int | None = None
     photo: str | None = None  # the labelled photo it shows (CLASS/NAME), if any
     quirks: tuple[str, ...] = ()
+    other: str | None = None  # the everyday photo it shows (SUBJECT/NAME under ``others``), if any
 
 
 @dataclass(frozen=True)
@@ -403,6 +433,8 @@ class World:
     trap_pool: dict[str, list[str]]  # class -> photos reserved for traps
     blobs: dict[str, bytes] = field(repr=False)
     admin_id: int = 0
+    others: Path | None = None  # everyday photos SUBJECT/*.jpg (none of the classes)
+    other_images: list[str] = field(default_factory=list)  # SUBJECT/NAME in clean public posts
     posts_by_id: dict[int, Post] = field(init=False, repr=False)
     media_by_path: dict[str, tuple[int, bool]] = field(init=False, repr=False)
     _tag_rows: dict[str, list[Post]] = field(init=False, repr=False)
@@ -511,6 +543,8 @@ class World:
         kind, _, key = media.source.partition(":")
         if kind == "file":
             return self.photo_path(key).read_bytes()
+        if kind == "other" and self.others is not None:
+            return (self.others / key).read_bytes()
         if kind == "blob":
             return self.blobs[key]
         if kind == "synthetic":
@@ -551,6 +585,7 @@ class World:
             },
             "clean_posts": {c: len(v) for c, v in self.clean_posts.items()},
             "clean_images": {c: len(v) for c, v in self.clean_images.items()},
+            "other_images": len(self.other_images),
             "traps": self.trap_counts(),
             "oldest_post": self.posts[-1].created_at.isoformat() if self.posts else None,
             "newest_post": self.posts[0].created_at.isoformat() if self.posts else None,
@@ -652,6 +687,7 @@ class _MediaDraft:
     height: int | None
     photo: str | None = None
     is_nsfw: bool = False
+    other: str | None = None
 
 
 @dataclass
@@ -688,9 +724,10 @@ class _Cast:
 class _Builder:
     """Builds a :class:`World`; one instance per build, every random draw from a named stream."""
 
-    def __init__(self, photos: Path, seed: int, now: datetime):
-        self.photos, self.seed, self.now = photos, seed, now
+    def __init__(self, photos: Path, seed: int, now: datetime, others: Path | None = None):
+        self.photos, self.seed, self.now, self.others = photos, seed, now, others
         self.files = list_photos(photos)
+        self.other_files = list_photos(others) if others is not None else {}
         self.classes = sorted(self.files)
         self.tags = {c: class_tags_for(c) for c in self.classes}
         self.blobs: dict[str, bytes] = {}
@@ -925,6 +962,45 @@ class _Builder:
             self._trap_draft(rng, kind, target, self.photo_media(photo), regular,
                              hashtags=tags, classes=(target,), trap_detail=cls)
 
+    # ------------------------------------------------------------ everyday photos -------
+    def other_posts(self, cast: _Cast) -> list[str]:
+        """One post per everyday photo (``others``), recent, under that subject's own tags;
+        a few carry a trap tag holding a class word, a few break a privacy rule. Returns the
+        photos of the clean public posts."""
+        rng = self.rng("others")
+        clean: list[str] = []
+        authors = [*cast.regular, *cast.remote]
+        n = 0
+        for subject, files in self.other_files.items():
+            trap_tag, trap_count = OTHER_TRAPS.get(subject, ("", 0))
+            pool = OTHER_TAGS.get(subject, ())
+            for i, photo in enumerate(files):
+                n += 1
+                width, height = _image_size(self.others / photo)  # type: ignore[operator]
+                mime = "image/png" if photo.lower().endswith(".png") else "image/jpeg"
+                media = _MediaDraft(f"other:{photo}", mime, width, height, other=photo)
+                tags = [t for t, p in pool if rng.random() < p] or \
+                    [rng.choice(pool)[0] if pool else rng.choice(OTHER_FALLBACK_TAGS)]
+                tags += [t for t in self.off_topic(rng) if t.lower() not in ("animal", "pet")]
+                kind, account, extra = "other", self.author(rng, authors), {}
+                if i < trap_count:
+                    tags, kind = [trap_tag, *tags], "other_trap"
+                else:
+                    for privacy, every in OTHER_PRIVACY:
+                        if n % every == 0:
+                            kind = privacy
+                    if kind == "other_sensitive":
+                        extra = {"sensitive": True}
+                    elif kind == "other_locked":
+                        account = cast.locked[n % len(cast.locked)]
+                    elif kind == "other_opt_out":
+                        account = cast.opt_out[OPT_OUT_MARKERS[n % len(OPT_OUT_MARKERS)]]
+                if kind == "other":
+                    clean.append(photo)
+                self.add(_PostDraft(account, self.when(rng, OTHER_MAX_DAYS), self.caption(rng, None),
+                                    list(dict.fromkeys(tags)), [media], kind=kind, **extra))
+        return sorted(clean)
+
     # ------------------------------------------------------------ background posts -------
     def background_posts(self, cast: _Cast, total_photos: int) -> None:
         """Off-topic posts (synthetic images), #nofilter noise, text-only and direct posts."""
@@ -1039,7 +1115,7 @@ class _Finaliser:
             source=m.source, path=path, thumb_path=thumb, width=m.width, height=m.height,
             description=None if "description_null" in quirks else rng.choice(ALT_TEXTS),
             is_nsfw=m.is_nsfw, license=rng.choice((None, None, None, *LICENSES)),
-            photo=m.photo, quirks=quirks)
+            photo=m.photo, quirks=quirks, other=m.other)
         self.media[media_id] = media
         return media
 
@@ -1069,12 +1145,15 @@ def pf_type(kinds: list[str]) -> str:
 
 
 # ----------------------------------------------------------------------------- entry -------
-def build_world(photos: Path, seed: int = 0, now: datetime = DEFAULT_NOW) -> World:
-    """Build the demo instance's content from ``photos/CLASS/*.jpg`` (pure and deterministic)."""
+def build_world(photos: Path, seed: int = 0, now: datetime = DEFAULT_NOW,
+                others: Path | None = None) -> World:
+    """Build the demo instance's content from ``photos/CLASS/*.jpg`` and, if given, everyday
+    photos ``others/SUBJECT/*.jpg`` of none of the classes (pure and deterministic)."""
     photos = Path(photos)
+    others = Path(others) if others is not None else None
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     now = _to_ms(now.astimezone(UTC))
-    b = _Builder(photos, seed, now)
+    b = _Builder(photos, seed, now, others)
     cast = b.cast()
     clean_images: dict[str, list[str]] = {}
     trap_pool: dict[str, list[str]] = {}
@@ -1084,6 +1163,7 @@ def build_world(photos: Path, seed: int = 0, now: datetime = DEFAULT_NOW) -> Wor
         b.trap_posts(cls, clean, pool, counts, cast)
         clean_images[cls], trap_pool[cls] = sorted(clean), sorted(pool)
     b.background_posts(cast, sum(len(f) for f in b.files.values()))
+    other_images = b.other_posts(cast) if others is not None else []
     fin = _Finaliser(b)
     fin.run()
     accounts = {a.id: a for a in cast.all()}
@@ -1093,4 +1173,5 @@ def build_world(photos: Path, seed: int = 0, now: datetime = DEFAULT_NOW) -> Wor
         seed=seed, now=now, photos=photos, classes=b.classes,
         class_tags={c: b.tags[c].names for c in b.classes}, accounts=accounts, posts=fin.posts,
         media=fin.media, hashtags=fin.hashtags, traps=fin.traps, clean_images=clean_images,
-        clean_posts=clean_posts, trap_pool=trap_pool, blobs=b.blobs, admin_id=cast.admin.id)
+        clean_posts=clean_posts, trap_pool=trap_pool, blobs=b.blobs, admin_id=cast.admin.id,
+        others=others, other_images=other_images)

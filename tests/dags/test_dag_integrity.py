@@ -35,10 +35,11 @@ def test_schedule_and_run_policy(dag) -> None:
 
 
 def test_tasks_in_order(dag) -> None:
-    order = ["refresh_trending", "select_classes", "class_names", "scrape", "assemble", "validate",
+    order = ["refresh_trending", "select_classes", "class_names", "labels_of", "scrape", "assemble", "validate",
              "extract_features", "train", "register", "announce_champion", "report"]
     assert set(dag.task_ids) == set(order)
-    for upstream, downstream in [("refresh_trending", "select_classes"), ("scrape", "assemble"),
+    for upstream, downstream in [("refresh_trending", "select_classes"), ("class_names", "labels_of"),
+                                 ("labels_of", "scrape"), ("labels_of", "extract_features"), ("scrape", "assemble"),
                                  ("assemble", "validate"), ("validate", "extract_features"),
                                  ("extract_features", "train"), ("train", "register"),
                                  ("register", "announce_champion")]:

@@ -74,14 +74,14 @@ def test_good_dataset_passes_every_expectation(good: dict[str, Any]) -> None:
     assert report["classes"] == {c: 30 for c in CLASSES}
 
 
-def test_good_dataset_data_docs_in_reports_show_both_suites(good: dict[str, Any]) -> None:
+def test_good_dataset_data_docs_in_reports_show_every_suite(good: dict[str, Any]) -> None:
     index = good["ds"] / "reports" / "data_docs" / "index.html"
     assert good["report"]["docs"] == str(index) and index.is_file()
     pages = [p.read_text() for p in index.parent.glob("validations/**/*.html")]
-    assert len(pages) == 2
+    assert len(pages) == 3
     text = "".join(pages)
     for description in ("No image appears twice", "Every stored image has colour content",
-                        "Classes are balanced"):
+                        "Classes are balanced", "No background image is also a class image"):
         assert description in text
 
 
@@ -290,8 +290,8 @@ def test_broken_suite_is_an_error_not_a_silently_dropped_check(ds: Path, setting
 
 def test_suite_files_are_gx_suites_with_parameters() -> None:
     text = "".join((SUITE_DIR / f"{name}.json").read_text() for name in SUITES)
-    for parameter in ("manifest_columns", "classes", "image_size", "min_per_class",
-                      "balance_ratio"):
+    for parameter in ("manifest_columns", "labels", "image_size", "min_per_class",
+                      "balance_ratio", "min_background"):
         assert f'"$PARAMETER": "{parameter}"' in text
 
 

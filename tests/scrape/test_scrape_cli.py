@@ -16,6 +16,7 @@ from pixtag import dataset
 from pixtag.config import load_settings
 from pixtag.demo.server import DemoInstance
 from pixtag.demo.world import World
+from pixtag.openset import BACKGROUND
 from pixtag.scrape import scrape
 from pixtag.storage import LocalStorage, open_storage
 from tests.conftest import DEMO_TOKEN, demo_settings
@@ -44,7 +45,11 @@ def test_scrape_150_per_class_then_validate_passes(demo: DemoInstance, tmp_path:
                                capture_output=True, text=True, timeout=300)
     assert validated.returncode == 0, validated.stdout[-3000:] + validated.stderr[-2000:]
     manifest = LocalStorage(out).read_parquet(dataset.MANIFEST)
-    assert manifest["label"].value_counts().to_dict() == dict.fromkeys(CLASSES.split(","), 150)
+    counts = manifest["label"].value_counts().to_dict()
+    # by default the scrape also keeps background images (posts with none of the classes' tags)
+    background = counts.pop(BACKGROUND)
+    assert background > 0 and f"{BACKGROUND}: {background} images" in scraped.stdout
+    assert counts == dict.fromkeys(CLASSES.split(","), 150)
 
 
 def test_a_killed_scrape_resumes_to_the_same_manifest_without_downloading_twice(
