@@ -124,9 +124,11 @@ def fresh_demo(world: World) -> Iterator[DemoInstance]:
 
 
 def demo_settings(url: str, **overrides: object) -> dict[str, object]:
-    """Settings values for talking to a demo instance from a test (fast throttle, loopback allowed)."""
+    """Settings values for talking to a demo instance from a test (fast throttle, loopback allowed,
+    class images only unless ``background=`` is given: module-scoped fixtures run before the
+    autouse environment fixture, so the value is explicit here rather than read from the env)."""
     return {"instance_url": url, "token": DEMO_TOKEN, "request_rate": 100, "allow_private_hosts": ["127.0.0.1"],
-            **overrides}
+            "background": 0, **overrides}
 
 
 def _make_client(url: str, **overrides: object) -> Client:

@@ -29,6 +29,9 @@ SETTINGS = {
     "PIXTAG_BACKBONE": "efficientnet_lite0",
     "PIXTAG_ACCURACY_FLOOR": "0.8",
     "PIXTAG_TRENDING_POSTS": "200",
+    # Explicit, so the cluster (which inherits the test's environment) and the single-machine run
+    # (which does not) scrape the same background images.
+    "PIXTAG_BACKGROUND": "30",
 }
 
 
@@ -61,6 +64,9 @@ def test_celery_workers_run_the_dag_on_s3_and_match_the_single_machine_model(
     for key, value in SETTINGS.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("PIXTAG_STORAGE", raising=False)
+    # The cluster's instance serves the everyday photos too (../shared/data/others), as `make run`'s
+    # does: a timeline of mostly other subjects, where the background images come from.
+    monkeypatch.delenv("PIXTAG_OTHERS", raising=False)
     layout = Layout(REPO, tmp_path / "var")
     request.addfinalizer(lambda: shutil.rmtree(postgres_dir(layout), ignore_errors=True))
     ports = ClusterPorts(18380, 15300, 18965, 15433, 16380, 19100)
@@ -76,7 +82,7 @@ def test_celery_workers_run_the_dag_on_s3_and_match_the_single_machine_model(
         by_task: dict[str, set[str]] = {}
         for (task, _), (_, host, _) in where.items():
             by_task.setdefault(task, set()).add(host)
-        assert sum(1 for task, _ in where if task == "extract_features") == 5
+        assert sum(1 for task, _ in where if task == "extract_features") == 6  # 5 classes + background
         assert by_task["extract_features"] == {worker_name("gpu")}, where
         assert by_task["scrape"] == {worker_name("default")}, where
         ran = {host for task, hosts in by_task.items() for host in hosts if task != "announce_champion"}

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pandas as pd
 import pytest
 
-from pixtag import dataset
+from pixtag import dataset, openset
 from pixtag.config import load_settings
 from pixtag.demo.server import DemoInstance, Faults
 from pixtag.http import HTTPError, TransientError
@@ -38,6 +38,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("wordnet")]
 
 CLASSES = ["cat"]
 PER_CLASS = 45  # more than the first page of #cat holds: paging matters
+BACKGROUND_IMAGES = 20  # background images page the public timeline: its faults must be absorbed too
 # Which stats()["faults"] key shows that a knob really fired.
 FIRED = {"429_retry_after": "429", "429_no_retry_after": "429", "slow": "slow", "truncated": "truncate_media",
          "html": "html", "malformed_json": "malformed_json", "repeat_page": "repeat_page",
@@ -46,6 +47,7 @@ FIRED = {"429_retry_after": "429", "429_no_retry_after": "429", "slow": "slow", 
 
 def run_scrape(url: str, root: Path, classes: list[str] = CLASSES, per_class: int = PER_CLASS,
                **overrides: Any) -> dict[str, Any]:
+    overrides.setdefault("background", BACKGROUND_IMAGES)
     settings = load_settings(**demo_settings(url, storage=str(root / "store"), **overrides))
     summary = scrape(settings, classes, per_class=per_class, out=str(root / "ds"), progress=False)
     store = LocalStorage(root / "ds")
@@ -95,6 +97,7 @@ def test_faults_retries_absorb_give_the_clean_dataset(name: str, clean: dict[str
     fresh_demo.faults = ABSORBED[name]
     result = run_scrape(fresh_demo.url, tmp_path, max_retries=ABSORBED_RETRIES, **FAST_RETRIES)
     assert fired(fresh_demo, name) > 0, f"the {name} fault never fired"
+    assert (clean["manifest"]["label"] == openset.BACKGROUND).sum() == BACKGROUND_IMAGES
     pd.testing.assert_frame_equal(result["manifest"], clean["manifest"])
     pd.testing.assert_frame_equal(result["dropped"], clean["dropped"])
     assert_whole(result)
