@@ -46,6 +46,7 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/scrape.py
 	$(BIN)/python bench/features.py
+	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/gpu.py
 	$(BIN)/python bench/scale.py

@@ -208,6 +208,7 @@ class Backbone:
     source: WeightsSource
     autocast: bool = False
     channels_last: bool = False
+    runtime: str = "torch"
     _norm: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False, compare=False)
 
     def normaliser(self) -> tuple[torch.Tensor, torch.Tensor]:

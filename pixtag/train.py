@@ -413,7 +413,7 @@ def train(settings: Settings, *, backbone: str | None = None,
     with mlflow.start_run(run_name=f"train-{name}") as run, \
             tempfile.TemporaryDirectory() as tmp:
         _log_candidate(summary, settings, clf, data, Path(tmp))
-        info = log_model(clf, name, settings, threshold=threshold)
+        info = log_model(clf, name, settings, threshold=threshold, store=store)
         mlflow.set_tag("pixtag.model_uri", info.model_uri)
         summary["run_id"] = run.info.run_id
         summary["model_uri"] = info.model_uri

@@ -25,9 +25,9 @@ from pixtag import ledger
 from pixtag.backbones import LITE0
 from pixtag.cli import cli
 from pixtag.config import load_settings
-from pixtag.images import phash, to_rgb
+from pixtag.images import prepare
 from pixtag.registry import register
-from pixtag.suggest import SuggestError, combine, pick_tags, read_item, windows
+from pixtag.suggest import DATA_DIR, ONNX_FILE, SuggestError, combine, pick_tags, read_item, windows
 from pixtag.train import train
 from tests.helpers import shared_dataset
 
@@ -132,7 +132,7 @@ def test_pyfunc_tags_photos_and_records_them_in_the_ledger(model, photos: Path,
     assert [r["tags"][0]["tag"] for r in out[:3]] == ["cat", "car", "flower"]
     assert all(r["tags"][0]["probability"] >= 0.5 and not r["no_confident_tag"] for r in out[:3])
     assert out[3]["error"].startswith("not_image") and out[3]["no_confident_tag"]
-    expected = {phash(to_rgb(Image.open(f))) for f in files}
+    expected = {prepare(f.read_bytes()).phash for f in files}  # the hash the scraper computes
     assert {r["phash"] for r in out[:3]} == expected
     assert ledger.read_phashes(str(tmp_path / "store")) == expected
 
@@ -187,6 +187,42 @@ def test_cli_suggest(model, photos: Path, tmp_path: Path, monkeypatch: pytest.Mo
     assert len(ledger.read_phashes(str(tmp_path / "store"))) == 2
     missing = CliRunner().invoke(cli, ["suggest", str(tmp_path / "nope.jpg")])
     assert missing.exit_code != 0
+
+
+SERVE_WITHOUT_TORCH = """
+import base64, json, sys
+import mlflow, pandas as pd
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.pyfunc.load_model(sys.argv[2], model_config={"storage": sys.argv[3]})
+image = base64.b64encode(open(sys.argv[4], "rb").read()).decode()
+out = model.predict(pd.DataFrame({"image": [image]}))
+print(json.dumps({"backbone": type(model.get_raw_model().backbone).__name__, "tags": out[0]["tags"],
+                  "loaded": sorted(m for m in ("torch", "timm", "click") if m in sys.modules)}))
+"""
+
+
+def test_the_served_model_runs_its_onnx_graph_without_torch_or_timm(model, photos: Path,
+                                                                    tmp_path: Path) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(model["settings"].mlflow_uri)
+    local = Path(mlflow.artifacts.download_artifacts(model["uri"], dst_path=str(tmp_path / "m")))
+    data = local / "data" / DATA_DIR
+    config = json.loads((data / "config.json").read_text())
+    assert (data / ONNX_FILE).stat().st_size > 1_000_000
+    assert config["onnx"]["verified"] and config["onnx"]["max_abs_diff"] <= 1e-4
+    proc = subprocess.run([sys.executable, "-c", SERVE_WITHOUT_TORCH, model["settings"].mlflow_uri, model["uri"],
+                           str(tmp_path / "store"), str(photo(photos, "dog"))],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["backbone"] == "OnnxBackbone" and out["tags"][0]["tag"] == "dog"
+    assert "torch" not in out["loaded"] and "timm" not in out["loaded"]
+    # The same model, told to use PyTorch, gives the same answer.
+    pyfunc = load(model, tmp_path / "store2", runtime="torch")
+    assert type(pyfunc.get_raw_model().backbone).__name__ == "Backbone"
+    again = pyfunc.predict(pd.DataFrame({"image": [b64(photo(photos, "dog"))]}))[0]["tags"]
+    assert again[0]["tag"] == "dog" and abs(again[0]["probability"] - out["tags"][0]["probability"]) < 1e-3
 
 
 # --- served over HTTP by `mlflow models serve` ---------------------------------------------------
