@@ -140,12 +140,20 @@ def test_killed_feature_extraction_resumes_to_the_same_cache(small_dataset: Path
     def shards() -> int:
         return len(list((root / "features").rglob("*.npz"))) if (root / "features").is_dir() else 0
 
+    interval = 0.05  # seconds per shard, until one is measured
     for _ in range(FEATURE_KILLS):
         before, after = shards(), rng.randint(1, 2)
         proc = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
-        wait_until(proc, lambda b=before, a=after: shards() - b >= a, f"{after} new shards")
-        time.sleep(rng.uniform(0.0, 0.5))  # mid-batch, mid-write, or between
+        seen = []  # when each new shard appeared
+        for n in range(1, after + 1):
+            wait_until(proc, lambda b=before, k=n: shards() - b >= k, f"{n} new shards")
+            seen.append(time.monotonic())
+        if len(seen) > 1:
+            interval = seen[-1] - seen[-2]
+        # Kill within one shard's time (mid-batch, mid-write, or between), so that a fast runtime
+        # cannot finish the dataset before the kill.
+        time.sleep(rng.uniform(0.0, 0.5) * 2 * interval)
         kill_group(proc)
         assert proc.returncode == -signal.SIGKILL
         cached = read_cache(store, LITE0)  # every shard on disk reads back whole
