@@ -10,7 +10,9 @@ the model's configuration, ``MLFLOW_PYFUNC_INFERENCE_CONFIG``) and drives it wit
 * throughput (images/s) at 1, 4, 8 and 16 concurrent clients, single-image requests, for
   ``--seconds`` each; every error counted;
 * one 32-image request;
-* the server's memory (RSS of its process tree) after warm-up and at the end.
+* the server's memory (RSS of its process tree) once loaded, after a warm-up that sends each
+  kind of request once, after each phase and at the end; its CPU time per image at each
+  concurrency.
 
 Beside them, the extractor's model-only throughput for the same number of crops (one image per
 call, what a single-image request runs) for each runtime, in this process. The unseen photos
@@ -20,7 +22,7 @@ sent are near-square (one crop each). Clients and server share the machine's cor
 
 The last line is JSON: per runtime the figures above, plus ``onnx_vs_torch_8_clients`` and
 ``<runtime>_8_clients_vs_model_only``. Target: 8-client throughput >= 0.8 x model-only, 0
-errors, RSS flat (end - start < 10 %).
+errors, RSS flat (``rss_growth_pct``, end vs start, < 10 %).
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ def rss_mb(pid: int) -> float:
         return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process tree so far."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)])
+
+
 def champion(tmp: Path, args: argparse.Namespace) -> tuple[str, list[Path]]:
     """Train and register a champion; returns the MLflow URI and unseen near-square photos."""
     from bench.openset import store_dataset, usable
@@ -100,23 +110,32 @@ def champion(tmp: Path, args: argparse.Namespace) -> tuple[str, list[Path]]:
     return uri, squares or unseen
 
 
-def model_only(runtime: str, uri: str, images: list[bytes], calls: int) -> float:
-    """Images/s of the champion's backbone on one crop per call (no HTTP, no decoding)."""
+def model_only(runtime: str, uri: str, images: list[bytes], calls: int) -> tuple[float, float]:
+    """Images/s and CPU ms per image of the champion's backbone on one crop per call (no HTTP,
+    no decoding), in a session set up as the feature extractor sets it up."""
     import mlflow
 
     from pixtag.images import decode, to_rgb
-    from pixtag.suggest import windows
+    from pixtag.runtime import from_graph
+    from pixtag.suggest import ONNX_FILE, windows
 
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model("models:/pixtag@champion", model_config={"runtime": runtime}).get_raw_model()
-    size = model.backbone.input_size
+    backbone = model.backbone
+    if runtime == "onnx":  # the extractor's session (idle threads spin), not the server's
+        import yaml
+
+        local = Path(mlflow.artifacts.download_artifacts("models:/pixtag@champion"))
+        data = yaml.safe_load((local / "MLmodel").read_text())["flavors"]["python_function"]["data"]
+        backbone = from_graph(local / data / ONNX_FILE, model.config["onnx"])
+    size = backbone.input_size
     crops = [np.asarray(windows(to_rgb(decode(d, 10**8, draft=size)[0]), size, "off")[0]).transpose(2, 0, 1)
              for d in images[:8]]
-    model.backbone.embed(crops[0][None])
-    start = time.perf_counter()
+    backbone.embed(crops[0][None])
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(calls):
-        model.backbone.embed(crops[i % len(crops)][None])
-    return calls / (time.perf_counter() - start)
+        backbone.embed(crops[i % len(crops)][None])
+    return calls / (time.perf_counter() - start), (time.process_time() - cpu) * 1000 / calls
 
 
 def drive(url: str, bodies: list[str], clients: int, seconds: float) -> dict[str, float]:
@@ -173,9 +192,15 @@ def serve(runtime: str, uri: str, photos: list[Path], tmp: Path, args: argparse.
             time.sleep(0.5)
         images = [base64.b64encode(p.read_bytes()).decode() for p in photos]
         bodies = [json.dumps({"dataframe_records": [{"image": b}]}) for b in images]
-        for body in bodies[:4]:  # warm-up
-            requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=120)
-        result: dict = {"rss_start_mb": rss_mb(proc.pid)}
+        batch_32 = json.dumps({"dataframe_records": [{"image": images[i % len(images)]} for i in range(32)]})
+        result: dict = {"rss_loaded_mb": rss_mb(proc.pid)}
+        # warm-up: each kind of request once (sequential, 16 clients, 32 images), so that start
+        # and end compare a server that has seen them all (growth after this is a leak)
+        for body in [*bodies[:4], batch_32]:
+            requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=300)
+        drive(url, bodies, 16, 1.0)
+        result["rss_start_mb"] = rss_mb(proc.pid)
+        rss: dict[str, float] = {}
         latencies = []
         with requests.Session() as session:
             for i in range(args.requests):
@@ -186,15 +211,22 @@ def serve(runtime: str, uri: str, photos: list[Path], tmp: Path, args: argparse.
                 assert reply.status_code == 200, reply.text[:500]
         result["latency_ms_p50"] = round(float(np.percentile(latencies, 50)), 1)
         result["latency_ms_p95"] = round(float(np.percentile(latencies, 95)), 1)
+        rss["sequential"] = rss_mb(proc.pid)
         for clients in (1, 4, 8, 16):
+            cpu = cpu_seconds(proc.pid)
             result[f"clients_{clients}"] = drive(url, bodies, clients, args.seconds)
+            done = result[f"clients_{clients}"]["img_s"] * args.seconds
+            result[f"clients_{clients}"]["server_cpu_ms_per_img"] = round(
+                (cpu_seconds(proc.pid) - cpu) * 1000 / max(done, 1), 1)
+            rss[f"clients_{clients}"] = rss_mb(proc.pid)
         start = time.perf_counter()
-        reply = requests.post(url, json={"dataframe_records": [{"image": images[i % len(images)]}
-                                                               for i in range(32)]}, timeout=300)
+        reply = requests.post(url, data=batch_32, headers={"Content-Type": "application/json"}, timeout=300)
         result["batch_32_ms"] = round((time.perf_counter() - start) * 1000, 1)
         result["batch_32_errors"] = int(reply.status_code != 200) or sum(
             "error" in p for p in reply.json()["predictions"])
         result["rss_end_mb"] = rss_mb(proc.pid)
+        result["rss_after_mb"] = rss
+        result["rss_growth_pct"] = round((result["rss_end_mb"] / result["rss_start_mb"] - 1) * 100, 1)
         result["errors"] = sum(v["errors"] for k, v in result.items() if k.startswith("clients_")) \
             + result["batch_32_errors"]
         return result
@@ -222,7 +254,9 @@ def main() -> None:
         data = [p.read_bytes() for p in photos]
         out: dict = {}
         for runtime in ("onnx", "torch"):
-            out[f"{runtime}_model_only_img_s"] = round(model_only(runtime, uri, data, 64), 2)
+            img_s, cpu_ms = model_only(runtime, uri, data, 64)
+            out[f"{runtime}_model_only_img_s"] = round(img_s, 2)
+            out[f"{runtime}_model_only_cpu_ms_per_img"] = round(cpu_ms, 1)
             out[runtime] = serve(runtime, uri, photos, tmp, args)
             print(f"{runtime}: model-only {out[f'{runtime}_model_only_img_s']} img/s (1 crop/call); "
                   f"served {json.dumps(out[runtime])}")

@@ -138,15 +138,24 @@ def export(backbone: Backbone, path: Path) -> None:
                           opset_version=OPSET, dynamo=False)
 
 
-def open_session(graph: Path | bytes, threads: int | None = None) -> Any:
+def open_session(graph: Path | bytes, threads: int | None = None, server: bool = False) -> Any:
     """An ONNX Runtime CPU session on ``graph`` using ``threads`` cores (default: all this
-    process may use)."""
+    process may use).
+
+    A ``server`` session's idle threads sleep instead of busy-waiting for the next call (the
+    server's other threads, HTTP and decoding, need the cores), and it allocates each call's
+    buffers afresh instead of growing an arena that requests of mixed batch sizes fragment
+    (its memory stays flat over a server's life).
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # warnings about unused initialisers are noise here
+    if server:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.enable_cpu_mem_arena = False
     source = str(graph) if isinstance(graph, Path) else graph
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
@@ -180,9 +189,10 @@ def to_onnx(backbone: Backbone, tolerance: float, images: np.ndarray | None = No
     return graph, candidate
 
 
-def from_graph(graph: Path | bytes, record: dict[str, Any], threads: int | None = None) -> OnnxBackbone:
+def from_graph(graph: Path | bytes, record: dict[str, Any], threads: int | None = None,
+               server: bool = False) -> OnnxBackbone:
     """An :class:`OnnxBackbone` on ``graph`` described by ``record`` (backbone, input_size, dim)."""
-    return OnnxBackbone(name=str(record["backbone"]), session=open_session(graph, threads),
+    return OnnxBackbone(name=str(record["backbone"]), session=open_session(graph, threads, server),
                         input_size=int(record["input_size"]), dim=int(record["dim"]), record=dict(record))
 
 
@@ -193,6 +203,41 @@ def cached_graph(store: Storage, key: str) -> tuple[bytes, dict[str, Any]] | Non
     return store.read_bytes(graph_key(key)), store.read_json(record_key(key))
 
 
+def find_or_export(name: str, weights: dict[str, str] | None, tolerance: float, *,
+                   store: Storage | None = None, key: str | None = None,
+                   samples: Callable[[int], np.ndarray] | None = None
+                   ) -> tuple[bytes | None, dict[str, Any], Backbone | None]:
+    """The ONNX graph of backbone ``name``: the one cached in ``store`` under ``key``, else one
+    exported now, checked on ``samples(size)`` (random images if not given) and cached.
+
+    Returns the graph (``None`` if the export failed), its record (``max_abs_diff`` against
+    PyTorch; see :func:`matches`) and the PyTorch backbone if one had to be built.
+    """
+    from pixtag.backbones import create_backbone
+
+    cached = cached_graph(store, key) if store is not None and key else None
+    if cached is not None:
+        return cached[0], cached[1], None
+    backbone = create_backbone(name, weights, "cpu")
+    try:
+        graph, candidate = to_onnx(backbone, tolerance,
+                                   samples(backbone.input_size) if samples else None)
+    except Exception as exc:  # an op the exporter or runtime lacks, onnx not installed, ...
+        log.warning("backbone %s: ONNX export failed (%s: %s)", name, type(exc).__name__, str(exc)[:300])
+        return None, {}, backbone
+    if store is not None and key:  # a failed check is kept too: later runs do not export again
+        store.write_bytes(graph_key(key), graph)
+        store.write_text(record_key(key), json.dumps(candidate.record, indent=2))
+    log.info("backbone %s exported to ONNX (max |diff| %.2g on %d images)", name,
+             candidate.record["max_abs_diff"], candidate.record["verified_on"])
+    return graph, candidate.record, backbone
+
+
+def matches(record: dict[str, Any], tolerance: float) -> bool:
+    """Whether a graph's record says it gives PyTorch's features within ``tolerance``."""
+    return float(record.get("max_abs_diff", np.inf)) <= tolerance
+
+
 # --- the one factory -------------------------------------------------------------------------
 def create_extractor(name: str, weights: dict[str, str] | None = None, *, runtime: str = "auto",
                      tolerance: float = 1e-4, device: str | None = None,
@@ -200,41 +245,21 @@ def create_extractor(name: str, weights: dict[str, str] | None = None, *, runtim
                      samples: Callable[[int], np.ndarray] | None = None) -> Backbone | OnnxBackbone:
     """The backbone ``name`` on the runtime ``runtime`` resolves to.
 
-    For ONNX, a graph cached in ``store`` under ``key`` is used when its record passes
-    ``tolerance``; otherwise the model is exported, checked on ``samples(size)`` (real images;
-    random ones if not given) and cached. A failed export or check falls back to PyTorch with a
-    warning (a failed check is remembered, so later runs do not export again).
+    For ONNX, the graph of :func:`find_or_export` runs if it matches PyTorch within
+    ``tolerance``; a failed export or check falls back to PyTorch with a warning.
     """
     from pixtag.backbones import create_backbone
 
-    chosen = resolve_runtime(runtime, device)
-    if chosen == "torch":
+    if resolve_runtime(runtime, device) == "torch":
         return create_backbone(name, weights, device)
-    cached = cached_graph(store, key) if store is not None and key else None
-    if cached is not None:
-        graph, record = cached
-        if record.get("max_abs_diff", np.inf) <= tolerance:
-            log.info("backbone %s on ONNX Runtime (cached graph, max |diff| %.2g)", name,
-                     record["max_abs_diff"])
-            return from_graph(graph, record)
-        log.warning("backbone %s: its ONNX graph differs from PyTorch by %.3g > tolerance %.3g: "
-                    "using PyTorch", name, record.get("max_abs_diff", np.nan), tolerance)
-        return create_backbone(name, weights, "cpu")
-    backbone = create_backbone(name, weights, "cpu")
-    try:
-        graph, candidate = to_onnx(backbone, tolerance,
-                                   samples(backbone.input_size) if samples else None)
-    except Exception as exc:  # an op the exporter or runtime lacks, onnx not installed, ...
-        log.warning("backbone %s: ONNX export failed (%s: %s): using PyTorch", name,
-                    type(exc).__name__, str(exc)[:300])
-        return backbone
-    if store is not None and key:
-        store.write_bytes(graph_key(key), graph)
-        store.write_text(record_key(key), json.dumps(candidate.record, indent=2))
-    if not candidate.record["verified"]:
-        log.warning("backbone %s: ONNX export differs from PyTorch by %.3g > tolerance %.3g: "
-                    "using PyTorch", name, candidate.record["max_abs_diff"], tolerance)
-        return backbone
-    log.info("backbone %s exported to ONNX (max |diff| %.2g on %d images)", name,
-             candidate.record["max_abs_diff"], candidate.record["verified_on"])
-    return candidate
+    graph, record, backbone = find_or_export(name, weights, tolerance, store=store, key=key, samples=samples)
+    which = "exported" if backbone is not None else "cached"
+    if graph is not None and matches(record, tolerance):
+        log.info("backbone %s on ONNX Runtime (%s graph, max |diff| %.2g)", name, which, record["max_abs_diff"])
+        return from_graph(graph, record)
+    if graph is not None:
+        log.warning("backbone %s: its %s ONNX graph differs from PyTorch by %.3g > tolerance %.3g: "
+                    "using PyTorch", name, which, record.get("max_abs_diff", np.nan), tolerance)
+    else:
+        log.warning("backbone %s: no ONNX graph: using PyTorch", name)
+    return backbone or create_backbone(name, weights, "cpu")

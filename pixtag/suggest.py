@@ -36,6 +36,7 @@ import click
 import numpy as np
 
 from pixtag import ledger
+from pixtag.batching import Batcher
 from pixtag.cli import echo_json, get_settings, json_option
 from pixtag.errors import PixtagError
 from pixtag.images import ASPECT_RANGE, decode, phash, square_resize, to_rgb
@@ -167,6 +168,8 @@ class TagModel:
         if config.get("threshold") is None or float(config["threshold"]) < 0:  # the trained one
             config = config | {"threshold": config.get("trained_threshold", DEFAULT_THRESHOLD)}
         self.config = config
+        # concurrent requests (the scoring server's threads) share backbone calls
+        self.batcher = Batcher(backbone.embed, int(config.get("batch_size", 32)))
 
     def view_scores(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
         """Per image, the ``(views, fitted labels)`` calibrated one-vs-rest probabilities
@@ -176,7 +179,7 @@ class TagModel:
         arrays = [np.asarray(v).transpose(2, 0, 1) for vs in views for v in vs]
         if not arrays:
             return []
-        feats = np.concatenate([self.backbone.embed(np.stack(arrays[i:i + batch]))
+        feats = np.concatenate([self.batcher.embed(np.stack(arrays[i:i + batch]))
                                 for i in range(0, len(arrays), batch)])
         probs = self.classifier.predict_tag_proba(feats)
         return np.split(probs, np.cumsum([len(vs) for vs in views])[:-1])
@@ -254,7 +257,7 @@ def load_backbone(path: Path, config: dict[str, Any]) -> Backbone | OnnxBackbone
     runtime = resolve_runtime(config.get("runtime") or "auto", device)
     graph = path / ONNX_FILE
     if runtime == "onnx" and graph.is_file() and config.get("onnx"):
-        return from_graph(graph, config["onnx"])
+        return from_graph(graph, config["onnx"], server=True)
     if runtime == "onnx":
         log.warning("model %s has no ONNX graph: its backbone runs on PyTorch", path)
     from pixtag.backbones import create_backbone
@@ -340,28 +343,19 @@ def signature(settings: Settings) -> Any:
 
 def onnx_graph(backbone_name: str, settings: Settings,
                store: Storage | None) -> tuple[bytes, dict[str, Any]] | None:
-    """The backbone's ONNX graph and its record: the one cached beside the dataset's features,
-    else one exported and checked (on random images) now; ``None`` if it does not match
+    """The backbone's ONNX graph and its record (:func:`pixtag.runtime.find_or_export`: the one
+    cached beside the dataset's features, else one exported now); ``None`` if it does not match
     PyTorch within ``settings.onnx_tolerance`` or cannot be exported."""
-    from pixtag.backbones import cache_key, create_backbone
-    from pixtag.runtime import cached_graph, to_onnx
+    from pixtag.backbones import cache_key
+    from pixtag.runtime import find_or_export, matches
 
-    key = cache_key(backbone_name, settings.weights)
-    found = cached_graph(store, key) if store is not None else None
-    if found is None:
-        try:
-            graph, candidate = to_onnx(create_backbone(backbone_name, settings.weights, "cpu"),
-                                       settings.onnx_tolerance)
-        except Exception as exc:  # see runtime.create_extractor
-            log.warning("backbone %s: ONNX export failed (%s): the model ships without a graph",
-                        backbone_name, type(exc).__name__)
-            return None
-        found = graph, candidate.record
-    if found[1].get("max_abs_diff", np.inf) > settings.onnx_tolerance:
-        log.warning("backbone %s: the ONNX graph does not match PyTorch: the model ships without it",
+    graph, record, _ = find_or_export(backbone_name, settings.weights, settings.onnx_tolerance, store=store,
+                                      key=cache_key(backbone_name, settings.weights))
+    if graph is None or not matches(record, settings.onnx_tolerance):
+        log.warning("backbone %s: no ONNX graph that matches PyTorch: the model ships without one",
                     backbone_name)
         return None
-    return found
+    return graph, record
 
 
 def log_model(classifier: LinearSVMClassifier, backbone_name: str, settings: Settings,

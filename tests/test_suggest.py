@@ -191,12 +191,18 @@ def test_cli_suggest(model, photos: Path, tmp_path: Path, monkeypatch: pytest.Mo
 
 SERVE_WITHOUT_TORCH = """
 import base64, json, sys
+from concurrent.futures import ThreadPoolExecutor
 import mlflow, pandas as pd
 mlflow.set_tracking_uri(sys.argv[1])
 model = mlflow.pyfunc.load_model(sys.argv[2], model_config={"storage": sys.argv[3]})
 image = base64.b64encode(open(sys.argv[4], "rb").read()).decode()
 out = model.predict(pd.DataFrame({"image": [image]}))
-print(json.dumps({"backbone": type(model.get_raw_model().backbone).__name__, "tags": out[0]["tags"],
+raw = model.get_raw_model()
+with ThreadPoolExecutor(4) as pool:  # as the scoring server's threads call it
+    many = list(pool.map(lambda _: model.predict(pd.DataFrame({"image": [image]}))[0]["tags"], range(8)))
+print(json.dumps({"backbone": type(raw.backbone).__name__, "tags": out[0]["tags"], "many": many,
+                  "arena": raw.backbone.session.get_session_options().enable_cpu_mem_arena,
+                  "batched_rows": raw.batcher.rows, "views": out[0]["views"],
                   "loaded": sorted(m for m in ("torch", "timm", "click") if m in sys.modules)}))
 """
 
@@ -218,6 +224,11 @@ def test_the_served_model_runs_its_onnx_graph_without_torch_or_timm(model, photo
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["backbone"] == "OnnxBackbone" and out["tags"][0]["tag"] == "dog"
     assert "torch" not in out["loaded"] and "timm" not in out["loaded"]
+    # Concurrent requests share the backbone (a server session: no arena) and get the same answer.
+    assert out["arena"] is False and out["batched_rows"] == 9 * out["views"]
+    for tags in out["many"]:
+        assert [t["tag"] for t in tags] == [t["tag"] for t in out["tags"]]
+        assert abs(tags[0]["probability"] - out["tags"][0]["probability"]) < 1e-3
     # The same model, told to use PyTorch, gives the same answer.
     pyfunc = load(model, tmp_path / "store2", runtime="torch")
     assert type(pyfunc.get_raw_model().backbone).__name__ == "Backbone"
