@@ -147,6 +147,14 @@ class Settings(BaseSettings):
         "candidate significantly worse than the champion on the same images is refused.")
     recall_floor: float = Field(
         0.7, ge=0, le=1, description="Least test recall every class needs for a candidate to pass.")
+    review: Literal["off", "new_images"] = Field(
+        "off", description="new_images: after validation a run waits for a person to review the images "
+        "new since the champion (Airflow's Required actions).")
+    review_timeout_hours: float = Field(
+        24.0, gt=0, le=24 * 90, description="How long the review and the promotion approval wait for an answer.")
+    review_on_timeout: Literal["stop", "go_on"] = Field(
+        "stop", description="An unanswered review: stop (the run fails, nothing is trained) or go_on "
+        "(no exclusions). An unanswered approval always leaves the champion.")
 
     # --- suggestions ----------------------------------------------------------------------
     threshold: float | None = Field(

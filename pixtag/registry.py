@@ -460,8 +460,65 @@ def _register(settings: Settings, run_id: str) -> dict[str, Any]:
         client.set_registered_model_alias(name, alias, version)
     result = _result(name, version, outcome, alias == CHAMPION, alias, decision.reason,
                      accuracy, champion)
+    result["comparison"] = comparison(run, accuracy, false_rate, recalls, champion, correct)
     log.info("%s", result["message"])
     return result
+
+
+def comparison(run: Any, accuracy: float, false_rate: float | None, recalls: Mapping[str, float],
+               champion: Champion | None, correct: tuple[bool, ...] | None,
+               limit: int = 200) -> dict[str, Any]:
+    """The candidate beside the champion on the same test images, for the person approving:
+    overall and per-class figures, false-suggestion rates, and the images they disagree on
+    (sha256, true label, which one got it right; at most ``limit``)."""
+    out: dict[str, Any] = {"candidate": {"accuracy": accuracy, "false_suggestion_rate": false_rate,
+                                         "recall": dict(recalls)}, "champion": None, "disagreements": []}
+    if champion is None:
+        return out
+    out["champion"] = {"version": champion.version, "accuracy": champion.accuracy,
+                       "scored_on": champion.scored_on, "false_suggestion_rate": champion.false_suggestion_rate,
+                       "recall": {}}
+    if champion.correct is None or correct is None or len(champion.correct) != len(correct):
+        return out
+    from pixtag.openset import BACKGROUND
+
+    split = _load_split(run.info.run_id)
+    truth = np.asarray(split["test_labels"])
+    inside = truth != BACKGROUND
+    shas, truth = np.asarray(split["test"])[inside], truth[inside]
+    champ = np.asarray(champion.correct, dtype=bool)
+    out["champion"]["recall"] = {str(label): float(np.mean(champ[truth == label])) for label in np.unique(truth)}
+    differ = np.flatnonzero(champ != np.asarray(correct, dtype=bool))
+    out["disagreements"] = [{"sha256": str(shas[i]), "label": str(truth[i]),
+                             "right": "candidate" if correct[i] else "champion"} for i in differ[:limit]]
+    out["disagreement_count"] = len(differ)
+    return out
+
+
+def record_approval(settings: Settings, version: str, approved: bool, user: str, note: str = "") -> dict[str, Any]:
+    """A person's answer to the promotion approval (Airflow's required action): approving moves
+    ``@champion`` to ``version`` and records who; rejecting leaves the champion and records why."""
+    from datetime import UTC, datetime
+
+    name = settings.model_name
+    client = client_for(settings)
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    if approved:
+        tags = {"approved_by": user, "approved_at": when, "approval_note": note, "decision": "promoted",
+                "was_champion": "true"}
+    else:
+        tags = {"rejected_by": user, "rejected_at": when, "rejection_reason": note or "(no reason given)",
+                "decision": "rejected_by_person"}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, TAG + key, value)
+    if approved:  # last, as in the gate
+        client.set_registered_model_alias(name, CHAMPION, version)
+        if aliases(client, name).get(CHALLENGER) == version:
+            client.delete_registered_model_alias(name, CHALLENGER)
+    verb = f"approved by {user}: now @{CHAMPION}" if approved else f"rejected by {user}: {tags['rejection_reason']}"
+    log.info("%s v%s %s", name, version, verb)
+    return {"model_name": name, "version": version, "approved": approved, "by": user, "note": note,
+            "new_champion": approved, "message": f"{name} v{version} {verb}"}
 
 
 def _result(name: str, version: str, outcome: str, promoted: bool, alias: str | None,
@@ -471,7 +528,7 @@ def _result(name: str, version: str, outcome: str, promoted: bool, alias: str | 
     return {
         "model_name": name, "version": version, "decision": outcome, "promoted": promoted,
         "alias": alias, "reason": reason, "test_accuracy": accuracy,
-        "champion": asdict(champion) if champion else None,
+        "champion": {k: v for k, v in asdict(champion).items() if k != "correct"} if champion else None,
         "message": f"{name} v{version} {verb}: {reason}",
         "already_champion": False,
     }

@@ -246,6 +246,25 @@ def test_human_promotion_uses_challenger_and_whatever_champion_a_person_set(runs
     assert aliases(settings) == {"champion": "1", "challenger": "2"}
 
 
+def test_a_persons_approval_moves_the_champion_and_a_rejection_says_why(runs) -> None:
+    settings = settings_for(runs, "approval", promotion="human")
+    first = register(settings, runs["good"])
+    assert first["decision"] == "challenger" and first["comparison"]["champion"] is None
+    done = registry.record_approval(settings, "1", True, "alice", "looked at the sheets")
+    assert done["new_champion"] and aliases(settings) == {"champion": "1"}  # @challenger moved on
+    tags = client(settings).get_model_version("approval", "1").tags
+    assert (tags["pixtag.gate.approved_by"], tags["pixtag.gate.approval_note"]) == ("alice", "looked at the sheets")
+    second = register(settings, runs["good_again"])
+    comp = second["comparison"]
+    assert comp["champion"]["version"] == "1" and set(comp["champion"]["recall"]) == set(LABELS)
+    assert comp["disagreements"] == [] and comp["candidate"]["recall"].keys() == comp["champion"]["recall"].keys()
+    registry.record_approval(settings, second["version"], False, "bob", "")
+    assert aliases(settings) == {"champion": "1", "challenger": second["version"]}
+    tags = client(settings).get_model_version("approval", second["version"]).tags
+    assert tags["pixtag.gate.rejected_by"] == "bob" and tags["pixtag.gate.decision"] == "rejected_by_person"
+    assert tags["pixtag.gate.rejection_reason"] == "(no reason given)"
+
+
 def test_a_changed_label_set_only_needs_the_floor(runs) -> None:
     settings = settings_for(runs, "labels")
     register(settings, runs["good"])
