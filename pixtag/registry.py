@@ -511,6 +511,10 @@ def record_approval(settings: Settings, version: str, approved: bool, user: str,
                 "decision": "rejected_by_person"}
     for key, value in tags.items():
         client.set_model_version_tag(name, version, TAG + key, value)
+    card = client.get_model_version(name, version).description or ""
+    said = (f"**Approved by {user}** ({when}) in Airflow: now `@{CHAMPION}`." if approved else
+            f"**Rejected by {user}** ({when}) in Airflow: {tags['rejection_reason']}")
+    client.update_model_version(name, version, description=f"{card}\n{said}{' ' + note if approved and note else ''}\n")
     if approved:  # last, as in the gate
         client.set_registered_model_alias(name, CHAMPION, version)
         if aliases(client, name).get(CHALLENGER) == version:

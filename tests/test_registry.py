@@ -254,6 +254,7 @@ def test_a_persons_approval_moves_the_champion_and_a_rejection_says_why(runs) ->
     assert done["new_champion"] and aliases(settings) == {"champion": "1"}  # @challenger moved on
     tags = client(settings).get_model_version("approval", "1").tags
     assert (tags["pixtag.gate.approved_by"], tags["pixtag.gate.approval_note"]) == ("alice", "looked at the sheets")
+    assert "**Approved by alice**" in client(settings).get_model_version("approval", "1").description
     second = register(settings, runs["good_again"])
     comp = second["comparison"]
     assert comp["champion"]["version"] == "1" and set(comp["champion"]["recall"]) == set(LABELS)

@@ -115,8 +115,8 @@ def answer_review(ui: Page, api: Any, run_id: str, base: str) -> list[str]:
     session.trust_env = False
     session.headers.update(api.auth_headers())
     sheets = loopback_get(session, f"{base}/pixtag/review/new/index.html")
-    assert sheets.status_code == 200 and "cat" in sheets.text
-    refs = ["cat:0", "dog:1"]
+    assert sheets.status_code == 200 and f'href="{ADDED}.html"' in sheets.text
+    refs = [f"{ADDED}:0", f"{ADDED}:1"]
     answered = api.call("PATCH", hitl_path(run_id, "review_images"),
                         json={"chosen_options": ["OK"], "params_input": {"exclusions": "\n".join(refs)}})
     assert answered["chosen_options"] == ["OK"] and answered["responded_by"]["name"] == "admin"
@@ -128,7 +128,7 @@ def answer_approval(ui: Page, api: Any, run_id: str, base: str) -> dict[str, Any
     over REST."""
     detail = wait_for_required_action(api, run_id, "approve_promotion")
     assert detail["options"] == ["Approve", "Reject"] and "passed the gate" in detail["body"]
-    assert "| accuracy |" in detail["body"] and "| recall cat |" in detail["body"]
+    assert "| accuracy |" in detail["body"] and f"| recall {ADDED} |" in detail["body"]
     ui.driver.get(f"{base}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}/tasks/approve_promotion/required_actions")
     ui.text_appears("Promote pixtag v1 to @champion?")
     ui.text_appears("passed the gate")
@@ -144,13 +144,12 @@ def run_badge(ui: Page) -> str:
     return badges[0].text.strip() if badges else ""
 
 
-def wait_for_run(ui: Page, api: Any, run_id: str) -> str:
+def wait_for_run(ui: Page, api: Any, run_id: str, run_page: str) -> str:
     """Follow the run through the API with the browser parked (the run page refreshes itself every
     few seconds, which competes with the run for the 2 cores), then show the run's page again and
     return the state its badge shows."""
     from pixtag.local import StackError
 
-    run_page = ui.driver.current_url
     ui.driver.get("about:blank")
     try:
         api.follow(DAG_ID, run_id, RUN_TIMEOUT, echo=lambda line: print(line, flush=True))
@@ -277,9 +276,10 @@ def test_trigger_with_an_added_tag_from_the_ui(airflow_stack: Any, browser: Page
     log_in(ui, base, airflow_stack.admin_password())
     open_dag(ui)
     run_id = trigger_with_tag(ui, ADDED)
+    run_page = ui.driver.current_url
     refs = answer_review(ui, api, run_id, base)
     answer_approval(ui, api, run_id, base)
-    state = wait_for_run(ui, api, run_id)
+    state = wait_for_run(ui, api, run_id, run_page)
     ui.shot("05-run-succeeded" if state == "Success" else "05-run-failed")
     assert state == "Success", f"run {run_id} ended {state}"
     check_run_page(ui, api, run_id)
