@@ -1,13 +1,16 @@
 """The promotion gate: register every candidate, move ``champion`` only to a good enough one.
 
-A candidate passes when its test accuracy is at least ``settings.accuracy_floor`` and, if the
-current champion was trained on the same label set, at least the champion's accuracy minus
-``settings.tolerance``. The champion is re-scored on the candidate's own test split (the
-features of the same images) when possible; otherwise its logged accuracy is used and the
-reason is recorded. A changed label set is a new baseline that only needs the floor.
-A candidate whose false-suggestion rate (share of held-out background images that got a tag)
-is worse than the champion's on the same images by more than ``settings.tolerance`` is refused
-too, whatever its accuracy.
+A candidate passes when (see :func:`decide`): its test accuracy is at least
+``settings.accuracy_floor``; every class's test recall is at least ``settings.recall_floor``;
+and, if the current champion was trained on the same label set, scored on the same held-out
+images (the candidate's test split) it is not significantly worse (exact McNemar test at
+``settings.gate_confidence``) and its accuracy is at least the reference minus
+``settings.tolerance``, the reference being the higher of the champion and the best champion
+this label set ever had (re-scored on the same images where possible), so that the bar never
+drifts down. When the champion cannot be re-scored its logged accuracy is used and the reason
+recorded. A changed label set is a new baseline that needs the floors only. A candidate whose
+false-suggestion rate is worse than the champion's on the same images by more than the
+tolerance is refused too. Every version gets a model card as its description (:mod:`pixtag.card`).
 
 ``promotion: auto`` moves the alias ``champion`` to a passing candidate; ``human`` gives it
 ``challenger`` and leaves ``champion`` to a person (MLflow UI). The decision and its reason are
