@@ -2,9 +2,11 @@
 ### pixtag_retrain: keep the hashtag tagger fresh
 
 refresh trending tags → select classes → scrape (one task per class) → merge the dataset →
-validate it with Great Expectations (a failure stops the run) → extract features (one task per
+validate it with Great Expectations (a failure stops the run) → with `review: new_images`, wait
+for a person to review the new images (*Required actions*) → extract features (one task per
 class, `gpu` pool and queue) → train and cross-validate → register in MLflow, promoting only
-through the accuracy gate → announce a new champion (Asset) → report.
+through the accuracy gate → with `promotion: human`, wait for a person to approve the
+`@challenger` (*Required actions*) → announce a new champion (Asset) → report.
 
 Trigger it by hand to change the classes: **add_tags** / **remove_tags** persist for later
 runs until undone. Every stage is a function in `pixtag.flow`; tasks pass storage URIs and
@@ -18,6 +20,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLEntryOperator
 from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
@@ -69,6 +72,73 @@ def final_errors() -> Iterator[None]:
         yield
     except (SettingsError, AuthError, FlowError) as exc:
         stop_on(exc)
+
+
+def ui_base() -> str:
+    """The Airflow UI/API address people's browsers use (links in the required actions)."""
+    from airflow.configuration import conf
+
+    return conf.get("api", "base_url", fallback="").rstrip("/")
+
+
+def responder(event: dict[str, Any]) -> str:
+    user = event.get("responded_by_user") or {}
+    return str(user.get("name") or user.get("id") or "unknown") if isinstance(user, dict) else str(user)
+
+
+class ReviewImages(HITLEntryOperator):
+    """With ``review: new_images``: wait for a person's exclusions (the images new since the
+    champion, on contact sheets); with ``off`` it passes at once. The answer's exclusions are
+    written before the run goes on without them."""
+
+    def execute(self, context: Any) -> Any:
+        from pixtag.human import review_body, review_request
+
+        with final_errors():
+            run = settings()
+            if run.review == "off":
+                return {"review": "off"}
+            self.body = review_body(review_request(run, ui_base()))
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        from pixtag.human import ReviewInputError, apply_review
+
+        answer = super().execute_complete(context=context, event=event)
+        try:
+            return apply_review(settings(), answer["params_input"].get("exclusions"), responder(event))
+        except ReviewInputError as exc:
+            stop_on(exc)
+
+
+class ApprovePromotion(ApprovalOperator):
+    """With ``promotion: human`` and a ``@challenger`` from the gate: wait for a person, who
+    sees it beside the champion; *Approve* moves ``@champion`` (and records who), *Reject*
+    keeps the champion (and records why). Otherwise it passes at once."""
+
+    def execute(self, context: Any) -> Any:
+        from pixtag.flow import mlflow_ui
+        from pixtag.human import approval_body, disagreement_sheet
+
+        decision = context["ti"].xcom_pull(task_ids="register")
+        if decision.get("decision") != "challenger":
+            return {"approval": "not needed", "new_champion": bool(decision.get("new_champion"))}
+        run = settings()
+        ui = mlflow_ui(run)
+        url = f"{ui}/#/models/{decision['model_name']}/versions/{decision['version']}" if ui else None
+        self.body = approval_body(decision, disagreement_sheet(run, decision, ui_base()), url)
+        self.subject = f"Promote {decision['model_name']} v{decision['version']} to @champion?"
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        from pixtag.registry import record_approval
+
+        decision = context["ti"].xcom_pull(task_ids="register")
+        approved = event.get("chosen_options") == [self.APPROVE]
+        note = str((event.get("params_input") or {}).get("note") or "")
+        recorded = record_approval(settings(), decision["version"], approved, responder(event), note)
+        super().execute_complete(context=context, event=event)  # on Reject: skips the announcement
+        return recorded
 
 
 @dag(
@@ -157,7 +227,9 @@ def pixtag_retrain() -> None:
             return flow.register(settings(), trained["run_id"], trained.get("reused", False))
 
     @task(outlets=[CHAMPION])
-    def announce_champion(decision: dict[str, Any]) -> None:
+    def announce_champion(decision: dict[str, Any], approval: dict[str, Any]) -> None:
+        if approval.get("approved"):  # a person moved @champion in the required action
+            decision = {**decision, "new_champion": True}
         if not decision.get("new_champion", decision["promoted"]):
             why = (f"v{decision['version']} already is, nothing new was trained" if decision.get("already_champion")
                    else decision["reason"])
@@ -175,9 +247,22 @@ def pixtag_retrain() -> None:
     labels = labels_of(classes)
     dataset = assemble(classes, scrape.partial(classes=classes).expand(label=labels))
     validation = validate(classes, dataset)
-    trained = train(extract_features.partial(validation=validation).expand(label=labels))
+    on_timeout = ["OK"] if CONFIG.review_on_timeout == "go_on" else None
+    reviewed = ReviewImages(
+        task_id="review_images", subject="Review the new images before training",
+        params={"exclusions": Param("", type="string", title="Exclusions",
+                                    description="Images to leave out, one per line: label:n or a sha256.")},
+        defaults=on_timeout, response_timeout=timedelta(hours=CONFIG.review_timeout_hours), retries=0)
+    extracted = extract_features.partial(validation=validation).expand(label=labels)
+    validation >> reviewed >> extracted
+    trained = train(extracted)
     decision = register(trained)
-    announce_champion(decision)
+    approval = ApprovePromotion(
+        task_id="approve_promotion", subject="Promote the challenger to @champion?",
+        params={"note": Param("", type="string", title="Note", description="Why (kept on the model version).")},
+        response_timeout=timedelta(hours=CONFIG.review_timeout_hours), retries=0)
+    decision >> approval
+    announce_champion(decision, approval.output)
     report(selection, dataset, trained, decision)
 
 

@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     seed: int = 42
     test_size: float = Field(0.1, gt=0, lt=1)
     cv_folds: int = Field(5, ge=2, le=20)
+    group_by: Literal["post", "account"] = Field(
+        "account", description="Splits and CV folds keep every image of one post, or of one account, "
+        "on one side.")
 
     # --- registry -------------------------------------------------------------------------
     mlflow_uri: str = Field("sqlite:///var/mlflow.db", description="MLflow tracking URI.")
@@ -139,6 +142,19 @@ class Settings(BaseSettings):
     accuracy_floor: float = Field(0.9, ge=0, le=1)
     tolerance: float = Field(0.02, ge=0, le=1)
     promotion: Literal["auto", "human"] = "auto"
+    gate_confidence: float = Field(
+        0.95, gt=0.5, lt=1, description="Confidence of the gate's paired test (exact McNemar): a "
+        "candidate significantly worse than the champion on the same images is refused.")
+    recall_floor: float = Field(
+        0.7, ge=0, le=1, description="Least test recall every class needs for a candidate to pass.")
+    review: Literal["off", "new_images"] = Field(
+        "off", description="new_images: after validation a run waits for a person to review the images "
+        "new since the champion (Airflow's Required actions).")
+    review_timeout_hours: float = Field(
+        24.0, gt=0, le=24 * 90, description="How long the review and the promotion approval wait for an answer.")
+    review_on_timeout: Literal["stop", "go_on"] = Field(
+        "stop", description="An unanswered review: stop (the run fails, nothing is trained) or go_on "
+        "(no exclusions). An unanswered approval always leaves the champion.")
 
     # --- suggestions ----------------------------------------------------------------------
     threshold: float | None = Field(

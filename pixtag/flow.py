@@ -43,11 +43,14 @@ class DagConfig:
     model_name: str
     gpu_queue: str
     connection_id: str
+    review_timeout_hours: float = 24.0  # the required actions' response timeout
+    review_on_timeout: str = "stop"
 
 
 def dag_config() -> DagConfig:
     settings = load_settings()
-    return DagConfig(settings.cadence, settings.model_name, settings.gpu_queue, settings.connection_id)
+    return DagConfig(settings.cadence, settings.model_name, settings.gpu_queue, settings.connection_id,
+                     settings.review_timeout_hours, settings.review_on_timeout)
 
 
 class FlowError(PixtagError):

@@ -1,8 +1,9 @@
 """Train and evaluate the tag classifier with the study's protocol, and log it all to MLflow.
 
-Protocol (reproducible from ``settings.seed``): rows sorted by sha256; stratified split into
-train and test (``settings.test_size``); stratified k-fold CV on the train part
-(``settings.cv_folds``); refit on all of it; evaluate once on the test part. Background images
+Protocol (reproducible from ``settings.seed``): rows sorted by sha256; split into train and
+test (``settings.test_size``) stratified by class and grouped by origin (``settings.group_by``:
+every image of one post, or of one account, falls on one side); stratified, grouped k-fold CV
+on the train part (``settings.cv_folds``); refit on all of it; evaluate once on the test part. Background images
 (label :data:`pixtag.openset.BACKGROUND`) are split and fitted with the classes, but CV and
 test accuracy are the study's closed-set figures over class images only; the suggestion
 threshold is chosen on the folds' held-out background images (``false_suggestion_target``),
@@ -80,12 +81,56 @@ def check_trainable(y: np.ndarray, test_size: float, folds: int) -> None:
                          f"{folds}-fold CV and a test set: {small}")
 
 
-def split(y: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified train/test row indices."""
-    from sklearn.model_selection import train_test_split
+def split(y: np.ndarray, test_size: float, seed: int,
+          groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Train/test row indices, stratified by class; with ``groups`` (one origin per row), every
+    row of a group falls on the same side (``StratifiedGroupKFold``'s first fold is the test
+    part). Groups of one row each are the plain stratified split."""
+    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
-    return train_test_split(np.arange(len(y)), test_size=test_size, stratify=y,
-                            random_state=seed)
+    if groups is None or len(np.unique(groups)) == len(y):
+        return train_test_split(np.arange(len(y)), test_size=test_size, stratify=y,
+                                random_state=seed)
+    n_splits = max(2, round(1 / test_size))
+    check_groups(y, groups, n_splits, "the test split")
+    train, test = next(StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+                       .split(np.zeros(len(y)), y, groups))
+    check_sides(y, [(train, test)], "the test split")
+    return train, test
+
+
+def check_groups(y: np.ndarray, groups: np.ndarray, n_splits: int, what: str) -> None:
+    """Every class needs images from at least two origins to be on both sides of a split."""
+    if len(np.unique(groups)) < n_splits:
+        raise TrainError(f"{what} needs at least {n_splits} origins (posts or accounts, see "
+                         f"group_by), found {len(np.unique(groups))}")
+    few = {str(c): len(np.unique(groups[y == c])) for c in np.unique(y)
+           if len(np.unique(groups[y == c])) < 2}
+    if few:
+        raise TrainError(f"classes whose images all come from one origin cannot be split for {what} "
+                         f"without leaking it (group_by; origins per class): {few}")
+
+
+def check_sides(y: np.ndarray, splits: Sequence[tuple[np.ndarray, np.ndarray]], what: str) -> None:
+    """A grouped split can leave a class out of one side: say which, instead of a bad model."""
+    labels = set(np.unique(y))
+    for n, (train, test) in enumerate(splits):
+        missing = {"train": sorted(map(str, labels - set(y[train]))),
+                   "test": sorted(map(str, labels - set(y[test])))}
+        missing = {k: v for k, v in missing.items() if v}
+        if missing:
+            raise TrainError(f"grouped by origin, {what} (part {n + 1}) has no images of {missing}: "
+                             "too few posts or accounts per class (collect more, or group_by: post)")
+
+
+def origin_groups(rows: pd.DataFrame, group_by: str) -> np.ndarray:
+    """One group per row: its post, or its account (a row without an account: its post)."""
+    posts = np.asarray(rows["post_id"].fillna("").astype(str), dtype=object)
+    posts = np.where(posts == "", np.asarray(rows["sha256"], dtype=object), posts)
+    if group_by == "post":
+        return posts.astype(str)
+    accounts = np.asarray(rows["account"].fillna("").astype(str), dtype=object)
+    return np.where(accounts == "", "post:" + posts, "account:" + accounts).astype(str)
 
 
 DEFAULT_THRESHOLD = 0.5  # a model trained without background images cannot choose one
@@ -100,10 +145,12 @@ def closed_predict(model: Any, X: np.ndarray) -> np.ndarray:
 
 
 def cv_and_refit(estimator: Any, X: np.ndarray, y: np.ndarray, folds: int, seed: int,
-                 oof: list[Any] | None = None) -> tuple[list[float], Any]:
-    """Closed-set accuracy over the class images of each stratified fold, and a clone fitted
-    on all rows. With ``oof`` (a list), the fold models' calibrated probabilities of their
-    held-out rows are appended to it as one ``(rows, labels)`` array in row order.
+                 oof: list[Any] | None = None,
+                 groups: np.ndarray | None = None) -> tuple[list[float], Any]:
+    """Closed-set accuracy over the class images of each stratified fold (grouped by
+    ``groups`` when given: no origin on both sides of a fold), and a clone fitted on all rows.
+    With ``oof`` (a list), the fold models' calibrated probabilities of their held-out rows
+    are appended to it as one ``(rows, labels)`` array in row order.
 
     The k fold fits and the refit run in one thread pool, one BLAS thread each (multi-threaded
     BLAS only adds waiting at these sizes). pixtag's classifier shares work between them
@@ -112,7 +159,7 @@ def cv_and_refit(estimator: Any, X: np.ndarray, y: np.ndarray, folds: int, seed:
     """
     from joblib import Parallel, delayed
     from sklearn.base import clone
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
     from threadpoolctl import threadpool_limits
 
     from pixtag.classifier import LinearSVMClassifier, fit_splits
@@ -129,7 +176,13 @@ def cv_and_refit(estimator: Any, X: np.ndarray, y: np.ndarray, folds: int, seed:
             probs[test] = model.predict_tag_proba(X[test])
         oof.append(probs)
 
-    splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y))
+    if groups is None or len(np.unique(groups)) == len(y):
+        splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y))
+    else:
+        check_groups(y, groups, folds, "cross-validation")
+        splits = list(StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+                      .split(X, y, groups))
+        check_sides(y, splits, "cross-validation")
     workers = min(folds + 1, len(os.sched_getaffinity(0)))
     if type(estimator) is LinearSVMClassifier:  # the folds start from the refit's optimum
         with threadpool_limits(1):
@@ -199,6 +252,7 @@ class Data:
     train: np.ndarray
     test: np.ndarray
     features: dict[str, Any]
+    groups: np.ndarray
 
 
 def load_data(settings: Settings, store: Storage, backbone: str | None = None) -> Data:
@@ -208,8 +262,9 @@ def load_data(settings: Settings, store: Storage, backbone: str | None = None) -
     check_trainable(y, settings.test_size, settings.cv_folds)
     run = compute(settings, rows, store, backbone)
     X = run.vectors(list(rows["sha256"]))
-    train_idx, test_idx = split(y, settings.test_size, settings.seed)
-    return Data(rows, X, y, train_idx, test_idx, run.summary)
+    groups = origin_groups(rows, settings.group_by)
+    train_idx, test_idx = split(y, settings.test_size, settings.seed, groups)
+    return Data(rows, X, y, train_idx, test_idx, run.summary, groups)
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -315,6 +370,7 @@ def training_key(settings: Settings, rows: pd.DataFrame, backbone: str | None = 
     parts = {
         "dataset": dataset_hash(rows), "features": cache_key(name, settings.weights),
         "test_size": settings.test_size, "cv_folds": settings.cv_folds, "seed": settings.seed,
+        "group_by": settings.group_by,
         "classifier": CLASSIFIER_PARAMS, "model_config": model_config(settings),
         "open_set": {"target": settings.false_suggestion_target, "share": settings.in_class_share},
         "pixtag": __version__,
@@ -371,7 +427,8 @@ def train(settings: Settings, *, backbone: str | None = None,
 
     start = time.perf_counter()
     oof: list[np.ndarray] = []
-    folds, clf = cv_and_refit(new_classifier(), Xtr, ytr, settings.cv_folds, settings.seed, oof)
+    folds, clf = cv_and_refit(new_classifier(), Xtr, ytr, settings.cv_folds, settings.seed, oof,
+                              data.groups[data.train])
     train_seconds = time.perf_counter() - start
     fitted = [str(c) for c in clf.classes_]
     threshold, threshold_source = pick_threshold(settings, oof[0], ytr, fitted)
@@ -387,6 +444,12 @@ def train(settings: Settings, *, backbone: str | None = None,
         "labels": labels,
         "dataset_hash": dataset_hash(data.rows),
         "images": len(data.rows),
+        "class_counts": {str(k): int(v) for k, v in zip(*np.unique(data.y, return_counts=True), strict=True)},
+        "oldest_post": _created(data.rows, min),
+        "newest_post": _created(data.rows, max),
+        "group_by": settings.group_by,
+        "train_groups": len(np.unique(data.groups[data.train])),
+        "test_groups": len(np.unique(data.groups[data.test])),
         "train_images": len(data.train),
         "test_images": len(data.test),
         "cv_accuracy": folds,
@@ -412,7 +475,7 @@ def train(settings: Settings, *, backbone: str | None = None,
     setup_mlflow(settings)
     with mlflow.start_run(run_name=f"train-{name}") as run, \
             tempfile.TemporaryDirectory() as tmp:
-        _log_candidate(summary, settings, clf, data, Path(tmp))
+        _log_candidate(summary, settings, clf, data, Path(tmp), top)
         info = log_model(clf, name, settings, threshold=threshold, store=store)
         mlflow.set_tag("pixtag.model_uri", info.model_uri)
         summary["run_id"] = run.info.run_id
@@ -423,8 +486,14 @@ def train(settings: Settings, *, backbone: str | None = None,
     return summary
 
 
+def _created(rows: pd.DataFrame, pick: Any) -> str | None:
+    """The oldest or newest post's ``created_at`` (ISO 8601 strings sort by time)."""
+    values = [v for v in rows["created_at"].dropna().astype(str) if v]
+    return pick(values) if values else None
+
+
 def _log_candidate(summary: dict[str, Any], settings: Settings, clf: LinearSVMClassifier,
-                   data: Data, tmp: Path) -> None:
+                   data: Data, tmp: Path, test_predictions: np.ndarray) -> None:
     import mlflow
 
     mlflow.log_params(settings_params(settings))
@@ -462,7 +531,10 @@ def _log_candidate(summary: dict[str, Any], settings: Settings, clf: LinearSVMCl
     mlflow.log_dict({"labels": labels,
                      "train": data.rows["sha256"].iloc[data.train].tolist(),
                      "test": data.rows["sha256"].iloc[data.test].tolist(),
-                     "test_labels": data.y[data.test].tolist()}, "split.json")
+                     "test_labels": data.y[data.test].tolist(),
+                     # the closed-set prediction of each test image: the gate's paired test
+                     "test_predictions": [str(p) for p in test_predictions],
+                     "group_by": settings.group_by}, "split.json")
 
 
 def compare(settings: Settings, backbones: Sequence[str],
@@ -479,7 +551,8 @@ def compare(settings: Settings, backbones: Sequence[str],
         Xtr, ytr = data.X[data.train], data.y[data.train]
         test = data.test[data.y[data.test] != BACKGROUND]
         start = time.perf_counter()
-        folds, clf = cv_and_refit(new_classifier(), Xtr, ytr, settings.cv_folds, settings.seed)
+        folds, clf = cv_and_refit(new_classifier(), Xtr, ytr, settings.cv_folds, settings.seed,
+                                  groups=data.groups[data.train])
         results[name] = {
             "cv_accuracy": folds, "cv_mean": float(np.mean(folds)),
             "cv_var": float(np.var(folds)),

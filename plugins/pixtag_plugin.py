@@ -4,6 +4,8 @@
   task's own result), **Data Docs** on ``validate``;
 * ``/pixtag/data-docs/...``: the Great Expectations Data Docs of the dataset, served from pixtag's
   storage (local folder or S3) by a small FastAPI app inside the API server;
+* ``/pixtag/review/...``: the contact sheets the DAG's required actions link (images new since
+  the champion, images the candidate and the champion disagree on), likewise;
 * navigation entries for the MLflow UI and the Data Docs.
 
 It reads pixtag's settings (env ``PIXTAG_*``) for the storage and the MLflow address.
@@ -20,6 +22,7 @@ from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
 DOCS_ROUTE = "/pixtag/data-docs"
+REVIEW_ROUTE = "/pixtag/review"
 
 
 def _mlflow_ui() -> str | None:
@@ -88,18 +91,18 @@ class DataDocsLink(BaseOperatorLink):
         return f"{_api_base()}{DOCS_ROUTE}/index.html"
 
 
-def _docs_app() -> Any:
-    """Serve ``reports/data_docs/`` of pixtag's storage to logged-in users (read-only, no path
-    escapes)."""
+def _docs_app(route: str = DOCS_ROUTE, folder: str = "reports/data_docs",
+              missing: str = "no Data Docs yet: they appear after a run's validate task") -> Any:
+    """Serve ``folder`` of pixtag's storage to logged-in users (read-only, no path escapes)."""
     from airflow.api_fastapi.core_api.security import get_user
     from fastapi import Depends, FastAPI, HTTPException
     from fastapi.responses import RedirectResponse, Response
 
-    app = FastAPI(title="pixtag Data Docs", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title=f"pixtag {folder}", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/")
     def root() -> RedirectResponse:
-        return RedirectResponse(f"{DOCS_ROUTE}/index.html")
+        return RedirectResponse(f"{route}/index.html")
 
     @app.get("/{path:path}")
     def page(path: str, user: Any = Depends(get_user)) -> Response:  # noqa: B008
@@ -110,11 +113,11 @@ def _docs_app() -> Any:
         if not path or any(part in ("", "..") for part in path.split("/")):
             raise HTTPException(404)
         settings = load_settings()
-        store = open_storage(settings.storage, settings.s3_endpoint_url).child("reports/data_docs")
+        store = open_storage(settings.storage, settings.s3_endpoint_url).child(folder)
         try:
             body = store.read_bytes(path)
         except (FileNotFoundError, StorageError):
-            raise HTTPException(404, "no Data Docs yet: they appear after a run's validate task") from None
+            raise HTTPException(404, missing) from None
         media = mimetypes.guess_type(path)[0] or "application/octet-stream"
         return Response(body, media_type=media)
 
@@ -131,5 +134,8 @@ def _nav() -> list[dict[str, str]]:
 class PixtagPlugin(AirflowPlugin):
     name = "pixtag"
     global_operator_extra_links: ClassVar[list[Any]] = [MlflowRunLink(), ModelVersionLink(), DataDocsLink()]
-    fastapi_apps: ClassVar[list[Any]] = [{"app": _docs_app(), "url_prefix": DOCS_ROUTE, "name": "pixtag Data Docs"}]
+    fastapi_apps: ClassVar[list[Any]] = [
+        {"app": _docs_app(), "url_prefix": DOCS_ROUTE, "name": "pixtag Data Docs"},
+        {"app": _docs_app(REVIEW_ROUTE, "reports/review", "no contact sheets here yet: a review or approval "
+                          "writes them"), "url_prefix": REVIEW_ROUTE, "name": "pixtag contact sheets"}]
     external_views: ClassVar[list[Any]] = _nav()

@@ -27,7 +27,7 @@ def _row(label: str, path: Path, store: Storage) -> dict | None:
     key = image_key(prepared.sha256)
     store.write_bytes(key, prepared.data)
     return {
-        "post_id": f"{label}-{path.stem}", "media_id": path.stem, "account": "tester",
+        "post_id": f"{label}-{path.stem}", "media_id": path.stem, "account": f"tester-{path.stem}",
         "label": label, "sha256": prepared.sha256, "phash": prepared.phash, "mode": "RGB",
         "width": prepared.image.width, "height": prepared.image.height,
         "orig_width": prepared.orig_width, "orig_height": prepared.orig_height,

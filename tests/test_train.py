@@ -189,3 +189,81 @@ def test_cv_and_refit_shares_work_between_svm_fits_not_answers() -> None:
         assert scores == plain and 0.6 < np.mean(scores) < 1
         alone = type(estimator)(**estimator.get_params()).fit(X, y)
         assert np.allclose(refit.coef_, alone.coef_, atol=1e-6) and refit is not estimator
+
+
+# --- splits grouped by origin ----------------------------------------------------------------
+def accounts_dataset(seed: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Features where each account has a strong look of its own (its camera, its cat) and
+    posts one class only; the class itself shows weakly. Returns X, y, accounts, posts."""
+    rng = np.random.default_rng(seed)
+    classes, per_class, accounts, images = ["bird", "car", "cat", "dog", "flower"], 12, 60, 5
+    dim = 48
+    looks = rng.normal(size=(accounts, dim)) * 3.0
+    signal = rng.normal(size=(len(classes), dim)) * 0.15
+    X, y, acct, posts = [], [], [], []
+    for a in range(accounts):
+        label = a % len(classes)
+        for i in range(images):
+            X.append(looks[a] + signal[label] + rng.normal(size=dim) * 0.3)
+            y.append(classes[label])
+            acct.append(f"account:{a}")
+            posts.append(f"{a}-{i // 2}")  # albums of two images
+    assert len(y) == len(classes) * per_class * images
+    return np.asarray(X), np.asarray(y), np.asarray(acct), np.asarray(posts)
+
+
+def test_origin_groups_by_post_or_account() -> None:
+    from pixtag.train import origin_groups
+
+    rows = pd.DataFrame({"post_id": ["p1", "p1", "p2", "p3"], "account": ["ann", "ann", "ann", ""],
+                         "sha256": ["a", "b", "c", "d"]})
+    assert origin_groups(rows, "post").tolist() == ["p1", "p1", "p2", "p3"]
+    assert origin_groups(rows, "account").tolist() == ["account:ann"] * 3 + ["post:p3"]
+
+
+def test_grouped_split_and_folds_keep_each_origin_on_one_side() -> None:
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    _, y, accounts, _ = accounts_dataset()
+    train_idx, test_idx = split(y, 0.1, 42, accounts)
+    assert set(accounts[train_idx]).isdisjoint(accounts[test_idx])
+    assert set(y[test_idx]) == set(y)  # still stratified: every class on both sides
+    assert np.array_equal(split(y, 0.1, 42, accounts)[1], test_idx)
+    folds = StratifiedGroupKFold(5, shuffle=True, random_state=42).split(y[train_idx], y[train_idx],
+                                                                          accounts[train_idx])
+    assert all(set(accounts[train_idx][a]).isdisjoint(accounts[train_idx][b]) for a, b in folds)
+    # one image per origin: exactly the study's plain stratified split
+    singles = np.array([f"p{i}" for i in range(len(y))])
+    assert np.array_equal(split(y, 0.1, 42, singles)[1], split(y, 0.1, 42)[1])
+
+
+def test_a_class_from_one_origin_cannot_be_split_without_leaking() -> None:
+    y = np.repeat(["cat", "dog"], 20)
+    groups = np.array(["ann"] * 20 + [f"d{i}" for i in range(20)])
+    with pytest.raises(TrainError, match=r"all come from one origin.*'cat': 1"):
+        split(y, 0.1, 42, groups)
+
+
+def test_grouping_by_account_changes_the_accuracy_and_the_gate_decision() -> None:
+    """Ungrouped, the test images' accounts are in training: the model recognises the accounts
+    and looks excellent; grouped, it meets new accounts, as it will in production, and the gate
+    refuses it."""
+    from pixtag.registry import decide
+    from pixtag.train import closed_predict, cv_and_refit
+
+    X, y, accounts, posts = accounts_dataset()
+    figures = {}
+    for name, groups in {"none": None, "post": posts, "account": accounts}.items():
+        train_idx, test_idx = split(y, 0.1, 42, groups)
+        cv, model = cv_and_refit(new_classifier(), X[train_idx], y[train_idx], 5, 42,
+                                 groups=None if groups is None else groups[train_idx])
+        test = float(np.mean(closed_predict(model, X[test_idx]) == y[test_idx]))
+        figures[name] = (float(np.mean(cv)), test)
+    (cv_none, test_none), (cv_post, test_post), (cv_acct, test_acct) = figures.values()
+    assert test_none >= 0.95 and cv_none >= 0.9  # leaked: accounts seen in training
+    assert test_post >= 0.95  # albums grouped, but the accounts still leak
+    assert test_acct < 0.7 and cv_acct < 0.7, figures  # honest: new accounts
+    labels = ("bird", "car", "cat", "dog", "flower")
+    assert decide(test_none, labels, None, 0.9, 0.02).passed
+    refused = decide(test_acct, labels, None, 0.9, 0.02)
+    assert not refused.passed and "below the floor" in refused.reason

@@ -36,13 +36,16 @@ def test_schedule_and_run_policy(dag) -> None:
 
 def test_tasks_in_order(dag) -> None:
     order = ["refresh_trending", "select_classes", "class_names", "labels_of", "scrape", "assemble", "validate",
-             "extract_features", "train", "register", "announce_champion", "report"]
+             "review_images", "extract_features", "train", "register", "approve_promotion", "announce_champion",
+             "report"]
     assert set(dag.task_ids) == set(order)
     for upstream, downstream in [("refresh_trending", "select_classes"), ("class_names", "labels_of"),
                                  ("labels_of", "scrape"), ("labels_of", "extract_features"), ("scrape", "assemble"),
                                  ("assemble", "validate"), ("validate", "extract_features"),
                                  ("extract_features", "train"), ("train", "register"),
-                                 ("register", "announce_champion")]:
+                                 ("register", "announce_champion"), ("validate", "review_images"),
+                                 ("review_images", "extract_features"), ("register", "approve_promotion"),
+                                 ("approve_promotion", "announce_champion")]:
         assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
 
 
@@ -58,6 +61,12 @@ def test_pools_queues_and_retries(dag) -> None:
         task = dag.get_task(task_id)
         assert task.retries >= 3 and task.retry_exponential_backoff, task_id
     assert dag.get_task("validate").retries == 0  # bad data does not get better by retrying
+    # the required actions are Airflow's human-in-the-loop operators, not a waiting loop of ours
+    from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLEntryOperator
+
+    assert isinstance(dag.get_task("review_images"), HITLEntryOperator)
+    assert isinstance(dag.get_task("approve_promotion"), ApprovalOperator)
+    assert dag.get_task("review_images").defaults is None  # unanswered: the run stops by default
 
 
 def test_mapped_per_class(dag) -> None:

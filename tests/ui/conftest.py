@@ -26,6 +26,9 @@ RUN_SETTINGS = {
     "PIXTAG_BACKBONE": "efficientnet_lite0",
     "PIXTAG_ACCURACY_FLOOR": "0.8",
     "PIXTAG_REQUEST_RATE": "100",
+    # a person in the loop: the run waits for a review and for the promotion's approval
+    "PIXTAG_REVIEW": "new_images",
+    "PIXTAG_PROMOTION": "human",
 }
 MARKER = "PIXTAG_UI_TEST_MARKER"
 

@@ -1,6 +1,9 @@
 """The issue's browser test: real ``airflow standalone`` (with MLflow and the local instance, via
 ``pixtag.local.stack``) driven by headless Chromium: log in, find ``pixtag_retrain``, trigger it
 with a tag added in the trigger form, wait for success, and keep screenshots as artifacts.
+On the way the run waits twice for a person (``review: new_images``, ``promotion: human``): the
+test answers both required actions with HTTP calls to Airflow's REST API (exclusions in the
+review, *Approve* in the approval) and shows the approval's page in the browser once.
 
 The run's settings make the automatic classes the four most frequent concrete tags of the local
 instance (bird, car, dog, cat); "flower" is the fifth, so it only becomes a class through the form.
@@ -77,18 +80,76 @@ def trigger_with_tag(ui: Page, tag: str) -> str:
     return unquote(match.group(1))
 
 
+def hitl_path(run_id: str, task_id: str) -> str:
+    return f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/-1/hitlDetails"
+
+
+def wait_for_required_action(api: Any, run_id: str, task_id: str) -> dict[str, Any]:
+    """Poll the REST API until ``task_id`` waits for a person; its HITL detail."""
+    import time
+
+    from pixtag.local import StackError
+
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        states = {t["task_id"]: t["state"] for t in api.task_instances(DAG_ID, run_id) if t["map_index"] == -1}
+        if states.get(task_id) == "awaiting_input":
+            return dict(api.call("GET", hitl_path(run_id, task_id)))
+        if states.get(task_id) in ("success", "failed", "skipped", "upstream_failed") or \
+                api.call("GET", f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}")["state"] == "failed":
+            raise StackError(f"{task_id} ended {states.get(task_id)} without asking anyone: {states}")
+        time.sleep(3)
+    raise StackError(f"{task_id} did not wait for a person within {RUN_TIMEOUT:.0f} s")
+
+
+def answer_review(ui: Page, api: Any, run_id: str, base: str) -> list[str]:
+    """The review lists the new images' contact sheets and the Data Docs; answer it over REST
+    with two exclusions (by contact-sheet index). Returns the references sent."""
+    detail = wait_for_required_action(api, run_id, "review_images")
+    assert detail["response_received"] is False and detail["options"] == ["OK"]
+    assert detail["defaults"] is None  # unanswered, the run would stop
+    body = detail["body"]
+    assert f"{base}/pixtag/review/new/index.html" in body and f"{base}/pixtag/data-docs/index.html" in body
+    assert re.search(r"\*\*\d+ images\*\* are new since ever \(no champion\)", body), body
+    session = requests.Session()
+    session.trust_env = False
+    session.headers.update(api.auth_headers())
+    sheets = loopback_get(session, f"{base}/pixtag/review/new/index.html")
+    assert sheets.status_code == 200 and f'href="{ADDED}.html"' in sheets.text
+    refs = [f"{ADDED}:0", f"{ADDED}:1"]
+    answered = api.call("PATCH", hitl_path(run_id, "review_images"),
+                        json={"chosen_options": ["OK"], "params_input": {"exclusions": "\n".join(refs)}})
+    assert answered["chosen_options"] == ["OK"] and answered["responded_by"]["name"] == "admin"
+    return refs
+
+
+def answer_approval(ui: Page, api: Any, run_id: str, base: str) -> dict[str, Any]:
+    """The approval shows the candidate (beside no champion yet) in the browser once; approve it
+    over REST."""
+    detail = wait_for_required_action(api, run_id, "approve_promotion")
+    assert detail["options"] == ["Approve", "Reject"] and "passed the gate" in detail["body"]
+    assert "| accuracy |" in detail["body"] and f"| recall {ADDED} |" in detail["body"]
+    ui.driver.get(f"{base}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}/tasks/approve_promotion/required_actions")
+    ui.text_appears("Promote pixtag v1 to @champion?")
+    ui.text_appears("passed the gate")
+    ui.shot("04-approval")
+    answered = api.call("PATCH", hitl_path(run_id, "approve_promotion"),
+                        json={"chosen_options": ["Approve"], "params_input": {"note": "checked the sheets"}})
+    assert answered["chosen_options"] == ["Approve"]
+    return dict(detail)
+
+
 def run_badge(ui: Page) -> str:
     badges = ui.driver.find_elements("css selector", "[data-testid=header-card] [data-testid=state-badge]")
     return badges[0].text.strip() if badges else ""
 
 
-def wait_for_run(ui: Page, api: Any, run_id: str) -> str:
+def wait_for_run(ui: Page, api: Any, run_id: str, run_page: str) -> str:
     """Follow the run through the API with the browser parked (the run page refreshes itself every
     few seconds, which competes with the run for the 2 cores), then show the run's page again and
     return the state its badge shows."""
     from pixtag.local import StackError
 
-    run_page = ui.driver.current_url
     ui.driver.get("about:blank")
     try:
         api.follow(DAG_ID, run_id, RUN_TIMEOUT, echo=lambda line: print(line, flush=True))
@@ -158,7 +219,8 @@ def check_run_through_api(api: Any, run_id: str) -> dict[str, Any]:
     assert report["backbone"] == "efficientnet_lite0"
     decision = report["decision"]
     assert decision["version"] == "1"
-    assert decision["promoted"] is (report["test_accuracy"] >= ACCURACY_FLOOR), decision
+    assert decision["decision"] == "challenger" and report["test_accuracy"] >= ACCURACY_FLOOR, decision
+    assert api.xcom(DAG_ID, run_id, "approve_promotion")["approved"] is True
     return {"report": report, "train": api.xcom(DAG_ID, run_id, "train")}
 
 
@@ -193,6 +255,18 @@ def check_links(links: dict[str, str], api: Any, run_id: str, trained: dict[str,
     assert suite.status_code == 200 and "pixtag_manifest" in suite.text
 
 
+def check_approval_recorded(mlflow_url: str) -> None:
+    session = requests.Session()
+    session.trust_env = False
+    model = loopback_get(session, f"{mlflow_url}/api/2.0/mlflow/registered-models/get", params={"name": "pixtag"})
+    assert {a["alias"]: a["version"] for a in model.json()["registered_model"].get("aliases", [])} == {"champion": "1"}
+    version = loopback_get(session, f"{mlflow_url}/api/2.0/mlflow/model-versions/get",
+                           params={"name": "pixtag", "version": "1"}).json()["model_version"]
+    tags = {t["key"]: t["value"] for t in version["tags"]}
+    assert tags["pixtag.gate.approved_by"] == "admin" and tags["pixtag.gate.approval_note"] == "checked the sheets"
+    assert version["description"].startswith("## pixtag candidate: challenger")
+
+
 # ----------------------------------------------------------------------------- the test -----
 @pytest.mark.timeout(2400)
 def test_trigger_with_an_added_tag_from_the_ui(airflow_stack: Any, browser: Page) -> None:
@@ -202,12 +276,19 @@ def test_trigger_with_an_added_tag_from_the_ui(airflow_stack: Any, browser: Page
     log_in(ui, base, airflow_stack.admin_password())
     open_dag(ui)
     run_id = trigger_with_tag(ui, ADDED)
-    state = wait_for_run(ui, api, run_id)
-    ui.shot("04-run-succeeded" if state == "Success" else "04-run-failed")
+    run_page = ui.driver.current_url
+    refs = answer_review(ui, api, run_id, base)
+    answer_approval(ui, api, run_id, base)
+    state = wait_for_run(ui, api, run_id, run_page)
+    ui.shot("05-run-succeeded" if state == "Success" else "05-run-failed")
     assert state == "Success", f"run {run_id} ended {state}"
     check_run_page(ui, api, run_id)
 
     results = check_run_through_api(api, run_id)
+    reviewed = api.xcom(DAG_ID, run_id, "review_images")
+    assert reviewed["reviewed_by"] == "admin" and reviewed["asked"] == refs and len(reviewed["excluded"]) == 2
+    assert results["train"]["images"] == sum(results["report"]["counts"].values()) - 2  # trained without them
+    check_approval_recorded(airflow_stack.mlflow_url)
 
     links = {name: extra_link(ui, base, run_id, task_id, name) for task_id, name in LINKS.items()}
     check_links(links, api, run_id, results["train"], airflow_stack.mlflow_url, base)
