@@ -89,7 +89,8 @@ class Settings(BaseSettings):
     )
     allow_private_hosts: TagList = Field(
         default_factory=list,
-        description="Hosts allowed to resolve to loopback/private addresses (a local instance).",
+        description="Other hosts (media hosts) allowed to resolve to loopback/private addresses; "
+        "the configured instance's own host always is.",
     )
 
     # --- tags and classes -----------------------------------------------------------------

@@ -204,11 +204,12 @@ def _manifest_row(c: Candidate, meta: dict[str, Any], size: int) -> dict[str, An
 
 # ------------------------------------------------------------------------- I/O -------------
 def media_session(settings: Settings, base_url: str) -> HttpSession:
-    """HTTP for media: the instance host and allowed media hosts only, no API throttle."""
+    """HTTP for media: the instance host and allowed media hosts only, no API throttle. Only
+    the instance's own host (and hosts in ``allow_private_hosts``) may be non-public."""
     host = (urlsplit(base_url).hostname or "").lower()
     policy = AddressPolicy(
         allowed_hosts={host, *(h.lower() for h in settings.allowed_media_hosts)},
-        private_ok_hosts={h.lower() for h in settings.allow_private_hosts},
+        private_ok_hosts={host, *(h.lower() for h in settings.allow_private_hosts)},
     )
     return HttpSession(
         policy=policy,
