@@ -23,7 +23,8 @@ DOCS_ROUTE = "/pixtag/data-docs"
 
 
 def _mlflow_ui() -> str | None:
-    uri = os.environ.get("PIXTAG_MLFLOW_UI_URL") or os.environ.get("PIXTAG_MLFLOW_URI", "")
+    uri = (os.environ.get("PIXTAG_MLFLOW_UI_URL") or os.environ.get("PIXTAG_MLFLOW_URI")
+           or os.environ.get("MLFLOW_TRACKING_URI", ""))
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
 
 
