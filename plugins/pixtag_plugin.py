@@ -1,7 +1,8 @@
 """Airflow plugin that makes pixtag runs easy to follow from the Airflow UI.
 
 * task buttons: **MLflow run** on ``train``, **Model version** on ``register`` (both from the
-  task's own result), **Data Docs** on ``validate``;
+  task's own result), **Data Docs** on ``validate``, all of pixtag's own DAG only (Airflow asks
+  a global link of every task of every DAG; another DAG's ``train`` gets no button);
 * ``/pixtag/data-docs/...``: the Great Expectations Data Docs of the dataset, served from pixtag's
   storage (local folder or S3) by a small FastAPI app inside the API server;
 * navigation entries for the MLflow UI and the Data Docs.
@@ -20,6 +21,12 @@ from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
 DOCS_ROUTE = "/pixtag/data-docs"
+DAG_ID = "pixtag_retrain"
+
+
+def _ours(ti_key: Any, task_id: str) -> bool:
+    """Whether ``ti_key`` is task ``task_id`` of pixtag's DAG."""
+    return ti_key.dag_id == DAG_ID and ti_key.task_id == task_id
 
 
 def _mlflow_ui() -> str | None:
@@ -63,7 +70,7 @@ class _ResultLink(BaseOperatorLink):
     field = ""
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        if ti_key.task_id != self.task_id:
+        if not _ours(ti_key, self.task_id):
             return ""
         return str(task_result(ti_key).get(self.field) or "")
 
@@ -84,7 +91,7 @@ class DataDocsLink(BaseOperatorLink):
     name = "Data Docs"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        if ti_key.task_id != "validate":
+        if not _ours(ti_key, "validate"):
             return ""
         return f"{_api_base()}{DOCS_ROUTE}/index.html"
 
