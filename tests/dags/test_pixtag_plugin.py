@@ -19,17 +19,17 @@ def plugin() -> ModuleType:
     return module
 
 
-def key(dag_id: str, task_id: str):  # noqa: ANN201
+def key(dag_id: str, task_id: str):
     from airflow.models.taskinstancekey import TaskInstanceKey
 
     return TaskInstanceKey(dag_id=dag_id, task_id=task_id, run_id="manual__1", try_number=1)
 
 
-def test_the_dag_id_is_the_dags(plugin: ModuleType, dagbag) -> None:  # noqa: ANN001
+def test_the_dag_id_is_the_dags(plugin: ModuleType, dagbag) -> None:
     assert plugin.DAG_ID in dagbag.dags
 
 
-def test_buttons_only_on_pixtags_own_dag(plugin: ModuleType, airflow_db) -> None:  # noqa: ANN001
+def test_buttons_only_on_pixtags_own_dag(plugin: ModuleType, airflow_db) -> None:
     docs = plugin.DataDocsLink()
     assert docs.get_link(None, ti_key=key(plugin.DAG_ID, "validate")).endswith("/pixtag/data-docs/index.html")
     assert docs.get_link(None, ti_key=key("someone_elses_dag", "validate")) == ""
