@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "train": "pixtag.train:train_cmd",
     "register": "pixtag.registry:register_cmd",
     "suggest": "pixtag.suggest:suggest_cmd",
+    "serve": "pixtag.suggest:serve_cmd",
     "evaluate": "pixtag.evaluate:evaluate_cmd",
     "drift": "pixtag.drift:drift_cmd",
     "local": "pixtag.local:local_cmd",

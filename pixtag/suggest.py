@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -489,3 +490,38 @@ def suggest_cmd(ctx: click.Context, images: tuple[str, ...], model_uri: str | No
         else:
             tags = " ".join(f"#{t['tag']} ({t['probability']:.2f})" for t in r["tags"])
             click.echo(f"{r['image']}: {tags}")
+
+
+# --- serving -------------------------------------------------------------------------------------
+def serve_command(settings: Settings, model_uri: str | None = None, host: str = "127.0.0.1",
+                  port: int = 5001) -> tuple[list[str], dict[str, str]]:
+    """``mlflow models serve`` for the champion and the environment it needs: this Python's
+    ``bin`` folder first on ``PATH`` (MLflow starts ``uvicorn`` from ``PATH``; an unactivated
+    venv lacks it), pixtag's tracking URI, and pixtag's storage for the ledger unless
+    ``MLFLOW_PYFUNC_INFERENCE_CONFIG`` says otherwise."""
+    bin_dir = Path(sys.executable).parent
+    mlflow_bin = bin_dir / "mlflow"
+    if not mlflow_bin.is_file():
+        raise SuggestError(f"no mlflow command beside {sys.executable}: install pixtag with its dependencies")
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(bin_dir), *filter(None, [env.get("PATH")])])
+    env["MLFLOW_TRACKING_URI"] = settings.mlflow_uri
+    if "MLFLOW_PYFUNC_INFERENCE_CONFIG" not in env:
+        config = {"storage": settings.storage, "s3_endpoint_url": settings.s3_endpoint_url or ""}
+        if settings.serve_file_root:
+            config["file_root"] = settings.serve_file_root
+        env["MLFLOW_PYFUNC_INFERENCE_CONFIG"] = json.dumps(config)
+    args = [str(mlflow_bin), "models", "serve", "-m", model_uri or champion_uri(settings),
+            "--env-manager", "local", "--host", host, "--port", str(port)]
+    return args, env
+
+
+@click.command("serve")
+@click.option("--model", "model_uri", default=None, help="Model URI (default models:/NAME@champion).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("-p", "--port", type=int, default=5001, show_default=True)
+@click.pass_context
+def serve_cmd(ctx: click.Context, model_uri: str | None, host: str, port: int) -> None:
+    """Serve the champion over HTTP (mlflow models serve, from this environment)."""
+    args, env = serve_command(get_settings(ctx), model_uri, host, port)
+    os.execve(args[0], args, env)

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -288,9 +289,9 @@ def test_the_model_loads_outside_the_checkout_from_its_own_files_and_requirement
         model, photos: Path, tmp_path: Path) -> None:
     """pixtag travels in the model (code_paths); its requirements cover every distribution a
     served prediction imports; the input example is a real request the model answers."""
-    import mlflow
     from importlib.metadata import packages_distributions
 
+    import mlflow
     from packaging.utils import canonicalize_name
 
     mlflow.set_tracking_uri(model["settings"].mlflow_uri)
@@ -390,12 +391,23 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def readme_serve_command() -> str:
+    """The README's serve command (the line that starts the server)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    lines = [line for line in readme.splitlines() if line.startswith(".venv/bin/pixtag serve")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
 @pytest.mark.slow
 def test_mlflow_models_serve_answers_with_tags(photos: Path, tmp_path: Path) -> None:
-    bin_dir = Path(sys.executable).parent  # as with the venv activated (uvicorn, mlflow)
+    """The README's serve command, as typed in a plain shell: no venv on PATH."""
+    bin_dir = Path(sys.executable).parent
     mlflow_bin = str(bin_dir / "mlflow")
-    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-                        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if p and Path(p).resolve() != bin_dir.resolve())
+    assert shutil.which("uvicorn", path=env["PATH"]) is None
     port, serve_port = free_port(), free_port()
     server = start([mlflow_bin, "server", "--backend-store-uri",
                     f"sqlite:///{tmp_path / 'mlflow.db'}", "--default-artifact-root",
@@ -408,12 +420,10 @@ def test_mlflow_models_serve_answers_with_tags(photos: Path, tmp_path: Path) -> 
                                  mlflow_uri=f"http://127.0.0.1:{port}")
         assert register(settings, train(settings)["run_id"])["decision"] == "promoted"
         ledger_dir = tmp_path / "ledger-store"
-        served = start([mlflow_bin, "models", "serve", "-m", "models:/pixtag@champion",
-                        "--env-manager", "local", "--host", "127.0.0.1",
-                        "--port", str(serve_port)],
-                       env | {"MLFLOW_TRACKING_URI": settings.mlflow_uri,
-                              "MLFLOW_PYFUNC_INFERENCE_CONFIG": json.dumps(
-                                  {"storage": str(ledger_dir), "file_root": str(photos)})},
+        command = readme_serve_command().replace(".venv/bin/", f"{bin_dir}/").replace("5001", str(serve_port))
+        served = start(["bash", "-c", f"exec {command}"],
+                       env | {"MLFLOW_TRACKING_URI": settings.mlflow_uri,  # honoured by pixtag
+                              "PIXTAG_STORAGE": str(ledger_dir), "PIXTAG_SERVE_FILE_ROOT": str(photos)},
                        tmp_path / "serve.log")
         wait_for(f"http://127.0.0.1:{serve_port}/ping", served, 180, tmp_path / "serve.log")
         files = [photo(photos, c, 2) for c in ("cat", "dog", "car", "bird")]
