@@ -87,8 +87,13 @@ def instance_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def _json_flag(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    logs.quiet_progress(value)  # JSON is for programs: no progress bars beside it
+    return value
+
+
 def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
+    return click.option("--json", "as_json", is_flag=True, callback=_json_flag, help="Print JSON.")(func)
 
 
 def echo_json(data: Any) -> None:

@@ -473,7 +473,8 @@ def scrape_class(
     with Client(settings, instance_url) as client:
         http = media_session(settings, client.base_url)
         fetcher = Fetcher(settings, store, http)
-        bar = tqdm(total=per_class, desc=f"{label:>10}", unit="img", disable=not progress, leave=True)
+        bar = tqdm(total=per_class, desc=f"{label:>10}", unit="img",
+                   disable=not (progress and logs.progress_enabled()), leave=True)
         known = _known_tags(settings, client)
         if label == BACKGROUND:
             spellings = {t.lower() for c in classes for t in class_variants(c, known)}

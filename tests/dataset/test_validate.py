@@ -207,9 +207,9 @@ def test_corruption_fails_with_a_report_naming_it(name: str, ds: Path, photos: P
     needles = corrupt(ds, photos) if name == "near duplicate" else corrupt(ds)
     before = tree_digest(ds)
     docs = tmp_path / "docs"
-    code, out, _ = cli("validate", ds, *CLASS_ARGS, *(extra or MIN_ARGS), "--docs", docs,
-                       "--json")
-    assert code == 1
+    code, out, err = cli("validate", ds, *CLASS_ARGS, *(extra or MIN_ARGS), "--docs", docs,
+                         "--json")
+    assert code == 1 and "decoding: 100%|" not in err
     report = json.loads(out)
     assert report["success"] is False
     assert failed_keys(report) == expected
@@ -224,9 +224,10 @@ def test_text_report_names_expectation_and_offending_values(ds: Path, cli) -> No
     sha = _duplicate_row(ds)[0]
     gray_path = _grayscale_content(ds)[0]
     _wrong_label(ds)
-    code, out, _ = cli("validate", ds, *CLASS_ARGS, *MIN_ARGS)
+    code, out, err = cli("validate", ds, *CLASS_ARGS, *MIN_ARGS)
     assert code == 1
     assert out.startswith("FAILED")
+    assert "decoding: 100%|" in err  # a progress bar while the images are decoded (not with --json)
     lines = out.splitlines()
     assert any("expect_column_values_to_be_unique(sha256)" in line for line in lines)
     assert any(sha in line for line in lines)
