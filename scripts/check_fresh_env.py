@@ -99,8 +99,7 @@ def main() -> None:
               "venv_mb": round(size / 2**20), "pixtag_installed_in_venv": has_pixtag,
               "requirements": (model / "requirements.txt").read_text().split(),
               "status": reply.status_code, "predictions": reply.json().get("predictions"),
-              "torch_in_venv": (venv / "lib").glob("python*/site-packages/torch").__next__() is not None
-              if list((venv / "lib").glob("python*/site-packages/torch")) else False,
+              "torch_in_venv": bool(list((venv / "lib").glob("python*/site-packages/torch"))),
               "work": str(work)}
     if reply.status_code != 200:
         print(log_text[-3000:], file=sys.stderr)
