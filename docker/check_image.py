@@ -55,7 +55,7 @@ def check_project(project: Path) -> list[str]:
 
     suites = sorted(validate.SUITE_DIR.glob("*.json"))
     if not suites:
-        problems.append(f"no expectation suites in {validate.SUITE_DIR} (pixtag must be installed editable)")
+        problems.append(f"no expectation suites in {validate.SUITE_DIR} (package data, or expectations/)")
     return problems
 
 

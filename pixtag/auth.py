@@ -41,7 +41,7 @@ class App:
 def _session(settings: Settings, base_url: str) -> HttpSession:
     host = (urlsplit(base_url).hostname or "").lower()
     return HttpSession(
-        policy=AddressPolicy({host}, {h.lower() for h in settings.allow_private_hosts}),
+        policy=AddressPolicy({host}, {host, *(h.lower() for h in settings.allow_private_hosts)}),
         rate=settings.request_rate, timeout=settings.request_timeout, max_retries=2,
         max_retry_after=settings.max_retry_after, max_bytes=1_000_000,
     )

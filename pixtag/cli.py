@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "train": "pixtag.train:train_cmd",
     "register": "pixtag.registry:register_cmd",
     "suggest": "pixtag.suggest:suggest_cmd",
+    "serve": "pixtag.suggest:serve_cmd",
     "evaluate": "pixtag.evaluate:evaluate_cmd",
     "drift": "pixtag.drift:drift_cmd",
     "local": "pixtag.local:local_cmd",
@@ -86,8 +87,13 @@ def instance_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def _json_flag(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    logs.quiet_progress(value)  # JSON is for programs: no progress bars beside it
+    return value
+
+
 def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
+    return click.option("--json", "as_json", is_flag=True, callback=_json_flag, help="Print JSON.")(func)
 
 
 def echo_json(data: Any) -> None:

@@ -40,6 +40,7 @@ from pixtag.errors import PixtagError
 
 ENV_PREFIX = "PIXTAG_"
 DEFAULT_CONFIG_FILE = Path("pixtag.yaml")
+DEFAULT_MLFLOW_URI = "sqlite:///var/mlflow.db"
 OFFLINE_BACKBONE = "efficientnet_lite0"
 PRODUCTION_BACKBONE = "vit_base_patch16_224"
 
@@ -89,7 +90,8 @@ class Settings(BaseSettings):
     )
     allow_private_hosts: TagList = Field(
         default_factory=list,
-        description="Hosts allowed to resolve to loopback/private addresses (a local instance).",
+        description="Other hosts (media hosts) allowed to resolve to loopback/private addresses; "
+        "the configured instance's own host always is.",
     )
 
     # --- tags and classes -----------------------------------------------------------------
@@ -134,7 +136,11 @@ class Settings(BaseSettings):
         "on one side.")
 
     # --- registry -------------------------------------------------------------------------
-    mlflow_uri: str = Field("sqlite:///var/mlflow.db", description="MLflow tracking URI.")
+    mlflow_uri: str = Field(
+        default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_MLFLOW_URI,
+        description="MLflow tracking/registry URI; when unset (flag, PIXTAG_MLFLOW_URI, YAML), "
+        "MLflow's own MLFLOW_TRACKING_URI, else sqlite:///var/mlflow.db.",
+    )
     mlflow_ui_url: str | None = Field(
         None, description="MLflow UI address for people's browsers (default: mlflow_uri when it is http)."
     )

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import numpy as np
 
+from pixtag import logs
 from pixtag.cli import echo_json, get_settings, json_option
 from pixtag.errors import PixtagError
 from pixtag.images import decode, to_rgb
@@ -95,6 +96,7 @@ def predictions(model: TagModel, files: list[tuple[str, Path]]
     confident: list[bool] = []
     errors: list[dict[str, str]] = []
     threshold = float(model.config["threshold"])
+    bar = logs.progress(total=len(files), desc="evaluate", unit="img")
     for start in range(0, len(files), CHUNK):
         chunk, images = [], []
         for label, path in files[start:start + CHUNK]:
@@ -111,6 +113,8 @@ def predictions(model: TagModel, files: list[tuple[str, Path]]
             truth.append(label)
             top.append(model.labels[int(np.argmax(closed))])
             confident.append(bool(passed.any()))
+        bar.update(len(files[start:start + CHUNK]))
+    bar.close()
     return truth, top, confident, errors
 
 

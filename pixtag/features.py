@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import numpy as np
 
+from pixtag import logs
 from pixtag.backbones import cache_key, resolve_name
 from pixtag.cli import echo_json, get_settings, json_option
 from pixtag.dataset import read_manifest
@@ -311,7 +312,9 @@ def compute(settings: Settings, rows: pd.DataFrame, store: Storage,
         done = 0
         parts: list[np.ndarray] = []
         pending = 0
+        bar = logs.progress(total=len(todo), desc=f"features {name}", unit="img")
         for vectors in embed_keys(model, store, [p for _, p in todo], settings.batch_size):
+            bar.update(len(vectors))
             parts.append(vectors)
             pending += len(vectors)
             if pending >= SHARD_SIZE or done + pending == len(todo):
@@ -320,6 +323,7 @@ def compute(settings: Settings, rows: pd.DataFrame, store: Storage,
                 done += pending
                 parts, pending = [], 0  # the vectors are on storage now: drop them
                 log.info("features %s: %d/%d computed", key, done, len(todo))
+        bar.close()
     seconds = time.perf_counter() - start
     summary = {
         "backbone": name,

@@ -182,9 +182,17 @@ def scrape_class(settings: Settings, label: str, classes: list[str]) -> dict[str
 
 
 def scrape_labels(settings: Settings, classes: list[str]) -> list[str]:
-    """What the scrape maps over: the classes, then the background (unless turned off)."""
+    """What the scrape maps over: the classes, then the background (unless turned off).
+
+    First the suggestion ledger is compacted (one object per served request since the last
+    run fold into one), once per run and before the scrapes that each read all of it.
+    """
+    from pixtag import ledger
     from pixtag.scrape import labels_to_scrape
 
+    merged = ledger.compact(_store(settings))
+    if merged:
+        log.info("ledger compacted into %s", merged)
     return labels_to_scrape(settings, classes)
 
 

@@ -5,8 +5,11 @@
   ``Retry-After`` (capped) and bounded in number;
 * a timeout on every request and a cap on every response body (checked while streaming);
 * an outbound-address guard: only http(s), only allowed hosts, never loopback, private,
-  link-local, multicast or reserved addresses (checked after DNS resolution, on every redirect
-  hop and on the connected socket) unless a host is explicitly allowed to be private;
+  link-local, multicast or reserved addresses unless a host is explicitly allowed to be private
+  (the configured instance's own host is). The check happens where the connection is made: the
+  name is resolved once, every address is checked, and the socket connects to exactly a checked
+  address (TLS is still verified against the name), so a name that rebinds between a check and
+  the connection never receives a request; redirect hops go through the same connection code;
 * error messages that name the method, path and status, never a header (where the token is).
 """
 
@@ -23,6 +26,7 @@ from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -30,6 +34,10 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util import connection as urllib3_connection
 
 from pixtag import logs
 from pixtag.errors import PixtagError
@@ -125,7 +133,10 @@ class AddressPolicy:
     private_ok_hosts: set[str] = field(default_factory=set)
     any_host: bool = False
 
-    def check_url(self, url: str) -> None:
+    def check_url(self, url: str, *, resolve_host: bool = True) -> None:
+        """Refuse a URL whose scheme or host is not allowed; with ``resolve_host``, also one
+        whose name resolves to a forbidden address (a stand-alone check: requests check the
+        addresses where they connect, see :meth:`checked_addresses`)."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise BlockedURL(f"blocked {describe_url(url)}: scheme {parts.scheme!r} is not http(s)")
@@ -134,9 +145,17 @@ class AddressPolicy:
             raise BlockedURL(f"blocked {url[:80]!r}: no host")
         if not self.any_host and host not in self.allowed_hosts:
             raise BlockedURL(f"blocked {describe_url(url)}: host {host!r} is not an allowed host")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        for address in resolve(host, port):
+        if resolve_host:
+            self.checked_addresses(host, parts.port or (443 if parts.scheme == "https" else 80))
+
+    def checked_addresses(self, host: str, port: int) -> list[str]:
+        """Resolve ``host`` once and return its addresses, all of them checked; refuse the host
+        when any of them is forbidden (a name must not mix public and internal answers)."""
+        host = host.lower().rstrip(".")
+        addresses = resolve(host, port)
+        for address in addresses:
             self.check_address(host, address)
+        return addresses
 
     def check_address(self, host: str, address: str) -> None:
         ip = ipaddress.ip_address(address.split("%")[0])
@@ -148,25 +167,75 @@ class AddressPolicy:
         if not ip.is_global and host not in self.private_ok_hosts:
             raise BlockedURL(
                 f"blocked host {host!r}: it resolves to the non-public address {ip} "
-                "(allow it explicitly with PIXTAG_ALLOW_PRIVATE_HOSTS if it is your instance)"
+                "(only the configured instance's host, or one named in PIXTAG_ALLOW_PRIVATE_HOSTS, may)"
             )
 
 
 def resolve(host: str, port: int) -> list[str]:
+    """The addresses of ``host`` (one DNS lookup), IPv4 first."""
     try:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise TransientError(f"cannot resolve host {host!r}: {exc.strerror}") from None
-    return sorted({info[4][0] for info in infos})
+    found = {info[4][0] for info in infos}
+    return sorted(found, key=lambda a: (":" in a, a))
 
 
-def _peer_address(response: requests.Response) -> str | None:
-    """The IP address the response actually came from (None when it cannot be told)."""
-    try:
-        sock = response.raw.connection.sock  # urllib3 2: HTTPResponse.connection
-        return sock.getpeername()[0] if sock is not None else None
-    except (AttributeError, OSError):
-        return None
+class _GuardedConnection:
+    """urllib3 connection mix-in: resolve once, check, connect to exactly a checked address.
+
+    urllib3 keeps ``self.host`` (the name) for the Host header, SNI and certificate checks; only
+    the socket's address comes from here.
+    """
+
+    policy: ClassVar[AddressPolicy]
+    # Provided by urllib3's HTTPConnection:
+    host: str
+    port: int
+    timeout: Any
+    source_address: Any
+    socket_options: Any
+
+    def _new_conn(self) -> socket.socket:
+        addresses = self.policy.checked_addresses(self.host, self.port)
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                sock = urllib3_connection.create_connection(
+                    (address, self.port), self.timeout,
+                    source_address=self.source_address, socket_options=self.socket_options,
+                )
+            except TimeoutError as exc:
+                error = ConnectTimeoutError(self, f"connection to {self.host} timed out")
+                error.__cause__ = exc
+            except OSError as exc:
+                error = NewConnectionError(self, f"failed to connect to {self.host}: {exc}")  # type: ignore[arg-type]
+            else:
+                log.debug("connected to %s at %s:%d", self.host, address, self.port)
+                return sock
+        raise error or NewConnectionError(self, f"no address for {self.host}")  # type: ignore[arg-type]
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose connections go through :class:`_GuardedConnection` (and never
+    through a proxy, which would connect on pixtag's behalf to an unchecked address)."""
+
+    def __init__(self, policy: AddressPolicy, **kwargs: Any):
+        attrs = {"policy": policy}
+        http_conn = type("GuardedHTTPConnection", (_GuardedConnection, HTTPConnection), attrs)
+        https_conn = type("GuardedHTTPSConnection", (_GuardedConnection, HTTPSConnection), attrs)
+        self._pool_classes = {
+            "http": type("GuardedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+            "https": type("GuardedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
+        }
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        raise BlockedURL("blocked: pixtag does not send requests through a proxy")
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -229,7 +298,7 @@ class HttpSession:
         self.max_bytes = max_bytes
         self._backoff = wait_exponential_jitter(initial=backoff_initial, max=backoff_max)
         self._session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+        adapter = GuardedAdapter(policy, pool_connections=4, pool_maxsize=pool_size)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers["User-Agent"] = USER_AGENT
@@ -311,7 +380,7 @@ class HttpSession:
               accept: str, ok: set[int]) -> Fetched:
         current, hops = url, 0
         while True:
-            self.policy.check_url(current)
+            self.policy.check_url(current, resolve_host=False)  # addresses: where it connects
             if throttle:
                 self.sent.append(self.limiter.acquire())
             headers = {"Accept": accept, **(self._auth if auth else {})}
@@ -327,10 +396,6 @@ class HttpSession:
                     f"{method} {describe_url(current)} failed: {type(exc).__name__}"
                 ) from None
             with resp:
-                peer = _peer_address(resp)
-                host = (urlsplit(current).hostname or "").lower()
-                if peer is not None:
-                    self.policy.check_address(host, peer)
                 if resp.is_redirect and hops < MAX_REDIRECTS:
                     location = resp.headers.get("location", "")
                     if method == "GET" and location and not _is_login_redirect(location):

@@ -6,7 +6,8 @@ small, uniquely named JSON file (atomic, never rewritten)::
 
     ledger/YYYY/MM/DD/<UTC timestamp>-<random>.json   {"source", "at", "phashes": [...]}
 
-:func:`compact` folds many small files into one (run it from a maintenance task).
+:func:`compact` folds many small files into one; the DAG runs it once per run (``labels_of``,
+before the scrapes read the ledger), so a scrape reads one object plus those appended since.
 """
 
 from __future__ import annotations

@@ -106,3 +106,30 @@ def setup(level: str | None = None) -> None:
     # urllib3 logs full URLs at DEBUG; they carry no token (it travels in a header) but are noisy.
     logging.getLogger("urllib3").setLevel(max(logging.getLogger().level, logging.INFO))
     _install_on_root()
+
+
+# --- progress bars ---------------------------------------------------------------------------
+_quiet_progress = False
+
+
+def quiet_progress(quiet: bool = True) -> None:
+    """Turn pixtag's progress bars off (``--json``: the output is for a program) or on again."""
+    global _quiet_progress
+    _quiet_progress = quiet
+
+
+def progress_enabled() -> bool:
+    """Bars on stderr, except in ``--json`` mode and inside an Airflow task (whose log is a
+    file: a bar there is thousands of lines of carriage returns)."""
+    return not _quiet_progress and not os.environ.get("AIRFLOW_CTX_DAG_ID")
+
+
+def progress(iterable: Any = None, **kwargs: Any) -> Any:
+    """A ``tqdm`` bar on stderr (``total``, ``desc``, ``unit``, ...), disabled where
+    :func:`progress_enabled` says so."""
+    from tqdm import tqdm
+
+    kwargs.setdefault("disable", not progress_enabled())
+    kwargs.setdefault("file", sys.stderr)
+    kwargs.setdefault("leave", True)
+    return tqdm(iterable, **kwargs)

@@ -373,7 +373,8 @@ class Client:
         host = (urlsplit(self.base_url).hostname or "").lower()
         self.policy = AddressPolicy(
             allowed_hosts={host},
-            private_ok_hosts={h.lower() for h in settings.allow_private_hosts},
+            # The instance's own host is trusted as the user named it (a local instance).
+            private_ok_hosts={host, *(h.lower() for h in settings.allow_private_hosts)},
         )
         self.http = HttpSession(
             policy=self.policy,

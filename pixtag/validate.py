@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pixtag import dataset
+from pixtag import dataset, logs
 from pixtag.config import Settings
 from pixtag.errors import PixtagError
 from pixtag.images import is_grayscale, near_duplicate_pairs
@@ -52,7 +52,9 @@ from pixtag.storage import Storage, open_storage
 if TYPE_CHECKING:
     import pandas as pd
 
-SUITE_DIR = Path(__file__).resolve().parent.parent / "expectations"
+# Installed from a wheel: package data beside the modules; in a checkout: expectations/ at the top.
+_PACKAGED_SUITES = Path(__file__).resolve().parent / "expectations"
+SUITE_DIR = _PACKAGED_SUITES if _PACKAGED_SUITES.is_dir() else Path(__file__).resolve().parent.parent / "expectations"
 SUITES = ("manifest", "class_counts", "background")
 INDEX_COLUMNS = {"manifest": "row_ref", "class_counts": "label", "background": "row_ref"}
 DOCS_SITE = "pixtag_data_docs"  # the ephemeral context's own site is "local_site"
@@ -155,9 +157,11 @@ def image_facts(store: Storage, paths: pd.Series) -> pd.DataFrame:
     keys = [p if isinstance(p, str) and p else "" for p in paths.astype("object")]
     facts: list[dict[str, Any]] = [{"image_error": "no path in the manifest"}] * len(keys)
     wanted = [i for i, key in enumerate(keys) if key]
-    for i, fact in zip(wanted, map_stored(store, [keys[i] for i in wanted], _image_facts),
-                       strict=True):
-        facts[i] = {"image_error": _error_text(fact)} if isinstance(fact, Exception) else fact
+    decoded = map_stored(store, [keys[i] for i in wanted], _image_facts)
+    with logs.progress(total=len(wanted), desc="decoding", unit="img") as bar:
+        for i, fact in zip(wanted, decoded, strict=True):
+            facts[i] = {"image_error": _error_text(fact)} if isinstance(fact, Exception) else fact
+            bar.update()
     frame = pd.DataFrame(facts, index=paths.index)
     return frame.reindex(columns=["image_mode", "image_width", "image_height",
                                   "image_is_color", "image_error"]).astype(
@@ -535,7 +539,8 @@ def _validate(store: Storage, settings: Settings, class_set: list[str], docs: di
               help="Write Data Docs here (default: DIR/reports/data_docs).")
 @click.option("--suite-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help=f"Folder of suite JSON files (default: {SUITE_DIR}).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--json", "as_json", is_flag=True, callback=lambda ctx, param, value: logs.quiet_progress(value) or value,
+              help="Print the report as JSON.")
 @click.pass_context
 def validate_cmd(ctx: click.Context, dataset_uri: str, classes: str | None,
                  min_per_class: int | None, balance_ratio: float | None, docs_dir: str | None,

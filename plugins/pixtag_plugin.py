@@ -1,7 +1,8 @@
 """Airflow plugin that makes pixtag runs easy to follow from the Airflow UI.
 
 * task buttons: **MLflow run** on ``train``, **Model version** on ``register`` (both from the
-  task's own result), **Data Docs** on ``validate``;
+  task's own result), **Data Docs** on ``validate``, all of pixtag's own DAG only (Airflow asks
+  a global link of every task of every DAG; another DAG's ``train`` gets no button);
 * ``/pixtag/data-docs/...``: the Great Expectations Data Docs of the dataset, served from pixtag's
   storage (local folder or S3) by a small FastAPI app inside the API server;
 * ``/pixtag/review/...``: the contact sheets the DAG's required actions link (images new since
@@ -23,10 +24,17 @@ from airflow.sdk import BaseOperatorLink
 
 DOCS_ROUTE = "/pixtag/data-docs"
 REVIEW_ROUTE = "/pixtag/review"
+DAG_ID = "pixtag_retrain"
+
+
+def _ours(ti_key: Any, task_id: str) -> bool:
+    """Whether ``ti_key`` is task ``task_id`` of pixtag's DAG."""
+    return ti_key.dag_id == DAG_ID and ti_key.task_id == task_id
 
 
 def _mlflow_ui() -> str | None:
-    uri = os.environ.get("PIXTAG_MLFLOW_UI_URL") or os.environ.get("PIXTAG_MLFLOW_URI", "")
+    uri = (os.environ.get("PIXTAG_MLFLOW_UI_URL") or os.environ.get("PIXTAG_MLFLOW_URI")
+           or os.environ.get("MLFLOW_TRACKING_URI", ""))
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
 
 
@@ -65,7 +73,7 @@ class _ResultLink(BaseOperatorLink):
     field = ""
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        if ti_key.task_id != self.task_id:
+        if not _ours(ti_key, self.task_id):
             return ""
         return str(task_result(ti_key).get(self.field) or "")
 
@@ -86,7 +94,7 @@ class DataDocsLink(BaseOperatorLink):
     name = "Data Docs"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        if ti_key.task_id != "validate":
+        if not _ours(ti_key, "validate"):
             return ""
         return f"{_api_base()}{DOCS_ROUTE}/index.html"
 

@@ -39,6 +39,7 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key in list(os.environ):
         if key.startswith("PIXTAG_") and key != "PIXTAG_PHOTOS":
             monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # pixtag falls back to it
     monkeypatch.setenv("PIXTAG_CREDENTIALS_FILE", str(tmp_path / "credentials.yaml"))
     # The session's instance serves the labelled photos only (no everyday photos), so its
     # timeline has nothing to learn "none of the classes" from: tests that scrape it collect

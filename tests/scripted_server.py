@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -30,8 +31,9 @@ class Seen:
 
 
 @contextmanager
-def scripted(handler: Callable[[str, int], Reply]) -> Iterator[tuple[str, list[Seen]]]:
-    """Serve ``handler(path, n)`` (n = 0-based request count) on a free port."""
+def scripted(handler: Callable[[str, int], Reply],
+             tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, list[Seen]]]:
+    """Serve ``handler(path, n)`` (n = 0-based request count) on a free port (HTTPS with ``tls``)."""
     seen: list[Seen] = []
     lock = threading.Lock()
 
@@ -74,10 +76,12 @@ def scripted(handler: Callable[[str, int], Reply]) -> Iterator[tuple[str, list[S
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}", seen
     finally:
         server.shutdown()
         server.server_close()

@@ -375,6 +375,7 @@ def test_the_image_installs_no_test_tools() -> None:
     marker = lines.index("# test and dev tools")
     runtime = {line.split("==")[0] for line in lines[:marker] if "==" in line}
     assert {"apache-airflow", "mlflow", "torch", "boto3", "nltk", "great-expectations"} <= runtime
+    assert not runtime & {"selenium", "pytest", "pytest-timeout", "moto", "moto[server]", "ruff"}
     assert "sed '/^# test and dev tools/,$d'" in AIRFLOW_DOCKERFILE.read_text()
 
 

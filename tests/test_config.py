@@ -24,6 +24,19 @@ def test_env_overrides_yaml_and_lists_parse(monkeypatch: pytest.MonkeyPatch, tmp
     assert s.add_tags == ["ferret", "otter"]
 
 
+def test_mlflow_tracking_uri_is_honoured_below_pixtag_settings(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    assert load_settings().mlflow_uri == "sqlite:///var/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    assert load_settings().mlflow_uri == "http://mlflow.example:5000"
+    cfg = tmp_path / "conf.yaml"
+    cfg.write_text("mlflow_uri: http://from-yaml:5000\n")
+    assert load_settings(cfg).mlflow_uri == "http://from-yaml:5000"
+    monkeypatch.setenv("PIXTAG_MLFLOW_URI", "http://from-pixtag-env:5000")
+    assert load_settings(cfg).mlflow_uri == "http://from-pixtag-env:5000"
+    assert load_settings(mlflow_uri="sqlite:///x.db").mlflow_uri == "sqlite:///x.db"
+
+
 def test_pixtag_yaml_in_cwd_is_read(tmp_path: Path) -> None:
     (tmp_path / "pixtag.yaml").write_text("model_name: tagger\n")
     assert load_settings().model_name == "tagger"

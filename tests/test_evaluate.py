@@ -75,6 +75,23 @@ def test_cli_evaluate_json(champion: dict[str, Any], monkeypatch: pytest.MonkeyP
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["accuracy"] >= 0.9 and set(report["per_class"]) == set(CLASSES)
+    assert "evaluate: 100%|" not in result.stderr  # --json: no progress bar
+
+
+def test_cli_evaluate_shows_progress_in_text_mode(champion: dict[str, Any], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIXTAG_MLFLOW_URI", champion["settings"].mlflow_uri)
+    few = tmp_path / "few" / "cat"
+    few.mkdir(parents=True)
+    for path in sorted((Path(champion["photos"]) / "cat").glob("*.jpg"))[:3]:
+        (few / path.name).write_bytes(path.read_bytes())
+    result = CliRunner().invoke(cli, ["evaluate", "--photos", str(few.parent)])
+    assert result.exit_code == 0, result.output
+    assert "evaluate: 100%|" in result.stderr and "3/3" in result.stderr
+
+
+def test_cli_evaluate_unknown_model(champion: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIXTAG_MLFLOW_URI", champion["settings"].mlflow_uri)
     text = CliRunner().invoke(cli, ["evaluate", "--photos", str(champion["photos"]),
                                     "--model", "models:/pixtag@nobody"])
     assert text.exit_code != 0 and "cannot load model" in str(text.exception)

@@ -98,12 +98,24 @@ def test_features_on_s3(small: Path, s3_endpoint: str) -> None:
     assert features(settings)["computed"] == 6
 
 
-def test_cli_prints_the_summary(small: Path) -> None:
+def test_cli_prints_the_summary_and_progress_outside_json_and_airflow(
+        small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(cli, ["features", "--storage", str(small), "--backbone", LITE0,
                                       "--label", "bird", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["computed"], summary["labels"]) == (2, ["bird"])
+    assert "100%|" not in result.stderr  # --json: no progress bar
+    # A terminal run shows one (same store: the ONNX graph exported above is reused) ...
+    args = ["features", "--storage", str(small), "--backbone", LITE0]
+    shown = CliRunner().invoke(cli, [*args, "--label", "car"])
+    assert shown.exit_code == 0, shown.output
+    assert f"features {LITE0}: 100%|" in shown.stderr and "2/2" in shown.stderr
+    # ... but not inside an Airflow task (whose process has the AIRFLOW_CTX_* variables).
+    monkeypatch.setenv("AIRFLOW_CTX_DAG_ID", "pixtag_retrain")
+    quiet = CliRunner().invoke(cli, [*args, "--label", "cat"])
+    assert quiet.exit_code == 0, quiet.output
+    assert "2 computed" in quiet.stdout and "100%|" not in quiet.stderr
 
 
 def test_decode_applies_the_study_resize_rule(photos: Path) -> None:

@@ -51,3 +51,23 @@ def test_ledger_on_s3(s3_endpoint: str) -> None:
     append(store, [A], "serve")
     append(store, [B], "serve")
     assert read_phashes(store) == {A, B}
+
+
+def test_the_dags_scrape_step_compacts_the_ledger_before_the_scrapes_read_it(tmp_path: Path) -> None:
+    """One object per served request piles up; the run's ``labels_of`` step (flow.scrape_labels,
+    once, before the mapped scrapes) folds them so each scrape reads one object (plus any new)."""
+    from pixtag.config import load_settings
+    from pixtag.flow import scrape_labels
+
+    store = open_storage(tmp_path / "store")
+    values = {f"{i:016x}" for i in range(40)}
+    for value in values:
+        append(store, [value], "serve")
+    settings = load_settings(storage=str(tmp_path / "store"), background=0)
+    assert scrape_labels(settings, ["cat", "dog"]) == ["cat", "dog"]
+    assert len(list(store.list(f"{ledger.LEDGER_DIR}/"))) == 1
+    assert read_phashes(store) == values
+    # Nothing to fold: left alone.
+    only = list(store.list(f"{ledger.LEDGER_DIR}/"))
+    scrape_labels(settings, ["cat", "dog"])
+    assert list(store.list(f"{ledger.LEDGER_DIR}/")) == only

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -236,6 +237,134 @@ def test_the_served_model_runs_its_onnx_graph_without_torch_or_timm(model, photo
     assert again[0]["tag"] == "dog" and abs(again[0]["probability"] - out["tags"][0]["probability"]) < 1e-3
 
 
+# --- deployable where this checkout is not ---------------------------------------------------------
+OUTSIDE_THE_CHECKOUT = """
+import importlib.util, json, sys
+# No pixtag from this checkout: not the editable install's finder, not PYTHONPATH, not the cwd.
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+sys.path[:] = [p for p in sys.path if p not in sys.argv[4:] and p not in ("", ".")]
+assert importlib.util.find_spec("pixtag") is None, importlib.util.find_spec("pixtag")
+import mlflow, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1], model_config={"storage": sys.argv[2]})
+example = pd.read_json(sys.argv[1] + "/input_example.json", orient="split")
+image = __import__("base64").b64encode(open(sys.argv[3], "rb").read()).decode()
+out = model.predict(pd.concat([example, pd.DataFrame({"image": [image]})], ignore_index=True))
+import pixtag
+print(json.dumps({"pixtag": pixtag.__file__, "out": out, "modules": sorted(sys.modules)}))
+"""
+
+
+def imports_of(package: Path, modules: list[str]) -> set[str]:
+    """Top-level names the loaded pixtag ``modules`` (files under ``package``) import."""
+    import ast
+
+    found: set[str] = set()
+    for module in modules:
+        parts = module.split(".")[1:]
+        path = package.joinpath(*parts, "__init__.py") if package.joinpath(*parts).is_dir() \
+            else package.joinpath(*parts[:-1], parts[-1] + ".py") if parts else package / "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def requirement_closure(requirements: list[str]) -> set[str]:
+    """Normalised names of ``requirements`` and everything they pull in (as installed here)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[str] = set()
+    todo = [(Requirement(r), ()) for r in requirements]
+    while todo:
+        req, extras = todo.pop()
+        if req.marker and not any(req.marker.evaluate({"extra": e}) for e in (extras or ("",))):
+            continue
+        name = canonicalize_name(req.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            dist = distribution(req.name)
+        except PackageNotFoundError:
+            continue
+        todo += [(Requirement(r), tuple(req.extras)) for r in dist.requires or []]
+    return seen
+
+
+def test_the_model_loads_outside_the_checkout_from_its_own_files_and_requirements(
+        model, photos: Path, tmp_path: Path) -> None:
+    """pixtag travels in the model (code_paths); its requirements cover every distribution a
+    served prediction imports; the input example is a real request the model answers."""
+    from importlib.metadata import packages_distributions
+
+    import mlflow
+    from packaging.utils import canonicalize_name
+
+    mlflow.set_tracking_uri(model["settings"].mlflow_uri)
+    local = Path(mlflow.artifacts.download_artifacts(model["uri"], dst_path=str(tmp_path / "m")))
+    assert (local / "code" / "pixtag" / "suggest.py").is_file()
+    assert (local / "input_example.json").is_file() and (local / "serving_input_example.json").is_file()
+    requirements = (local / "requirements.txt").read_text().split()
+    names = {canonicalize_name(r.split("==")[0]) for r in requirements}
+    assert {"mlflow", "onnxruntime", "pillow", "imagehash"} <= names
+    assert not names & {"torch", "timm"}  # the ONNX graph serves: no PyTorch to install
+    repo = str(Path(__file__).resolve().parents[1])
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", OUTSIDE_THE_CHECKOUT, str(local), str(tmp_path / "store"),
+                           str(photo(photos, "cat")), repo, "/work/main"],
+                          capture_output=True, text=True, timeout=300, cwd=work, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert Path(result["pixtag"]).is_relative_to(local / "code")
+    example, cat = result["out"]
+    assert "error" not in example and example["views"] == 1
+    assert cat["tags"][0]["tag"] == "cat"
+    # What pixtag's loaded modules import (and was loaded: lazy imports of unused paths are not)
+    loaded = {m for m in result["modules"] if "." not in m}
+    pixtag_modules = [m for m in result["modules"] if m == "pixtag" or m.startswith("pixtag.")]
+    used = (imports_of(local / "code" / "pixtag", pixtag_modules) & loaded) - set(sys.stdlib_module_names)
+    dists = packages_distributions()
+    needed = {canonicalize_name(d) for m in used - {"pixtag"} for d in dists.get(m, [m])}
+    assert {"onnxruntime", "imagehash", "pillow", "click"} <= needed  # the check sees real imports
+    missing = needed - requirement_closure(requirements)
+    assert not missing, f"imported when serving but not in the model's requirements: {sorted(missing)}"
+
+
+def test_logging_validates_the_input_example_without_recording_it(model) -> None:
+    """MLflow predicts on the input example while logging: no ledger entry comes of it."""
+    assert ledger.read_phashes(model["settings"].storage) == set()
+
+
+def test_generated_dockerfile_installs_the_models_requirements(model, tmp_path: Path) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(model["settings"].mlflow_uri)
+    local = mlflow.artifacts.download_artifacts(model["uri"], dst_path=str(tmp_path / "m"))
+    out = tmp_path / "docker"
+    proc = subprocess.run([str(Path(sys.executable).parent / "mlflow"), "models", "generate-dockerfile",
+                           "-m", local, "-d", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=os.environ | {"MLFLOW_TRACKING_URI": model["settings"].mlflow_uri})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    dockerfile = (out / "Dockerfile").read_text()
+    shipped = out / "model_dir" / Path(local).name
+    assert (shipped / "code" / "pixtag" / "suggest.py").is_file()
+    assert (shipped / "requirements.txt").read_text() == (Path(local) / "requirements.txt").read_text()
+    python = ".".join(map(str, sys.version_info[:2]))
+    assert f"FROM python:{python}" in dockerfile  # the model's python_env.yaml
+    # The image copies the model (pixtag's code inside) and pip-installs its requirements.txt.
+    assert f"COPY model_dir/{Path(local).name} /opt/ml/model" in dockerfile
+    assert "_install_pyfunc_deps('/opt/ml/model'" in dockerfile
+    assert "ENTRYPOINT" in dockerfile
+
+
 # --- served over HTTP by `mlflow models serve` ---------------------------------------------------
 def free_port() -> int:
     with socket.socket() as sock:
@@ -273,12 +402,23 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def readme_serve_command() -> str:
+    """The README's serve command (the line that starts the server)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    lines = [line for line in readme.splitlines() if line.startswith(".venv/bin/pixtag serve")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
 @pytest.mark.slow
 def test_mlflow_models_serve_answers_with_tags(photos: Path, tmp_path: Path) -> None:
-    bin_dir = Path(sys.executable).parent  # as with the venv activated (uvicorn, mlflow)
+    """The README's serve command, as typed in a plain shell: no venv on PATH."""
+    bin_dir = Path(sys.executable).parent
     mlflow_bin = str(bin_dir / "mlflow")
-    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-                        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if p and Path(p).resolve() != bin_dir.resolve())
+    assert shutil.which("uvicorn", path=env["PATH"]) is None
     port, serve_port = free_port(), free_port()
     server = start([mlflow_bin, "server", "--backend-store-uri",
                     f"sqlite:///{tmp_path / 'mlflow.db'}", "--default-artifact-root",
@@ -291,12 +431,10 @@ def test_mlflow_models_serve_answers_with_tags(photos: Path, tmp_path: Path) -> 
                                  mlflow_uri=f"http://127.0.0.1:{port}")
         assert register(settings, train(settings)["run_id"])["decision"] == "promoted"
         ledger_dir = tmp_path / "ledger-store"
-        served = start([mlflow_bin, "models", "serve", "-m", "models:/pixtag@champion",
-                        "--env-manager", "local", "--host", "127.0.0.1",
-                        "--port", str(serve_port)],
-                       env | {"MLFLOW_TRACKING_URI": settings.mlflow_uri,
-                              "MLFLOW_PYFUNC_INFERENCE_CONFIG": json.dumps(
-                                  {"storage": str(ledger_dir), "file_root": str(photos)})},
+        command = readme_serve_command().replace(".venv/bin/", f"{bin_dir}/").replace("5001", str(serve_port))
+        served = start(["bash", "-c", f"exec {command}"],
+                       env | {"MLFLOW_TRACKING_URI": settings.mlflow_uri,  # honoured by pixtag
+                              "PIXTAG_STORAGE": str(ledger_dir), "PIXTAG_SERVE_FILE_ROOT": str(photos)},
                        tmp_path / "serve.log")
         wait_for(f"http://127.0.0.1:{serve_port}/ping", served, 180, tmp_path / "serve.log")
         files = [photo(photos, c, 2) for c in ("cat", "dog", "car", "bird")]

@@ -207,9 +207,9 @@ def test_corruption_fails_with_a_report_naming_it(name: str, ds: Path, photos: P
     needles = corrupt(ds, photos) if name == "near duplicate" else corrupt(ds)
     before = tree_digest(ds)
     docs = tmp_path / "docs"
-    code, out, _ = cli("validate", ds, *CLASS_ARGS, *(extra or MIN_ARGS), "--docs", docs,
-                       "--json")
-    assert code == 1
+    code, out, err = cli("validate", ds, *CLASS_ARGS, *(extra or MIN_ARGS), "--docs", docs,
+                         "--json")
+    assert code == 1 and "decoding: 100%|" not in err
     report = json.loads(out)
     assert report["success"] is False
     assert failed_keys(report) == expected
@@ -224,9 +224,10 @@ def test_text_report_names_expectation_and_offending_values(ds: Path, cli) -> No
     sha = _duplicate_row(ds)[0]
     gray_path = _grayscale_content(ds)[0]
     _wrong_label(ds)
-    code, out, _ = cli("validate", ds, *CLASS_ARGS, *MIN_ARGS)
+    code, out, err = cli("validate", ds, *CLASS_ARGS, *MIN_ARGS)
     assert code == 1
     assert out.startswith("FAILED")
+    assert "decoding: 100%|" in err  # a progress bar while the images are decoded (not with --json)
     lines = out.splitlines()
     assert any("expect_column_values_to_be_unique(sha256)" in line for line in lines)
     assert any(sha in line for line in lines)
@@ -336,3 +337,40 @@ def test_reuse_returns_the_earlier_verdict_until_an_input_changes(ds: Path, sett
     other = validate(str(ds), settings.model_copy(update={"min_per_class": 30}), docs_dir=tmp_path / "docs",
                      reuse=True)
     assert not other.cached and not other.success  # a changed parameter is a new verdict too
+
+
+def test_validate_from_an_installed_wheel_uses_the_suites_it_ships(base_dataset: Path, tmp_path: Path) -> None:
+    """``pip install`` of a built wheel (no checkout on the path, run elsewhere) gives a working
+    ``pixtag validate``: the expectation suites travel as package data."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, src / name)
+    for folder in ("pixtag", "expectations"):
+        shutil.copytree(repo / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(src), "-w", str(tmp_path / "whl")],
+                   check=True, cwd=tmp_path, capture_output=True)
+    wheel = next((tmp_path / "whl").glob("pixtag-*.whl"))
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
+                   check=True, cwd=tmp_path, capture_output=True)
+    assert (site / "pixtag" / "expectations" / "manifest.json").is_file()
+    ds = Path(shutil.copytree(base_dataset, tmp_path / "dataset"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {
+        "PYTHONPATH": str(site), "PIXTAG_CLASSES": ",".join(CLASSES), "PIXTAG_MIN_PER_CLASS": str(MIN_PER_CLASS)}
+    where = subprocess.run([sys.executable, "-c", "import pixtag.validate as v; print(v.SUITE_DIR)"],
+                           env=env, cwd=elsewhere, capture_output=True, text=True, check=True)
+    assert Path(where.stdout.strip()) == site / "pixtag" / "expectations"
+    proc = subprocess.run([str(site / "bin" / "pixtag"), "validate", str(ds), "--json"],
+                          env=env, cwd=elsewhere, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["evaluated"] == N_EXPECTATIONS and report["passed"] == N_EXPECTATIONS

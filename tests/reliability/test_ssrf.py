@@ -15,7 +15,7 @@ import pytest
 
 from pixtag import dataset
 from pixtag.config import load_settings
-from pixtag.http import AddressPolicy, BlockedURL, HttpSession
+from pixtag.http import AddressPolicy, BlockedURL, HttpSession, TransientError
 from pixtag.scrape import scrape
 from pixtag.storage import LocalStorage
 from tests.reliability.cases import DNS_TRAPS, FAST_RETRIES
@@ -68,19 +68,116 @@ def rebinding(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield fake_dns(monkeypatch, {REBIND: lambda: next(first, "127.0.0.1")})
 
 
-def test_a_name_that_rebinds_after_the_check_is_caught_on_the_connected_socket(rebinding: list[str]) -> None:
+def test_a_name_that_rebinds_after_the_check_never_receives_a_request(rebinding: list[str]) -> None:
+    """The server on 127.0.0.1 (where the name points after its first answer) counts requests:
+    none arrives, because the one lookup's checked (public) address is what is connected to."""
     with scripted(lambda p, n: Reply(200, b"secret", {"Content-Type": "image/jpeg"})) as (url, seen):
         port = urlsplit(url).port
-        session = HttpSession(policy=AddressPolicy({REBIND}), max_retries=0)
+        session = HttpSession(policy=AddressPolicy({REBIND}), max_retries=1, timeout=0.3,
+                              backoff_initial=0.01, backoff_max=0.01)
+        # Attempt 1 connects to the public address (which does not answer here), attempt 2's own
+        # lookup gives 127.0.0.1 and is refused before connecting.
         with pytest.raises(BlockedURL, match="non-public address 127.0.0.1"):
             session.request("GET", f"http://{REBIND}:{port}/internal.jpg", auth=False)
-    assert len(rebinding) >= 2  # checked once (public), connected after a second lookup
+    assert seen == []
+    assert rebinding == [REBIND, REBIND]  # one lookup per connection, none between check and connect
+
+
+def test_a_name_resolving_to_loopback_first_is_refused_before_any_connection(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    later = iter(["127.0.0.1"])
+    asked = fake_dns(monkeypatch, {REBIND: lambda: next(later, PUBLIC)})
+    with scripted(lambda p, n: Reply(200, b"secret")) as (url, seen):
+        session = HttpSession(policy=AddressPolicy({REBIND}), max_retries=0)
+        with pytest.raises(BlockedURL, match="non-public address 127.0.0.1"):
+            session.request("GET", f"http://{REBIND}:{urlsplit(url).port}/x", auth=False)
+    assert seen == [] and asked == [REBIND]
+
+
+def _certificate(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` (its own CA) and its key, as PEM files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_pem, key_pem = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return cert_pem, key_pem
+
+
+def test_tls_is_verified_against_the_name_while_connecting_to_the_checked_address(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both names resolve to the server's 127.0.0.1; its certificate is for one of them only."""
+    import ssl
+
+    cert, key = _certificate(tmp_path, "pixtag.test")
+    asked = fake_dns(monkeypatch, {"pixtag.test": lambda: "127.0.0.1", "other.test": lambda: "127.0.0.1"})
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    with scripted(lambda p, n: Reply(200, b'{"ok": true}'), tls=tls) as (url, seen):
+        port = urlsplit(url).port
+        policy = AddressPolicy({"pixtag.test", "other.test"}, {"pixtag.test", "other.test"})
+        session = HttpSession(policy=policy, max_retries=0, timeout=2)
+        session._session.verify = str(cert)  # trust the test CA (and only it)
+        got = session.request("GET", f"https://pixtag.test:{port}/api", auth=False)
+        with pytest.raises(TransientError, match="SSLError"):
+            session.request("GET", f"https://other.test:{port}/api", auth=False)
+    assert got.content == b'{"ok": true}'
+    assert [s.headers["Host"] for s in seen] == [f"pixtag.test:{port}"]  # the name, not the address
+    assert asked == ["pixtag.test", "other.test"]
+
+
+def test_the_configured_instance_host_is_trusted_other_private_hosts_are_not(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``allow_private_hosts``: the instance on 127.0.0.1 answers; a media host that resolves
+    to a private address, and a redirect from the instance to another local name, are refused."""
+    from pixtag.pixelfed import Client
+    from pixtag.scrape import media_session
+
+    fake_dns(monkeypatch, {"private.evil.example": lambda: DNS_TRAPS["private.evil.example"],
+                           "localhost.evil.example": lambda: "127.0.0.1"})
+
+    def handler(path: str, n: int) -> Reply:
+        if path == "/m/redirect":
+            return Reply(302, b"", {"Location": f"http://localhost.evil.example:{port}/m/ok"})
+        return Reply(200, b"img", {"Content-Type": "image/jpeg"})
+
+    with scripted(handler) as (base, seen):
+        port = urlsplit(base).port
+        settings = load_settings(instance_url=base, allowed_media_hosts=["private.evil.example",
+                                                                        "localhost.evil.example"],
+                                 max_retries=0, **FAST_RETRIES)
+        with Client(settings) as client:
+            assert client.http.request("GET", base + "/api/v1/x", auth=False).status == 200
+        media = media_session(settings, base)
+        assert media.request("GET", base + "/m/ok", accept="image/*").content == b"img"
+        with pytest.raises(BlockedURL, match="private.evil.example"):
+            media.request("GET", f"http://private.evil.example:{port}/m/ok", accept="image/*")
+        with pytest.raises(BlockedURL, match="localhost.evil.example"):
+            media.request("GET", base + "/m/redirect", accept="image/*")
+    assert [s.path for s in seen] == ["/api/v1/x", "/m/ok", "/m/redirect"]
 
 
 def test_dns_traps_through_the_whole_scrape(photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Media URLs on every trap name, allowed as media hosts (so only resolution can stop them),
-    a redirect from the instance to one of them, and the rebinding name: all dropped as
-    ``blocked_url``; the one honest image is kept."""
+    and a redirect from the instance to one of them: all dropped as ``blocked_url``; the
+    rebinding name is connected at its checked public address (unreachable here) and never at
+    127.0.0.1; the one honest image is kept."""
     names = list(DNS_TRAPS)
     first = iter([PUBLIC])
     fake_dns(monkeypatch, {**{h: (lambda h=h: DNS_TRAPS[h]) for h in names},
@@ -113,10 +210,11 @@ def test_dns_traps_through_the_whole_scrape(photos: Path, tmp_path: Path, monkey
     manifest, dropped = store.read_parquet(dataset.MANIFEST), store.read_parquet(dataset.DROPPED)
     assert list(manifest["media_id"]) == ["0"]
     reasons = dict(zip(dropped["media_id"], dropped["reason"], strict=True))
-    assert reasons == {str(i): "blocked_url" for i in range(1, len(urls))}
-    # Only the rebinding name ever reached a socket (and its answer was refused); no other
-    # forbidden name was connected to.
-    assert {s.path for s in seen if s.path.startswith("/m/")} <= {"/m/ok", "/m/redirect", "/m/rebound"}
+    rebound = str(urls.index(f"http://{REBIND}:{{port}}/m/rebound"))
+    assert reasons.pop(rebound) == "download_failed"
+    assert reasons == {str(i): "blocked_url" for i in range(1, len(urls)) if str(i) != rebound}
+    # No forbidden name, the rebinding one included, was ever connected to.
+    assert {s.path for s in seen if s.path.startswith("/m/")} <= {"/m/ok", "/m/redirect"}
 
 
 def status(i: int, url: str) -> dict[str, Any]:
