@@ -86,6 +86,9 @@ def final_errors() -> Iterator[None]:
         "add_tags": Param([], type="array", items={"type": "string", "pattern": TAG_PATTERN},
                           title="Tags to add", description="Make these tags classes (one per line), "
                           "for this run and the scheduled runs after it."),
+        "force_tags": Param([], type="array", items={"type": "string", "pattern": TAG_PATTERN},
+                            title="Tags to force", description="Add these tags as classes without the "
+                            "class checks (concrete, not polysemous, no hyponym/hypernym/synonym of a class)."),
         "remove_tags": Param([], type="array", items={"type": "string", "pattern": TAG_PATTERN},
                              title="Tags to remove", description="Stop using these tags as classes."),
         "images_per_class": Param(None, type=["null", "integer"], minimum=10, maximum=20000,
@@ -115,7 +118,8 @@ def pixtag_retrain() -> None:
     def select_classes(trending: dict[str, Any]) -> dict[str, Any]:
         params = get_current_context()["params"]
         with final_errors():
-            return flow.select_classes(settings(), params["add_tags"], params["remove_tags"])
+            return flow.select_classes(settings(), params["add_tags"], params["remove_tags"],
+                                       params.get("force_tags") or [])
 
     @task
     def class_names(selection: dict[str, Any]) -> list[str]:

@@ -96,7 +96,9 @@ class Settings(BaseSettings):
     trending_posts: int = Field(1000, gt=0, description="Recent posts sampled by `trending`.")
     max_classes: int = Field(5, gt=0, le=100)
     classes: TagList = Field(default_factory=list, description="Fixed classes (skip --auto).")
-    add_tags: TagList = Field(default_factory=list, description="Tags always made classes.")
+    add_tags: TagList = Field(default_factory=list, description="Tags made classes once they pass the class checks.")
+    force_tags: TagList = Field(default_factory=list,
+                                description="Added tags kept as classes without the checks (manual override).")
     allow_tags: TagList = Field(default_factory=list, description="Tags exempt from checks.")
     deny_tags: TagList = Field(default_factory=list, description="Tags never made classes.")
 
@@ -175,7 +177,7 @@ class Settings(BaseSettings):
             raise ValueError("must not carry credentials; set PIXTAG_TOKEN instead")
         return _normalise_url(value)
 
-    @field_validator("classes", "add_tags", "allow_tags", "deny_tags", "allowed_media_hosts",
+    @field_validator("classes", "add_tags", "force_tags", "allow_tags", "deny_tags", "allowed_media_hosts",
                      "allow_private_hosts", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
@@ -186,7 +188,7 @@ class Settings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
-    @field_validator("classes", "add_tags", "allow_tags", "deny_tags")
+    @field_validator("classes", "add_tags", "force_tags", "allow_tags", "deny_tags")
     @classmethod
     def _lower_tags(cls, value: list[str]) -> list[str]:
         return [v.lstrip("#").strip().lower() for v in value if v.strip()]

@@ -98,19 +98,27 @@ def _tag_word(tag: str) -> str:
     return words[0]
 
 
-def update_vocabulary(store: Storage, add: Iterable[str] = (), remove: Iterable[str] = ()) -> dict[str, list[str]]:
-    """Apply a run's added/removed tags to the stored vocabulary (they last until undone)."""
+def update_vocabulary(store: Storage, add: Iterable[str] = (), remove: Iterable[str] = (),
+                      force: Iterable[str] = ()) -> dict[str, list[str]]:
+    """Apply a run's added/removed tags to the stored vocabulary (they last until undone). A
+    forced tag is added and kept without the class checks (``forced``) until removed."""
     vocab = store.read_json(VOCABULARY) if store.exists(VOCABULARY) else {"added": [], "removed": []}
     added, removed = set(vocab.get("added", [])), set(vocab.get("removed", []))
-    plus, minus = {_tag_word(t) for t in add}, {_tag_word(t) for t in remove}
+    forced = set(vocab.get("forced", []))
+    pushed = {_tag_word(t) for t in force}
+    plus, minus = {_tag_word(t) for t in add} | pushed, {_tag_word(t) for t in remove}
     if plus & minus:
         raise FlowError(f"the same tag is both added and removed: {sorted(plus & minus)}")
     added = (added | plus) - minus
     removed = (removed | minus) - plus
+    forced = (forced | pushed) - minus
     vocab = {"added": sorted(added), "removed": sorted(removed)}
+    if forced:
+        vocab["forced"] = sorted(forced)
     if plus or minus:
         store.write_json(VOCABULARY, vocab)
-        log.info("class vocabulary: added %s, removed %s", vocab["added"], vocab["removed"])
+        log.info("class vocabulary: added %s, removed %s, forced %s", vocab["added"], vocab["removed"],
+                 vocab.get("forced", []))
     return vocab
 
 
@@ -118,53 +126,70 @@ SELECTIONS = "tags/selections"
 
 
 def automatic_selection(store: Storage, words: Mapping[str, int], settings: Settings,
-                        add: list[str]) -> dict[str, Any]:
+                        add: list[str], force: list[str] | None = None) -> dict[str, Any]:
     """:func:`pixtag.tags.select_classes` on these counts and settings, kept in storage by its
     inputs: the same trending counts give the same classes without loading WordNet again."""
     import hashlib
     import json
 
-    from pixtag.tags import normalizer_version
+    from pixtag.tags import SELECTION_RULES, normalizer_version
     from pixtag.tags import select_classes as choose
 
+    force = sorted({*settings.force_tags, *(force or [])})
     inputs = {"words": dict(words), "max": settings.max_classes, "allow": list(settings.allow_tags),
-              "deny": list(settings.deny_tags), "add": add, "rules": normalizer_version()}
+              "deny": list(settings.deny_tags), "add": add, "rules": normalizer_version(),
+              "force": force, "selection": SELECTION_RULES}
     key = f"{SELECTIONS}/{hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()}.json"
     if not store.exists(key):
-        selection = choose(words, settings.max_classes, allow=settings.allow_tags, deny=settings.deny_tags, add=add)
+        selection = choose(words, settings.max_classes, allow=settings.allow_tags, deny=settings.deny_tags, add=add,
+                           force=force)
         # rejected as pairs: its order (most frequent first) survives the JSON file
         store.write_json(key, {"classes": list(selection.classes), "rejected": list(selection.rejected.items())})
     stored = store.read_json(key)
     return {"classes": list(stored["classes"]), "rejected": dict(stored["rejected"])}
 
 
-def select_classes(settings: Settings, add: Iterable[str] = (), remove: Iterable[str] = ()) -> dict[str, Any]:
+def select_classes(settings: Settings, add: Iterable[str] = (), remove: Iterable[str] = (),
+                   force: Iterable[str] = ()) -> dict[str, Any]:
     """Classes for this run: the automatic selection from the newest trending run (or the
     configured classes), plus the stored vocabulary's added tags, minus its removed ones (the
-    vocabulary is updated with this run's Params first and lasts until undone)."""
-    from pixtag.tags import latest_run, remembered_normalizations
+    vocabulary is updated with this run's Params first and lasts until undone).
+
+    Added tags are checked like any class (:func:`pixtag.tags.check_added`); a refused one is
+    left out, with its reason under ``refused`` and in the log. Forced tags skip the checks.
+    """
+    from pixtag.tags import check_added, latest_run, remembered_normalizations
 
     store = _store(settings)
     with remembered_normalizations(store):
-        vocab = update_vocabulary(store, add, remove)
+        vocab = update_vocabulary(store, add, remove, force)
     removed = set(vocab["removed"])
+    forced = [*settings.force_tags, *vocab.get("forced", [])]
     if settings.classes:
-        classes = [c for c in dict.fromkeys([*settings.classes, *settings.add_tags, *vocab["added"]])
-                   if c not in removed]
-        rejected = {c: "removed by a manual trigger (Param remove_tags)" for c in removed}
+        extra = [c for c in dict.fromkeys([*settings.add_tags, *vocab["added"]])
+                 if c not in removed and c not in settings.classes]
+        accepted, refused = check_added(extra, settings.classes, force=forced,
+                                        allow=settings.allow_tags) if extra else ({}, {})
+        classes = [c for c in dict.fromkeys([*settings.classes, *accepted]) if c not in removed]
+        rejected = {c: "removed by a manual trigger (Param remove_tags)" for c in removed} | refused
     else:
         run = latest_run(store)
         if run is None:
             raise FlowError("no trending run stored yet: run `pixtag trending` (the DAG's first task)")
         # A removed tag keeps its place in the ranking and is then left out, so removing one
         # class does not pull another, less frequent tag in behind it.
-        selection = automatic_selection(store, run.words, settings, [*settings.add_tags, *vocab["added"]])
+        selection = automatic_selection(store, run.words, settings, [*settings.add_tags, *vocab["added"]],
+                                        vocab.get("forced", []))
         classes = [c for c in selection["classes"] if c not in removed]
+        refused = {w: r for w, r in selection["rejected"].items() if r.startswith("added tag refused")
+                   and w not in removed}
         rejected = {w: r for w, r in list(selection["rejected"].items())[:40] if w not in removed}
-        rejected |= {w: "removed by a manual trigger (Param remove_tags)" for w in removed}
+        rejected |= {w: "removed by a manual trigger (Param remove_tags)" for w in removed} | refused
+    for word, reason in refused.items():
+        log.warning("tag %r is not made a class: %s", word, reason)
     if len(classes) < 2:
         raise FlowError(f"need at least two classes to train a classifier, got {classes}")
-    return {"classes": classes, "rejected": rejected, "vocabulary": vocab}
+    return {"classes": classes, "rejected": rejected, "refused": refused, "vocabulary": vocab}
 
 
 # --------------------------------------------------------------------------- data ---------
@@ -259,6 +284,7 @@ def report(selection: Mapping[str, Any], dataset: Mapping[str, Any], trained: Ma
     trained = trained or {}
     return {
         "classes": list(selection.get("classes", [])),
+        "refused": dict(selection.get("refused", {})),
         "counts": dict(dataset.get("counts", {})),
         "dropped": dict(dataset.get("dropped", {})),
         "backbone": trained.get("backbone"),

@@ -57,6 +57,7 @@ log = logs.get_logger(__name__)
 RUNS_PREFIX = "tags/runs/"
 INSTANCE_TRENDING = "instance_trending"  # a run's copy of the instance's own trending list
 CANDIDATE_LIMIT = 100  # only the most frequent words are considered as classes
+SELECTION_RULES = 2  # bump when select_classes decides differently (stored selections are keyed by it)
 PHYSICAL_ENTITY = "physical_entity.n.01"
 
 #: Lexicographer files of concrete things (noun.Tops holds animal, food, artifact, ...; its
@@ -433,6 +434,21 @@ def concreteness_problem(synset: Any) -> str | None:
     return None
 
 
+def polysemy_problem(word: str) -> str | None:
+    """Why ``word`` is too ambiguous to be a class: its first noun sense holds less than half of
+    the lemma's tagged uses in WordNet's sense counts (``None`` without counts: cannot tell)."""
+    key = word.replace(" ", "_").lower()
+    senses = nlp.wordnet().synsets(key, pos="n")
+    if len(senses) < 2:
+        return None
+    counts = [sum(lemma.count() for lemma in s.lemmas() if lemma.name().lower() == key) for s in senses]
+    total = sum(counts)
+    if total and 2 * counts[0] < total:
+        return (f"polysemous: its first sense {senses[0].name()} holds {counts[0]} of the "
+                f"{total} tagged uses of its {len(senses)} noun senses")
+    return None
+
+
 def overlap_problem(synset: Any, kept: Mapping[str, Any]) -> str | None:
     """Why a sense cannot sit beside the classes kept so far (hyponymy both ways, synonymy)."""
     for word, other in kept.items():
@@ -470,7 +486,35 @@ def _judge(word: str, sense: Any | None, allowed: set[str], deny: dict[str, str]
         return deny[word]
     if sense is None:
         return "not a noun in WordNet"
-    return concreteness_problem(sense)
+    return concreteness_problem(sense) or polysemy_problem(word)
+
+
+FORCE_HINT = "list it in force_tags to keep it anyway"
+
+
+def check_added(added: Iterable[str], current: Iterable[str], *, force: Iterable[str] = (),
+                allow: Iterable[str] = ()) -> tuple[dict[str, Any], dict[str, str]]:
+    """Tags a person added, checked like any class: concreteness, polysemy, and overlap (hyponym,
+    hypernym, synonym) with the ``current`` classes and the tags accepted before them. A tag in
+    ``force`` (or ``allow``) is kept unchecked. Returns (accepted word -> sense, refused word -> reason).
+    """
+    forced = {v for entry in [*force, *allow] for v in _variants(entry)}
+    base = {w: first_sense(w) for w in current}
+    kept: dict[str, Any] = {}
+    refused: dict[str, str] = {}
+    for word in dict.fromkeys(w.strip().lstrip("#").lower() for w in added if w.strip()):
+        sense = first_sense(word)
+        if word in forced or word in base:
+            kept[word] = sense
+            continue
+        reason = ("not a noun in WordNet" if sense is None
+                  else concreteness_problem(sense) or polysemy_problem(word)
+                  or overlap_problem(sense, {**base, **kept}))
+        if reason:
+            refused[word] = f"added tag refused: {reason}; {FORCE_HINT}"
+        else:
+            kept[word] = sense
+    return kept, refused
 
 
 def wup_matrix(senses: Sequence[Any | None]) -> list[list[float | None]]:
@@ -489,25 +533,28 @@ def select_classes(
     deny: Iterable[str] = (),
     add: Iterable[str] = (),
     *,
+    force: Iterable[str] = (),
     limit: int = CANDIDATE_LIMIT,
 ) -> Selection:
     """Propose up to ``max_classes`` classes from normalised word counts.
 
-    Candidates are the ``limit`` most frequent words. Precedence: ``add`` (always classes,
-    they count towards ``max_classes``) > ``deny`` > ``allow`` (exempt from every WordNet
-    check) > the default deny list > the WordNet checks: a noun whose first sense is concrete
-    (:func:`concreteness_problem`) and neither hyponym, hypernym nor synonym of a more frequent
-    class (:func:`overlap_problem`). Every rejected candidate gets a reason.
+    Candidates are the ``limit`` most frequent words. Precedence: ``add`` (classes once they
+    pass :func:`check_added` against the classes chosen without them, or when listed in
+    ``force``; they count towards ``max_classes``) > ``deny`` > ``allow`` (exempt from every
+    WordNet check) > the default deny list > the WordNet checks: a noun whose first sense is
+    concrete (:func:`concreteness_problem`), not polysemous (:func:`polysemy_problem`) and
+    neither hyponym, hypernym nor synonym of a more frequent class (:func:`overlap_problem`).
+    Every rejected candidate (and refused added tag) gets a reason.
     """
     deny_reasons = _deny_reasons(deny)
     user_deny = {v for entry in deny for v in _variants(entry)}
     allowed = {v for entry in allow for v in _variants(entry)}
     added = list(dict.fromkeys(w.strip().lstrip("#").lower() for w in add if w.strip()))
-    kept: dict[str, Any] = {word: first_sense(word) for word in added}
-    rejected: dict[str, str] = {}
+    current = select_classes(counts, max_classes, allow, deny, limit=limit).classes if added else []
+    kept, rejected = check_added(added, current, force=force, allow=allow)
     room = max(0, max_classes - len(kept))
     for word, _count in list(_sorted_counts(counts).items())[:limit]:
-        if word in kept:
+        if word in kept or word in rejected:
             continue
         sense = first_sense(word)
         reason = _judge(word, sense, allowed, deny_reasons, user_deny)
@@ -713,7 +760,8 @@ def write_selection_figures(settings: Settings, store: Storage, labels: Sequence
     (tags / "top100_normalised.json").write_text(json.dumps(list(counts.words.items())[:100]))
 
     vocab = store.read_json(VOCABULARY) if store.exists(VOCABULARY) else {"added": [], "removed": []}
-    selection = automatic_selection(store, counts.words, settings, [*settings.add_tags, *vocab["added"]])
+    selection = automatic_selection(store, counts.words, settings, [*settings.add_tags, *vocab["added"]],
+                                    vocab.get("forced", []))
     chosen = Selection(list(labels), {}, wup_matrix([first_sense(w) for w in labels]))
     plot_wup(chosen, classes / "wup.png")
     (classes / "wup.json").write_text(json.dumps(chosen.to_dict()["wup"]))
@@ -852,6 +900,7 @@ def classes_cmd(ctx: click.Context, auto: bool, max_classes: int | None,
     selection = select_classes(
         _auto_counts(settings, counts_file), max_classes or settings.max_classes,
         allow=settings.allow_tags, deny=settings.deny_tags, add=settings.add_tags,
+        force=settings.force_tags,
     )
     if (plots := _plots_dir(plots)) is not None:
         plot_wup(selection, plots / "classes_wup.png")
