@@ -100,6 +100,9 @@ def final_errors() -> Iterator[None]:
                                 title="Accuracy floor", description="Least test accuracy a champion needs."),
         "tolerance": Param(None, type=["null", "number"], minimum=0, maximum=0.5,
                            title="Tolerance", description="How far below the champion a candidate may be."),
+        "timeline": Param(None, type=["null", "string"], enum=[None, "local", "federated", "both"],
+                          title="Timeline", description="Public timeline sampled for trending tags: local, "
+                          "federated (the study's global feed) or both. Empty: configured."),
         "posts_to_sample": Param(None, type=["null", "integer"], minimum=20, maximum=100000,
                                  title="Posts to sample", description="Recent posts read for trending tags."),
     },

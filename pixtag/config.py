@@ -94,6 +94,9 @@ class Settings(BaseSettings):
 
     # --- tags and classes -----------------------------------------------------------------
     trending_posts: int = Field(1000, gt=0, description="Recent posts sampled by `trending`.")
+    timeline: Literal["local", "federated", "both"] = Field(
+        "local", description="Public timeline `trending` samples: the instance's own posts, the "
+        "federated (remote) ones the study sampled, or both.")
     max_classes: int = Field(5, gt=0, le=100)
     classes: TagList = Field(default_factory=list, description="Fixed classes (skip --auto).")
     add_tags: TagList = Field(default_factory=list, description="Tags made classes once they pass the class checks.")

@@ -32,6 +32,7 @@ PARAM_FIELDS = {
     "accuracy_floor": "accuracy_floor",
     "tolerance": "tolerance",
     "posts_to_sample": "trending_posts",
+    "timeline": "timeline",
 }
 
 

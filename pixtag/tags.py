@@ -332,9 +332,16 @@ def latest_run(storage: Storage, before: str | None = None) -> TagCounts | None:
     return TagCounts.from_dict(storage.read_json(keys[-1])) if keys else None
 
 
-def _nothing_new(previous: TagCounts | None, newest: Status | None, posts: int, host: str) -> bool:
-    """Whether the last run sampled the same timeline: same instance and size, same newest post."""
+# settings.timeline -> (local, remote) flags of the public timeline request
+TIMELINE_FLAGS = {"local": (True, False), "federated": (False, True), "both": (True, True)}
+
+
+def _nothing_new(previous: TagCounts | None, newest: Status | None, posts: int, host: str,
+                 timeline: str = "local") -> bool:
+    """Whether the last run sampled the same timeline: same instance, timeline and size, same
+    newest post."""
     return (previous is not None and newest is not None and previous.instance == host
+            and previous.extra.get("timeline", "local") == timeline
             and previous.extra.get("posts_requested") == posts and previous.extra.get("newest_id") == newest.id)
 
 
@@ -368,9 +375,10 @@ def trending(settings: Settings, instance_url: str | None = None,
     previous = latest_run(store)
     with Client(settings, instance_url) as client:
         host = _host(client.base_url)
-        statuses = client.iter_public(posts)
+        local, remote = TIMELINE_FLAGS[settings.timeline]
+        statuses = client.iter_public(posts, local=local, remote=remote)
         newest = next(statuses, None)
-        if _nothing_new(previous, newest, posts, host):
+        if _nothing_new(previous, newest, posts, host, settings.timeline):
             # No post since the last run: its sample, and so its counts, would come back as they were.
             counts = dataclasses.replace(previous, extra={"unchanged_since": previous.time})
             listed = previous.extra.get(INSTANCE_TRENDING)  # nothing posted: nothing newly trending
@@ -384,11 +392,12 @@ def trending(settings: Settings, instance_url: str | None = None,
         unparseable = dict(client.unparseable)
     counts.instance = host
     counts.time = datetime.now(UTC).isoformat(timespec="microseconds")
-    counts.extra |= {"posts_requested": posts, "unparseable": unparseable, "newest_id": newest.id if newest else None}
+    counts.extra |= {"posts_requested": posts, "unparseable": unparseable, "newest_id": newest.id if newest else None,
+                     "timeline": settings.timeline}
     key = save_run(store, counts)
     counts.extra["key"] = key
-    log.info("sampled %d posts from %s (%d with hashtags); saved %s",
-             counts.posts, host, counts.tagged_posts, key)
+    log.info("sampled %d posts of the %s timeline of %s (%d with hashtags); saved %s",
+             counts.posts, settings.timeline, host, counts.tagged_posts, key)
     return counts
 
 
@@ -637,7 +646,7 @@ def sample_size(counts: TagCounts) -> dict[str, Any]:
     return {"posts": counts.posts, "posts_with_tags": counts.tagged_posts, "hashtags": uses,
             "hashtags_per_post": round(uses / counts.posts, 4) if counts.posts else 0.0,
             "unique_before": len(counts.raw), "unique_after": len(counts.words),
-            "instance": counts.instance, "time": counts.time}
+            "instance": counts.instance, "timeline": counts.extra.get("timeline", "local"), "time": counts.time}
 
 
 def overlap_edges(rejected: Mapping[str, str], counts: Mapping[str, int]) -> list[dict[str, Any]]:
