@@ -96,6 +96,11 @@ def final_errors() -> Iterator[None]:
         "backbone": Param(None, type=["null", "string"],
                           enum=[None, "auto", "efficientnet_lite0", "vit_base_patch16_224", "vgg16"],
                           title="Backbone", description="Feature extractor (timm name). Empty: configured."),
+        "compare_backbones": Param(None, type=["null", "array"], items={"type": "string",
+                                   "enum": ["efficientnet_lite0", "vit_base_patch16_224", "vgg16"]},
+                                   title="Compare backbones", description="Also compare the run's backbone "
+                                   "with these on the same folds (Mann-Whitney U and a paired test). "
+                                   "Empty: configured."),
         "accuracy_floor": Param(None, type=["null", "number"], minimum=0, maximum=1,
                                 title="Accuracy floor", description="Least test accuracy a champion needs."),
         "tolerance": Param(None, type=["null", "number"], minimum=0, maximum=0.5,

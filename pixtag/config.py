@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     weights: dict[str, str] = Field(
         default_factory=dict, description="backbone -> local weights file (state dict)."
     )
+    compare_backbones: TagList = Field(
+        default_factory=list, description="Backbones `train` also compares on the same folds (with the run's own).")
     batch_size: int = Field(32, gt=0, le=1024)
     runtime: Literal["auto", "torch", "onnx"] = Field(
         "auto", description="What runs the backbone: auto = ONNX Runtime on CPU, PyTorch on CUDA.")
@@ -181,7 +183,7 @@ class Settings(BaseSettings):
         return _normalise_url(value)
 
     @field_validator("classes", "add_tags", "force_tags", "allow_tags", "deny_tags", "allowed_media_hosts",
-                     "allow_private_hosts", mode="before")
+                     "allow_private_hosts", "compare_backbones", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         # Accept "cat,dog" from the environment as well as a YAML/JSON list.

@@ -33,6 +33,7 @@ PARAM_FIELDS = {
     "tolerance": "tolerance",
     "posts_to_sample": "trending_posts",
     "timeline": "timeline",
+    "compare_backbones": "compare_backbones",
 }
 
 
@@ -253,6 +254,8 @@ def train(settings: Settings) -> dict[str, Any]:
     result = {k: summary[k] for k in keep if k in summary}
     result["cv_std"] = math.sqrt(result.get("cv_var", 0.0))
     result["cv_folds"] = len(result.get("cv_accuracy", []))
+    if settings.compare_backbones:
+        result["compare"] = compare_backbones(settings, summary["backbone"])
     ui = mlflow_ui(settings)
     if ui:
         from mlflow import MlflowClient
@@ -260,6 +263,21 @@ def train(settings: Settings) -> dict[str, Any]:
         experiment = MlflowClient(settings.mlflow_uri).get_run(summary["run_id"]).info.experiment_id
         result["mlflow_run_url"] = f"{ui}/#/experiments/{experiment}/runs/{summary['run_id']}"
     return result
+
+
+def compare_backbones(settings: Settings, backbone: str) -> dict[str, Any]:
+    """:func:`pixtag.train.compare` of this run's backbone and ``settings.compare_backbones``
+    (same folds); returns its MLflow run, the tests and their notes."""
+    from pixtag.train import compare
+
+    names = list(dict.fromkeys([backbone, *settings.compare_backbones]))
+    result = compare(settings, names)
+    for note in result["notes"]:
+        log.info("compare: %s", note)
+    return {"run_id": result["run_id"], "backbones": {k: {m: v[m] for m in ("cv_accuracy", "cv_mean", "test_accuracy",
+                                                                           "weights")}
+                                                      for k, v in result["backbones"].items()},
+            "mann_whitney": result["mann_whitney"], "paired": result["paired"], "notes": result["notes"]}
 
 
 def register(settings: Settings, run_id: str, reused: bool = False) -> dict[str, Any]:
@@ -297,5 +315,6 @@ def report(selection: Mapping[str, Any], dataset: Mapping[str, Any], trained: Ma
         "abstention_rate": trained.get("abstention_rate"),
         "reused": bool(trained.get("reused")),
         "mlflow_run_url": trained.get("mlflow_run_url"),
+        "compare": trained.get("compare"),
         "decision": dict(decision) if decision else None,
     }

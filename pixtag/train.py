@@ -546,40 +546,97 @@ def _log_candidate(summary: dict[str, Any], settings: Settings, clf: LinearSVMCl
                      "test_labels": data.y[data.test].tolist()}, "split.json")
 
 
+PAIRING_NOTE = ("Mann-Whitney U (the study's test) treats the backbones' fold accuracies as independent "
+                "samples, but every backbone is scored on the same folds; the paired test (Wilcoxon "
+                "signed-rank on the per-fold differences) uses that pairing. With {k} folds its two-sided "
+                "p cannot go below {floor:.4f}.")
+WEIGHTS_NOTE = ("Offline, only efficientnet_lite0 has real (ImageNet) weights, from its package; any other "
+                "backbone uses the weights file given in settings.weights as it is (the test suite gives a "
+                "randomly initialised one, whose figures are not the study's).")
+
+
+def paired_tests(folds: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """Two-sided Wilcoxon signed-rank test of the per-fold accuracy differences, for every pair
+    (p = 1 where the two backbones score alike on every fold)."""
+    from scipy.stats import wilcoxon
+
+    names = list(folds)
+    tests = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            diff = np.asarray(folds[a]) - np.asarray(folds[b])
+            if not np.any(diff):
+                tests.append({"a": a, "b": b, "w": 0.0, "p": 1.0, "mean_difference": 0.0})
+                continue
+            res = wilcoxon(folds[a], folds[b], alternative="two-sided")
+            tests.append({"a": a, "b": b, "w": float(res.statistic), "p": float(res.pvalue),
+                          "mean_difference": float(diff.mean())})
+    return tests
+
+
 def compare(settings: Settings, backbones: Sequence[str],
             store: Storage | None = None) -> dict[str, Any]:
-    """Same split and folds for each backbone; pairwise Mann-Whitney U on fold accuracies."""
+    """Same split and folds for each backbone; per backbone the fold accuracies, the confusion
+    averaged over the folds, the test confusion and the t-SNE; across them the study's
+    Mann-Whitney U test and a paired test on the shared folds, all logged to one MLflow run."""
     import mlflow
+
+    from pixtag.backbones import weights_source
 
     if len(set(backbones)) < 2:
         raise TrainError("--compare needs two or more different backbones")
     store = store or open_storage(settings.storage, settings.s3_endpoint_url)
     results: dict[str, dict[str, Any]] = {}
+    loaded: dict[str, Data] = {}
     for name in backbones:
         data = load_data(settings, store, name)
+        labels = sorted(set(data.y) - {BACKGROUND})
         Xtr, ytr = data.X[data.train], data.y[data.train]
         test = data.test[data.y[data.test] != BACKGROUND]
         start = time.perf_counter()
-        folds, clf = cv_and_refit(new_classifier(), Xtr, ytr, settings.cv_folds, settings.seed)
+        predictions: list[tuple[np.ndarray, np.ndarray]] = []
+        folds, clf = cv_and_refit(new_classifier(), Xtr, ytr, settings.cv_folds, settings.seed,
+                                  predictions=predictions)
+        held_out = held_out_metrics(data.y[test], closed_predict(clf, data.X[test]), labels)
+        confusions = [held_out_metrics(ytr[rows], predicted, labels)["confusion"] for rows, predicted in predictions]
+        resolved = data.features["backbone"]
         results[name] = {
             "cv_accuracy": folds, "cv_mean": float(np.mean(folds)),
             "cv_var": float(np.var(folds)),
-            "test_accuracy": float(np.mean(closed_predict(clf, data.X[test]) == data.y[test])),
+            "test_accuracy": held_out["accuracy"],
             "train_seconds": round(time.perf_counter() - start, 3),
             "dim": int(data.X.shape[1]),
+            "weights": weights_source(resolved, settings.weights, check_hub=False).describe(),
+            "labels": labels, "backbone": resolved, "confusion": held_out["confusion"],
+            "cv_confusion": confusions,
+            "cv_confusion_mean": np.mean(np.array(confusions, dtype=float), axis=0).tolist(),
         }
-    summary = {"backbones": results, "mann_whitney": mann_whitney(
-        {k: v["cv_accuracy"] for k, v in results.items()}), "dataset_hash": dataset_hash(data.rows)}
+        loaded[name] = data
+    accuracies = {k: v["cv_accuracy"] for k, v in results.items()}
+    k = settings.cv_folds
+    summary = {"backbones": results, "mann_whitney": mann_whitney(accuracies),
+               "paired": paired_tests(accuracies),
+               "notes": [PAIRING_NOTE.format(k=k, floor=2 / 2 ** k), WEIGHTS_NOTE],
+               "dataset_hash": dataset_hash(data.rows)}
     setup_mlflow(settings)
-    with mlflow.start_run(run_name="compare-" + "-vs-".join(backbones)) as run:
+    with mlflow.start_run(run_name="compare-" + "-vs-".join(results)) as run, \
+            tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params(settings_params(settings))
-        mlflow.set_tags({"pixtag.compare": ",".join(backbones),
+        mlflow.set_tags({"pixtag.compare": ",".join(results),
                          "pixtag.dataset_hash": summary["dataset_hash"]})
         for name, res in results.items():
             mlflow.log_metrics({f"{name}.cv_mean": res["cv_mean"], f"{name}.cv_var": res["cv_var"],
                                 f"{name}.test_accuracy": res["test_accuracy"]})
+            for step, acc in enumerate(res["cv_accuracy"]):
+                mlflow.log_metric(f"{name}.cv_accuracy", acc, step=step)
+            out = Path(tmp) / name
+            out.mkdir()
+            write_model_figures(res, loaded[name], out, settings.seed)
+            mlflow.log_artifacts(str(out), name)
         for t in summary["mann_whitney"]:
             mlflow.log_metric(f"mann_whitney_p.{t['a']}.{t['b']}", t["p"])
+        for t in summary["paired"]:
+            mlflow.log_metric(f"wilcoxon_p.{t['a']}.{t['b']}", t["p"])
         mlflow.log_dict(summary, "compare.json")
         summary["run_id"] = run.info.run_id
     return summary
@@ -602,7 +659,7 @@ def open_set_line(result: dict[str, Any]) -> str:
 @click.command("train")
 @click.option("--backbone", default=None, help="timm model name, or auto.")
 @click.option("--compare", "compare_with", default=None, metavar="A,B[,...]",
-              help="Compare backbones on the same folds (Mann-Whitney U); registers nothing.")
+              help="Compare backbones on the same folds (Mann-Whitney U and a paired test); registers nothing.")
 @click.option("--storage", default=None, help="Dataset location (folder or s3://...).")
 @click.option("--register/--no-register", default=True,
               help="Register the candidate and apply the promotion gate (default: yes).")
@@ -624,6 +681,11 @@ def train_cmd(ctx: click.Context, backbone: str | None, compare_with: str | None
                        f"test {res['test_accuracy']:.4f}")
         for t in result["mann_whitney"]:
             click.echo(f"Mann-Whitney U {t['a']} vs {t['b']}: U={t['u']:.1f} p={t['p']:.4f}")
+        for t in result["paired"]:
+            click.echo(f"paired (Wilcoxon signed-rank) {t['a']} vs {t['b']}: W={t['w']:.1f} p={t['p']:.4f}")
+        for note in result["notes"]:
+            click.echo(f"note: {note}")
+        click.echo(f"run {result['run_id']}")
         return
     result = train(settings, reuse=not force)
     if result["reused"] and not as_json:

@@ -47,3 +47,9 @@ def test_trending_classes_check_the_added_tags(tmp_path: Path) -> None:
     assert report["refused"] == selection["refused"]
     forced = flow.select_classes(settings, force=["poodle"])
     assert "poodle" in forced["classes"] and not forced["refused"]
+
+
+def test_run_params_reach_the_settings() -> None:
+    settings = flow.run_settings({"timeline": "federated", "compare_backbones": ["vgg16"], "backbone": None})
+    assert settings.timeline == "federated" and settings.compare_backbones == ["vgg16"]
+    assert flow.run_settings({}).timeline == "local"
