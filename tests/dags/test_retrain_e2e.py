@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from pixtag.demo.server import DemoInstance
+from pixtag.tags import FORCE_HINT
 from tests.conftest import DEMO_TOKEN
 
 pytestmark = pytest.mark.slow
@@ -145,7 +146,8 @@ def pipeline_env(monkeypatch: pytest.MonkeyPatch, demo: DemoInstance, tmp_path: 
 
 
 def test_retrain_promotes_a_champion_then_follows_the_params(airflow_db: Path, dagbag: Any,
-                                                              pipeline_env: dict[str, str]) -> None:
+                                                              pipeline_env: dict[str, str],
+                                                              caplog: pytest.LogCaptureFixture) -> None:
     from mlflow import MlflowClient
 
     dag = dagbag.dags["pixtag_retrain"]
@@ -195,8 +197,9 @@ def test_retrain_promotes_a_champion_then_follows_the_params(airflow_db: Path, d
     assert labels == {1: CLASSES, 2: CLASSES - {"flower"}}
 
     # Nothing new on the instance: nothing downloaded, computed, validated or trained again,
-    # and no new champion to announce.
-    fourth = dag.test(run_conf={"add_tags": [], "remove_tags": []})
+    # and no new champion to announce. A tag added that overlaps a class is refused, with its
+    # reason in the run's report and its log, and changes nothing.
+    fourth = dag.test(run_conf={"add_tags": ["puppies"], "remove_tags": []})
     assert fourth.state == "success"
     states = {ti.task_id: ti.state for ti in fourth.get_task_instances()}
     assert states["announce_champion"] == "skipped", states
@@ -204,4 +207,7 @@ def test_retrain_promotes_a_champion_then_follows_the_params(airflow_db: Path, d
     assert sum(xcom(fourth, "extract_features", i)["computed"] for i in range(5)) == 0
     report = xcom(fourth, "report")
     assert report["reused"] is True and report["decision"]["new_champion"] is False
+    assert set(report["classes"]) == CLASSES
+    assert report["refused"] == {"puppy": f"added tag refused: hyponym of dog; {FORCE_HINT}"}
+    assert "'puppy' is not made a class: added tag refused: hyponym of dog" in caplog.text
     assert len(client.search_model_versions("name='pixtag'")) == 2
