@@ -601,14 +601,19 @@ def plot_before_after(counts: TagCounts, path: Path, n: int = 20) -> Path:
     return path
 
 
-def plot_top_tags(counts: TagCounts, path: Path, n: int = 100) -> Path:
-    """One bar chart of the top ``n`` words after normalisation (the study's Fig. 2)."""
+def top_tags_figure(counts: TagCounts, n: int = 100) -> Any:
+    """The bar chart of the top ``n`` words after normalisation (the study's Fig. 2)."""
     from matplotlib.figure import Figure
 
     shown = min(n, len(counts.words))
     fig = Figure(figsize=(max(8, shown * 0.18), 5), layout="constrained")
     _bar(fig.subplots(), counts.words, f"Top {shown} words (normalised) of {counts.posts} posts", n)
-    fig.savefig(path, dpi=100)
+    return fig
+
+
+def plot_top_tags(counts: TagCounts, path: Path, n: int = 100) -> Path:
+    """:func:`top_tags_figure` as a PNG."""
+    top_tags_figure(counts, n).savefig(path, dpi=100)
     return path
 
 
