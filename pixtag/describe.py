@@ -203,14 +203,17 @@ def _pyplot() -> Any:
 def fig_pixel_counts(frame: pd.DataFrame, title: str = "Original pixel counts") -> bytes:
     plt = _pyplot()
     pixels = frame["orig_width"].astype("float64") * frame["orig_height"].astype("float64")
+    from matplotlib.ticker import NullFormatter
+
     low, high = max(pixels.min(), 1), max(pixels.max(), 2)
-    if high <= low:  # one size (the stored copies): a bin around it
-        low, high = low / 1.5, high * 1.5
-    bins = np.geomspace(low, high, 30)
+    one_size = high <= low  # the stored copies: one bin around it, linear axis
+    bins = np.linspace(low * 0.9, high * 1.1, 3) if one_size else np.geomspace(low, high, 30)
     fig, ax = plt.subplots(figsize=(7, 4))
     groups = [(str(k), pixels[v]) for k, v in frame.groupby("label", sort=True).groups.items()]
     ax.hist([g for _, g in groups], bins=bins, stacked=True, label=[k for k, _ in groups])
-    ax.set_xscale("log")
+    if not one_size:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # dozens of minor labels: slow, unreadable
     ax.set(title=title, xlabel="width x height (pixels)", ylabel="images")
     ax.legend(fontsize="small")
     return _png(fig)
