@@ -156,6 +156,9 @@ class ApprovePromotion(ApprovalOperator):
         "add_tags": Param([], type="array", items={"type": "string", "pattern": TAG_PATTERN},
                           title="Tags to add", description="Make these tags classes (one per line), "
                           "for this run and the scheduled runs after it."),
+        "force_tags": Param([], type="array", items={"type": "string", "pattern": TAG_PATTERN},
+                            title="Tags to force", description="Add these tags as classes without the "
+                            "class checks (concrete, not polysemous, no hyponym/hypernym/synonym of a class)."),
         "remove_tags": Param([], type="array", items={"type": "string", "pattern": TAG_PATTERN},
                              title="Tags to remove", description="Stop using these tags as classes."),
         "images_per_class": Param(None, type=["null", "integer"], minimum=10, maximum=20000,
@@ -163,10 +166,18 @@ class ApprovePromotion(ApprovalOperator):
         "backbone": Param(None, type=["null", "string"],
                           enum=[None, "auto", "efficientnet_lite0", "vit_base_patch16_224", "vgg16"],
                           title="Backbone", description="Feature extractor (timm name). Empty: configured."),
+        "compare_backbones": Param(None, type=["null", "array"], items={"type": "string",
+                                   "enum": ["efficientnet_lite0", "vit_base_patch16_224", "vgg16"]},
+                                   title="Compare backbones", description="Also compare the run's backbone "
+                                   "with these on the same folds (Mann-Whitney U and a paired test). "
+                                   "Empty: configured."),
         "accuracy_floor": Param(None, type=["null", "number"], minimum=0, maximum=1,
                                 title="Accuracy floor", description="Least test accuracy a champion needs."),
         "tolerance": Param(None, type=["null", "number"], minimum=0, maximum=0.5,
                            title="Tolerance", description="How far below the champion a candidate may be."),
+        "timeline": Param(None, type=["null", "string"], enum=[None, "local", "federated", "both"],
+                          title="Timeline", description="Public timeline sampled for trending tags: local, "
+                          "federated (the study's global feed) or both. Empty: configured."),
         "posts_to_sample": Param(None, type=["null", "integer"], minimum=20, maximum=100000,
                                  title="Posts to sample", description="Recent posts read for trending tags."),
     },
@@ -185,7 +196,8 @@ def pixtag_retrain() -> None:
     def select_classes(trending: dict[str, Any]) -> dict[str, Any]:
         params = get_current_context()["params"]
         with final_errors():
-            return flow.select_classes(settings(), params["add_tags"], params["remove_tags"])
+            return flow.select_classes(settings(), params["add_tags"], params["remove_tags"],
+                                       params.get("force_tags") or [])
 
     @task
     def class_names(selection: dict[str, Any]) -> list[str]:

@@ -96,9 +96,14 @@ class Settings(BaseSettings):
 
     # --- tags and classes -----------------------------------------------------------------
     trending_posts: int = Field(1000, gt=0, description="Recent posts sampled by `trending`.")
+    timeline: Literal["local", "federated", "both"] = Field(
+        "local", description="Public timeline `trending` samples: the instance's own posts, the "
+        "federated (remote) ones the study sampled, or both.")
     max_classes: int = Field(5, gt=0, le=100)
     classes: TagList = Field(default_factory=list, description="Fixed classes (skip --auto).")
-    add_tags: TagList = Field(default_factory=list, description="Tags always made classes.")
+    add_tags: TagList = Field(default_factory=list, description="Tags made classes once they pass the class checks.")
+    force_tags: TagList = Field(default_factory=list,
+                                description="Added tags kept as classes without the checks (manual override).")
     allow_tags: TagList = Field(default_factory=list, description="Tags exempt from checks.")
     deny_tags: TagList = Field(default_factory=list, description="Tags never made classes.")
 
@@ -123,6 +128,8 @@ class Settings(BaseSettings):
     weights: dict[str, str] = Field(
         default_factory=dict, description="backbone -> local weights file (state dict)."
     )
+    compare_backbones: TagList = Field(
+        default_factory=list, description="Backbones `train` also compares on the same folds (with the run's own).")
     batch_size: int = Field(32, gt=0, le=1024)
     runtime: Literal["auto", "torch", "onnx"] = Field(
         "auto", description="What runs the backbone: auto = ONNX Runtime on CPU, PyTorch on CUDA.")
@@ -197,8 +204,8 @@ class Settings(BaseSettings):
             raise ValueError("must not carry credentials; set PIXTAG_TOKEN instead")
         return _normalise_url(value)
 
-    @field_validator("classes", "add_tags", "allow_tags", "deny_tags", "allowed_media_hosts",
-                     "allow_private_hosts", mode="before")
+    @field_validator("classes", "add_tags", "force_tags", "allow_tags", "deny_tags", "allowed_media_hosts",
+                     "allow_private_hosts", "compare_backbones", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         # Accept "cat,dog" from the environment as well as a YAML/JSON list.
@@ -208,7 +215,7 @@ class Settings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
-    @field_validator("classes", "add_tags", "allow_tags", "deny_tags")
+    @field_validator("classes", "add_tags", "force_tags", "allow_tags", "deny_tags")
     @classmethod
     def _lower_tags(cls, value: list[str]) -> list[str]:
         return [v.lstrip("#").strip().lower() for v in value if v.strip()]

@@ -7,7 +7,16 @@ Figures (matplotlib, Agg backend) and the matching numbers in ``summary.json``:
 - ``cropped_share.png``: share of images per class that the resize rule centre-cropped;
 - ``intensity.png``: distribution of the stored images' pixel values per channel (range,
   mean, std, 1st/99th percentile);
-- ``mean_images.png``: the mean stored image of each class.
+- ``mean_images.png``: the mean stored image of each class;
+- ``dynamic_range.png``: histogram of the per-image dynamic range (max - min pixel value over
+  the image's channels) of the stored images;
+- ``copies_pixel_counts.png`` / ``copies_aspect_ratio.png``: the same two figures for the
+  stored (``image_size``) copies;
+- ``originals_intensity.png``, ``originals_dynamic_range.png``, ``originals_mean_images.png``:
+  the pixel figures for the stored originals (where the manifest has ``original_path``; each
+  original is resized to ``image_size`` for the class mean only).
+
+Each figure ``NAME.png`` has its numbers beside it in ``NAME.json``.
 
 Rows a reviewer excluded are left out (the dataset as training sees it, as
 :func:`pixtag.dataset.read_manifest` returns it). The stored images are read once, streamed;
@@ -67,14 +76,19 @@ def manifest_stats(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def _decode(size: int) -> Any:
-    def decode(data: bytes) -> np.ndarray:
+    """Decode to RGB; returns (pixels at ``size`` x ``size``, full-size histogram per channel,
+    full-size dynamic range) so that an original's statistics are its own, not its resize's."""
+    def decode(data: bytes) -> tuple[np.ndarray, np.ndarray, int]:
         from PIL import Image
 
         with Image.open(io.BytesIO(data)) as image:
             rgb = image.convert("RGB")
+        full = np.asarray(rgb, dtype=np.uint8)
+        hist = np.stack([np.bincount(full[..., c].ravel(), minlength=256) for c in range(3)])
+        spread = int(full.max()) - int(full.min())
         if rgb.size != (size, size):
             rgb = rgb.resize((size, size))
-        return np.asarray(rgb, dtype=np.uint8)
+        return np.asarray(rgb, dtype=np.uint8), hist, spread
 
     return decode
 
@@ -87,11 +101,19 @@ class PixelStats:
     histogram: np.ndarray = field(default_factory=lambda: np.zeros((3, 256), dtype=np.int64))
     sums: dict[str, np.ndarray] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    ranges: list[int] = field(default_factory=list)
     unreadable: int = 0
 
-    def add(self, label: str, pixels: np.ndarray) -> None:
-        for c in range(3):
-            self.histogram[c] += np.bincount(pixels[..., c].ravel(), minlength=256)
+    def add(self, label: str, pixels: np.ndarray, histogram: np.ndarray | None = None,
+            dynamic_range: int | None = None) -> None:
+        """One image: ``pixels`` (size x size, for the class mean) and, when they differ from
+        those of ``pixels`` (an original), its own channel histogram and dynamic range."""
+        self.ranges.append(int(pixels.max()) - int(pixels.min()) if dynamic_range is None
+                           else dynamic_range)
+        if histogram is None:
+            histogram = np.stack([np.bincount(pixels[..., c].ravel(), minlength=256)
+                                  for c in range(3)])
+        self.histogram += histogram
         if label not in self.sums:
             self.sums[label] = np.zeros((self.size, self.size, 3), dtype=np.float64)
             self.counts[label] = 0
@@ -122,17 +144,41 @@ class PixelStats:
         return out
 
 
-def pixel_stats(store: Storage, frame: pd.DataFrame, size: int) -> PixelStats:
-    """Read every stored image once and accumulate histograms and per-class sums."""
+    def dynamic_range(self) -> dict[str, float]:
+        """Quartiles of the per-image dynamic range (max - min pixel value, all channels)."""
+        import pandas as pd
+
+        return quartiles(pd.Series(self.ranges, dtype="float64")) if self.ranges else {}
+
+
+def pixel_stats(store: Storage, frame: pd.DataFrame, size: int, column: str = "path") -> PixelStats:
+    """Read every image of ``column`` (stored copies, or ``original_path``) once and accumulate
+    histograms, dynamic ranges and per-class sums."""
     stats = PixelStats(size)
-    paths = [str(p) for p in frame["path"]]
-    for label, pixels in zip(frame["label"], map_stored(store, paths, _decode(size)),
-                             strict=True):
-        if isinstance(pixels, Exception):
+    paths = [str(p) for p in frame[column]]
+    for label, decoded in zip(frame["label"], map_stored(store, paths, _decode(size)),
+                              strict=True):
+        if isinstance(decoded, Exception):
             stats.unreadable += 1
         else:
-            stats.add(str(label), pixels)
+            pixels, histogram, spread = decoded
+            stats.add(str(label), pixels, histogram, spread)
     return stats
+
+
+def originals_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose original is stored (a non-empty ``original_path``)."""
+    if "original_path" not in frame:
+        return frame.iloc[0:0]
+    keep = frame["original_path"].fillna("").astype(str) != ""
+    return frame[keep].reset_index(drop=True)
+
+
+def copies_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The manifest with the stored copies' sizes in the ``orig_*`` columns (for the figures)."""
+    if "width" not in frame or "height" not in frame:
+        return frame.iloc[0:0]
+    return frame.assign(orig_width=frame["width"], orig_height=frame["height"])
 
 
 # ------------------------------------------------------------------ figures ----------------
@@ -154,20 +200,27 @@ def _pyplot() -> Any:
     return plt
 
 
-def fig_pixel_counts(frame: pd.DataFrame) -> bytes:
+def fig_pixel_counts(frame: pd.DataFrame, title: str = "Original pixel counts") -> bytes:
     plt = _pyplot()
     pixels = frame["orig_width"].astype("float64") * frame["orig_height"].astype("float64")
-    bins = np.geomspace(max(pixels.min(), 1), max(pixels.max(), 2), 30)
+    from matplotlib.ticker import NullFormatter
+
+    low, high = max(pixels.min(), 1), max(pixels.max(), 2)
+    one_size = high <= low  # the stored copies: one bin around it, linear axis
+    bins = np.linspace(low * 0.9, high * 1.1, 3) if one_size else np.geomspace(low, high, 30)
     fig, ax = plt.subplots(figsize=(7, 4))
     groups = [(str(k), pixels[v]) for k, v in frame.groupby("label", sort=True).groups.items()]
     ax.hist([g for _, g in groups], bins=bins, stacked=True, label=[k for k, _ in groups])
-    ax.set_xscale("log")
-    ax.set(title="Original pixel counts", xlabel="width x height (pixels)", ylabel="images")
+    if not one_size:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # dozens of minor labels: slow, unreadable
+    ax.set(title=title, xlabel="width x height (pixels)", ylabel="images")
     ax.legend(fontsize="small")
     return _png(fig)
 
 
-def fig_aspect_ratio(frame: pd.DataFrame) -> bytes:
+def fig_aspect_ratio(frame: pd.DataFrame,
+                     title: str = "Aspect ratio of the originals (mean ▲, quartiles)") -> bytes:
     plt = _pyplot()
     aspect = frame["orig_width"].astype("float64") / frame["orig_height"].astype("float64")
     groups = [(str(k), aspect[v].to_numpy())
@@ -176,7 +229,7 @@ def fig_aspect_ratio(frame: pd.DataFrame) -> bytes:
     ax.boxplot([g for _, g in groups], showmeans=True)
     ax.set_xticks(range(1, len(groups) + 1), [k for k, _ in groups])
     ax.axhline(1.0, color="grey", lw=0.8, ls=":")
-    ax.set(title="Aspect ratio of the originals (mean ▲, quartiles)", ylabel="width / height")
+    ax.set(title=title, ylabel="width / height")
     return _png(fig)
 
 
@@ -191,19 +244,19 @@ def fig_cropped_share(stats: dict[str, Any]) -> bytes:
     return _png(fig)
 
 
-def fig_intensity(pixels: PixelStats) -> bytes:
+def fig_intensity(pixels: PixelStats, title: str = "Pixel intensity per channel (stored images)") -> bytes:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for c, (name, colour) in enumerate(zip(CHANNELS, ("red", "green", "blue"), strict=True)):
         total = pixels.histogram[c].sum() or 1
         ax.plot(np.arange(256), pixels.histogram[c] / total, color=colour, label=name)
-    ax.set(title="Pixel intensity per channel (stored images)", xlabel="value",
+    ax.set(title=title, xlabel="value",
            ylabel="share of pixels", xlim=(0, 255))
     ax.legend()
     return _png(fig)
 
 
-def fig_mean_images(pixels: PixelStats) -> bytes:
+def fig_mean_images(pixels: PixelStats, title: str = "Mean image per class") -> bytes:
     plt = _pyplot()
     means = pixels.mean_images()
     fig, axes = plt.subplots(1, max(len(means), 1), figsize=(2.2 * max(len(means), 1), 2.6),
@@ -213,7 +266,15 @@ def fig_mean_images(pixels: PixelStats) -> bytes:
         ax.set_title(f"{label} (n={pixels.counts[label]})", fontsize="small")
     for ax in axes[0]:
         ax.axis("off")
-    fig.suptitle("Mean image per class")
+    fig.suptitle(title)
+    return _png(fig)
+
+
+def fig_dynamic_range(pixels: PixelStats, title: str) -> bytes:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.hist(pixels.ranges, bins=np.arange(0, 257, 8))
+    ax.set(title=title, xlabel="max - min pixel value of an image", ylabel="images", xlim=(0, 256))
     return _png(fig)
 
 
@@ -227,8 +288,21 @@ def _check_columns(frame: pd.DataFrame, uri: str) -> None:
         raise PixtagError(f"the dataset at {uri} has no images to describe")
 
 
+def _pixel_tables(pixels: PixelStats) -> dict[str, Any]:
+    means = pixels.mean_images()
+    return {
+        "intensity": {"channels": pixels.channel_stats(),
+                      "histogram": {n: pixels.histogram[c].tolist() for c, n in enumerate(CHANNELS)}},
+        "dynamic_range": {"quartiles": pixels.dynamic_range(), "per_image": pixels.ranges},
+        "mean_images": {label: {"count": pixels.counts[label],
+                                "mean_rgb": [_r(v) for v in image.mean(axis=(0, 1))]}
+                        for label, image in means.items()},
+    }
+
+
 def describe(dataset_uri: str, settings: Settings, out: str | None = None) -> dict[str, Any]:
-    """Write the figures and ``summary.json`` to ``out`` or ``<dataset>/reports/describe``.
+    """Write the figures, their tables and ``summary.json`` to ``out`` or
+    ``<dataset>/reports/describe``.
 
     Returns the summary (also what ``summary.json`` holds), with the figures' locations.
     """
@@ -238,25 +312,58 @@ def describe(dataset_uri: str, settings: Settings, out: str | None = None) -> di
     _check_columns(frame, store.uri)
     stats = manifest_stats(frame)
     pixels = pixel_stats(store, frame, settings.image_size)
+    copies = copies_frame(frame)
+    originals = originals_frame(frame)
     target = open_storage(out, settings.s3_endpoint_url) if out else store.child(DESCRIBE_DIR)
+    tables = _pixel_tables(pixels)
     figures = {
         "pixel_counts": fig_pixel_counts(frame),
         "aspect_ratio": fig_aspect_ratio(frame),
         "cropped_share": fig_cropped_share(stats),
         "intensity": fig_intensity(pixels),
+        "dynamic_range": fig_dynamic_range(pixels, "Dynamic range of the stored images"),
         "mean_images": fig_mean_images(pixels),
     }
+    tables |= {"pixel_counts": {k: c["pixel_count"] for k, c in stats["classes"].items()}
+               | {"all": stats["pixel_count"]},
+               "aspect_ratio": {k: c["aspect_ratio"] for k, c in stats["classes"].items()}
+               | {"all": stats["aspect_ratio"]},
+               "cropped_share": {k: c["cropped_share"] for k, c in stats["classes"].items()}
+               | {"all": stats["cropped_share"]}}
+    copy_stats: dict[str, Any] = {}
+    if not copies.empty:
+        copy_stats = manifest_stats(copies)
+        figures["copies_pixel_counts"] = fig_pixel_counts(copies, "Pixel counts of the stored copies")
+        figures["copies_aspect_ratio"] = fig_aspect_ratio(copies, "Aspect ratio of the stored copies")
+        tables["copies_pixel_counts"] = {k: c["pixel_count"] for k, c in copy_stats["classes"].items()}
+        tables["copies_aspect_ratio"] = {k: c["aspect_ratio"] for k, c in copy_stats["classes"].items()}
+    original: dict[str, Any] = {"stored": len(originals), "missing": len(frame) - len(originals)}
+    if not originals.empty:
+        opixels = pixel_stats(store, originals, settings.image_size, column="original_path")
+        figures["originals_intensity"] = fig_intensity(opixels, "Pixel intensity per channel (originals)")
+        figures["originals_dynamic_range"] = fig_dynamic_range(opixels, "Dynamic range of the originals")
+        figures["originals_mean_images"] = fig_mean_images(
+            opixels, f"Mean original per class (resized to {settings.image_size} px)")
+        otables = _pixel_tables(opixels)
+        tables |= {f"originals_{k}": v for k, v in otables.items()}
+        original |= {"intensity": opixels.channel_stats(), "dynamic_range": opixels.dynamic_range(),
+                     "unreadable": opixels.unreadable,
+                     "mean_image_rgb": {k: v["mean_rgb"] for k, v in otables["mean_images"].items()}}
     for name, png in figures.items():
         target.write_bytes(f"{name}.png", png)
-    means = pixels.mean_images()
-    for label, image in means.items():
-        stats["classes"][label]["mean_image_rgb"] = [_r(v) for v in image.mean(axis=(0, 1))]
+        target.write_json(f"{name}.json", tables[name])
+    for label, c in tables["mean_images"].items():
+        stats["classes"][label]["mean_image_rgb"] = c["mean_rgb"]
     summary = {
         "dataset": store.uri,
         **stats,
         "intensity": pixels.channel_stats(),
+        "dynamic_range": pixels.dynamic_range(),
         "unreadable_images": pixels.unreadable,
+        "copies": {k: copy_stats[k] for k in ("pixel_count", "aspect_ratio")} if copy_stats else {},
+        "originals": original,
         "figures": {name: target.url(f"{name}.png") for name in figures},
+        "tables": {name: target.url(f"{name}.json") for name in figures},
         "summary": target.url("summary.json"),
     }
     target.write_json("summary.json", summary)

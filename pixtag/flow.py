@@ -32,6 +32,8 @@ PARAM_FIELDS = {
     "accuracy_floor": "accuracy_floor",
     "tolerance": "tolerance",
     "posts_to_sample": "trending_posts",
+    "timeline": "timeline",
+    "compare_backbones": "compare_backbones",
 }
 
 
@@ -101,19 +103,27 @@ def _tag_word(tag: str) -> str:
     return words[0]
 
 
-def update_vocabulary(store: Storage, add: Iterable[str] = (), remove: Iterable[str] = ()) -> dict[str, list[str]]:
-    """Apply a run's added/removed tags to the stored vocabulary (they last until undone)."""
+def update_vocabulary(store: Storage, add: Iterable[str] = (), remove: Iterable[str] = (),
+                      force: Iterable[str] = ()) -> dict[str, list[str]]:
+    """Apply a run's added/removed tags to the stored vocabulary (they last until undone). A
+    forced tag is added and kept without the class checks (``forced``) until removed."""
     vocab = store.read_json(VOCABULARY) if store.exists(VOCABULARY) else {"added": [], "removed": []}
     added, removed = set(vocab.get("added", [])), set(vocab.get("removed", []))
-    plus, minus = {_tag_word(t) for t in add}, {_tag_word(t) for t in remove}
+    forced = set(vocab.get("forced", []))
+    pushed = {_tag_word(t) for t in force}
+    plus, minus = {_tag_word(t) for t in add} | pushed, {_tag_word(t) for t in remove}
     if plus & minus:
         raise FlowError(f"the same tag is both added and removed: {sorted(plus & minus)}")
     added = (added | plus) - minus
     removed = (removed | minus) - plus
+    forced = (forced | pushed) - minus
     vocab = {"added": sorted(added), "removed": sorted(removed)}
+    if forced:
+        vocab["forced"] = sorted(forced)
     if plus or minus:
         store.write_json(VOCABULARY, vocab)
-        log.info("class vocabulary: added %s, removed %s", vocab["added"], vocab["removed"])
+        log.info("class vocabulary: added %s, removed %s, forced %s", vocab["added"], vocab["removed"],
+                 vocab.get("forced", []))
     return vocab
 
 
@@ -121,53 +131,70 @@ SELECTIONS = "tags/selections"
 
 
 def automatic_selection(store: Storage, words: Mapping[str, int], settings: Settings,
-                        add: list[str]) -> dict[str, Any]:
+                        add: list[str], force: list[str] | None = None) -> dict[str, Any]:
     """:func:`pixtag.tags.select_classes` on these counts and settings, kept in storage by its
     inputs: the same trending counts give the same classes without loading WordNet again."""
     import hashlib
     import json
 
-    from pixtag.tags import normalizer_version
+    from pixtag.tags import SELECTION_RULES, normalizer_version
     from pixtag.tags import select_classes as choose
 
+    force = sorted({*settings.force_tags, *(force or [])})
     inputs = {"words": dict(words), "max": settings.max_classes, "allow": list(settings.allow_tags),
-              "deny": list(settings.deny_tags), "add": add, "rules": normalizer_version()}
+              "deny": list(settings.deny_tags), "add": add, "rules": normalizer_version(),
+              "force": force, "selection": SELECTION_RULES}
     key = f"{SELECTIONS}/{hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()}.json"
     if not store.exists(key):
-        selection = choose(words, settings.max_classes, allow=settings.allow_tags, deny=settings.deny_tags, add=add)
+        selection = choose(words, settings.max_classes, allow=settings.allow_tags, deny=settings.deny_tags, add=add,
+                           force=force)
         # rejected as pairs: its order (most frequent first) survives the JSON file
         store.write_json(key, {"classes": list(selection.classes), "rejected": list(selection.rejected.items())})
     stored = store.read_json(key)
     return {"classes": list(stored["classes"]), "rejected": dict(stored["rejected"])}
 
 
-def select_classes(settings: Settings, add: Iterable[str] = (), remove: Iterable[str] = ()) -> dict[str, Any]:
+def select_classes(settings: Settings, add: Iterable[str] = (), remove: Iterable[str] = (),
+                   force: Iterable[str] = ()) -> dict[str, Any]:
     """Classes for this run: the automatic selection from the newest trending run (or the
     configured classes), plus the stored vocabulary's added tags, minus its removed ones (the
-    vocabulary is updated with this run's Params first and lasts until undone)."""
-    from pixtag.tags import latest_run, remembered_normalizations
+    vocabulary is updated with this run's Params first and lasts until undone).
+
+    Added tags are checked like any class (:func:`pixtag.tags.check_added`); a refused one is
+    left out, with its reason under ``refused`` and in the log. Forced tags skip the checks.
+    """
+    from pixtag.tags import check_added, latest_run, remembered_normalizations
 
     store = _store(settings)
     with remembered_normalizations(store):
-        vocab = update_vocabulary(store, add, remove)
+        vocab = update_vocabulary(store, add, remove, force)
     removed = set(vocab["removed"])
+    forced = [*settings.force_tags, *vocab.get("forced", [])]
     if settings.classes:
-        classes = [c for c in dict.fromkeys([*settings.classes, *settings.add_tags, *vocab["added"]])
-                   if c not in removed]
-        rejected = {c: "removed by a manual trigger (Param remove_tags)" for c in removed}
+        extra = [c for c in dict.fromkeys([*settings.add_tags, *vocab["added"]])
+                 if c not in removed and c not in settings.classes]
+        accepted, refused = check_added(extra, settings.classes, force=forced,
+                                        allow=settings.allow_tags) if extra else ({}, {})
+        classes = [c for c in dict.fromkeys([*settings.classes, *accepted]) if c not in removed]
+        rejected = {c: "removed by a manual trigger (Param remove_tags)" for c in removed} | refused
     else:
         run = latest_run(store)
         if run is None:
             raise FlowError("no trending run stored yet: run `pixtag trending` (the DAG's first task)")
         # A removed tag keeps its place in the ranking and is then left out, so removing one
         # class does not pull another, less frequent tag in behind it.
-        selection = automatic_selection(store, run.words, settings, [*settings.add_tags, *vocab["added"]])
+        selection = automatic_selection(store, run.words, settings, [*settings.add_tags, *vocab["added"]],
+                                        vocab.get("forced", []))
         classes = [c for c in selection["classes"] if c not in removed]
+        refused = {w: r for w, r in selection["rejected"].items() if r.startswith("added tag refused")
+                   and w not in removed}
         rejected = {w: r for w, r in list(selection["rejected"].items())[:40] if w not in removed}
-        rejected |= {w: "removed by a manual trigger (Param remove_tags)" for w in removed}
+        rejected |= {w: "removed by a manual trigger (Param remove_tags)" for w in removed} | refused
+    for word, reason in refused.items():
+        log.warning("tag %r is not made a class: %s", word, reason)
     if len(classes) < 2:
         raise FlowError(f"need at least two classes to train a classifier, got {classes}")
-    return {"classes": classes, "rejected": rejected, "vocabulary": vocab}
+    return {"classes": classes, "rejected": rejected, "refused": refused, "vocabulary": vocab}
 
 
 # --------------------------------------------------------------------------- data ---------
@@ -238,6 +265,8 @@ def train(settings: Settings) -> dict[str, Any]:
     result = {k: summary[k] for k in keep if k in summary}
     result["cv_std"] = math.sqrt(result.get("cv_var", 0.0))
     result["cv_folds"] = len(result.get("cv_accuracy", []))
+    if settings.compare_backbones:
+        result["compare"] = compare_backbones(settings, summary["backbone"])
     ui = mlflow_ui(settings)
     if ui:
         from mlflow import MlflowClient
@@ -245,6 +274,21 @@ def train(settings: Settings) -> dict[str, Any]:
         experiment = MlflowClient(settings.mlflow_uri).get_run(summary["run_id"]).info.experiment_id
         result["mlflow_run_url"] = f"{ui}/#/experiments/{experiment}/runs/{summary['run_id']}"
     return result
+
+
+def compare_backbones(settings: Settings, backbone: str) -> dict[str, Any]:
+    """:func:`pixtag.train.compare` of this run's backbone and ``settings.compare_backbones``
+    (same folds); returns its MLflow run, the tests and their notes."""
+    from pixtag.train import compare
+
+    names = list(dict.fromkeys([backbone, *settings.compare_backbones]))
+    result = compare(settings, names)
+    for note in result["notes"]:
+        log.info("compare: %s", note)
+    return {"run_id": result["run_id"], "backbones": {k: {m: v[m] for m in ("cv_accuracy", "cv_mean", "test_accuracy",
+                                                                           "weights")}
+                                                      for k, v in result["backbones"].items()},
+            "mann_whitney": result["mann_whitney"], "paired": result["paired"], "notes": result["notes"]}
 
 
 def register(settings: Settings, run_id: str, reused: bool = False) -> dict[str, Any]:
@@ -270,6 +314,7 @@ def report(selection: Mapping[str, Any], dataset: Mapping[str, Any], trained: Ma
     trained = trained or {}
     return {
         "classes": list(selection.get("classes", [])),
+        "refused": dict(selection.get("refused", {})),
         "counts": dict(dataset.get("counts", {})),
         "dropped": dict(dataset.get("dropped", {})),
         "backbone": trained.get("backbone"),
@@ -281,5 +326,6 @@ def report(selection: Mapping[str, Any], dataset: Mapping[str, Any], trained: Ma
         "abstention_rate": trained.get("abstention_rate"),
         "reused": bool(trained.get("reused")),
         "mlflow_run_url": trained.get("mlflow_run_url"),
+        "compare": trained.get("compare"),
         "decision": dict(decision) if decision else None,
     }

@@ -57,6 +57,7 @@ log = logs.get_logger(__name__)
 RUNS_PREFIX = "tags/runs/"
 INSTANCE_TRENDING = "instance_trending"  # a run's copy of the instance's own trending list
 CANDIDATE_LIMIT = 100  # only the most frequent words are considered as classes
+SELECTION_RULES = 2  # bump when select_classes decides differently (stored selections are keyed by it)
 PHYSICAL_ENTITY = "physical_entity.n.01"
 
 #: Lexicographer files of concrete things (noun.Tops holds animal, food, artifact, ...; its
@@ -331,9 +332,16 @@ def latest_run(storage: Storage, before: str | None = None) -> TagCounts | None:
     return TagCounts.from_dict(storage.read_json(keys[-1])) if keys else None
 
 
-def _nothing_new(previous: TagCounts | None, newest: Status | None, posts: int, host: str) -> bool:
-    """Whether the last run sampled the same timeline: same instance and size, same newest post."""
+# settings.timeline -> (local, remote) flags of the public timeline request
+TIMELINE_FLAGS = {"local": (True, False), "federated": (False, True), "both": (True, True)}
+
+
+def _nothing_new(previous: TagCounts | None, newest: Status | None, posts: int, host: str,
+                 timeline: str = "local") -> bool:
+    """Whether the last run sampled the same timeline: same instance, timeline and size, same
+    newest post."""
     return (previous is not None and newest is not None and previous.instance == host
+            and previous.extra.get("timeline", "local") == timeline
             and previous.extra.get("posts_requested") == posts and previous.extra.get("newest_id") == newest.id)
 
 
@@ -367,9 +375,10 @@ def trending(settings: Settings, instance_url: str | None = None,
     previous = latest_run(store)
     with Client(settings, instance_url) as client:
         host = _host(client.base_url)
-        statuses = client.iter_public(posts)
+        local, remote = TIMELINE_FLAGS[settings.timeline]
+        statuses = client.iter_public(posts, local=local, remote=remote)
         newest = next(statuses, None)
-        if _nothing_new(previous, newest, posts, host):
+        if _nothing_new(previous, newest, posts, host, settings.timeline):
             # No post since the last run: its sample, and so its counts, would come back as they were.
             counts = dataclasses.replace(previous, extra={"unchanged_since": previous.time})
             listed = previous.extra.get(INSTANCE_TRENDING)  # nothing posted: nothing newly trending
@@ -383,11 +392,12 @@ def trending(settings: Settings, instance_url: str | None = None,
         unparseable = dict(client.unparseable)
     counts.instance = host
     counts.time = datetime.now(UTC).isoformat(timespec="microseconds")
-    counts.extra |= {"posts_requested": posts, "unparseable": unparseable, "newest_id": newest.id if newest else None}
+    counts.extra |= {"posts_requested": posts, "unparseable": unparseable, "newest_id": newest.id if newest else None,
+                     "timeline": settings.timeline}
     key = save_run(store, counts)
     counts.extra["key"] = key
-    log.info("sampled %d posts from %s (%d with hashtags); saved %s",
-             counts.posts, host, counts.tagged_posts, key)
+    log.info("sampled %d posts of the %s timeline of %s (%d with hashtags); saved %s",
+             counts.posts, settings.timeline, host, counts.tagged_posts, key)
     return counts
 
 
@@ -433,6 +443,21 @@ def concreteness_problem(synset: Any) -> str | None:
     return None
 
 
+def polysemy_problem(word: str) -> str | None:
+    """Why ``word`` is too ambiguous to be a class: its first noun sense holds less than half of
+    the lemma's tagged uses in WordNet's sense counts (``None`` without counts: cannot tell)."""
+    key = word.replace(" ", "_").lower()
+    senses = nlp.wordnet().synsets(key, pos="n")
+    if len(senses) < 2:
+        return None
+    counts = [sum(lemma.count() for lemma in s.lemmas() if lemma.name().lower() == key) for s in senses]
+    total = sum(counts)
+    if total and 2 * counts[0] < total:
+        return (f"polysemous: its first sense {senses[0].name()} holds {counts[0]} of the "
+                f"{total} tagged uses of its {len(senses)} noun senses")
+    return None
+
+
 def overlap_problem(synset: Any, kept: Mapping[str, Any]) -> str | None:
     """Why a sense cannot sit beside the classes kept so far (hyponymy both ways, synonymy)."""
     for word, other in kept.items():
@@ -470,7 +495,35 @@ def _judge(word: str, sense: Any | None, allowed: set[str], deny: dict[str, str]
         return deny[word]
     if sense is None:
         return "not a noun in WordNet"
-    return concreteness_problem(sense)
+    return concreteness_problem(sense) or polysemy_problem(word)
+
+
+FORCE_HINT = "list it in force_tags to keep it anyway"
+
+
+def check_added(added: Iterable[str], current: Iterable[str], *, force: Iterable[str] = (),
+                allow: Iterable[str] = ()) -> tuple[dict[str, Any], dict[str, str]]:
+    """Tags a person added, checked like any class: concreteness, polysemy, and overlap (hyponym,
+    hypernym, synonym) with the ``current`` classes and the tags accepted before them. A tag in
+    ``force`` (or ``allow``) is kept unchecked. Returns (accepted word -> sense, refused word -> reason).
+    """
+    forced = {v for entry in [*force, *allow] for v in _variants(entry)}
+    base = {w: first_sense(w) for w in current}
+    kept: dict[str, Any] = {}
+    refused: dict[str, str] = {}
+    for word in dict.fromkeys(w.strip().lstrip("#").lower() for w in added if w.strip()):
+        sense = first_sense(word)
+        if word in forced or word in base:
+            kept[word] = sense
+            continue
+        reason = ("not a noun in WordNet" if sense is None
+                  else concreteness_problem(sense) or polysemy_problem(word)
+                  or overlap_problem(sense, {**base, **kept}))
+        if reason:
+            refused[word] = f"added tag refused: {reason}; {FORCE_HINT}"
+        else:
+            kept[word] = sense
+    return kept, refused
 
 
 def wup_matrix(senses: Sequence[Any | None]) -> list[list[float | None]]:
@@ -489,25 +542,28 @@ def select_classes(
     deny: Iterable[str] = (),
     add: Iterable[str] = (),
     *,
+    force: Iterable[str] = (),
     limit: int = CANDIDATE_LIMIT,
 ) -> Selection:
     """Propose up to ``max_classes`` classes from normalised word counts.
 
-    Candidates are the ``limit`` most frequent words. Precedence: ``add`` (always classes,
-    they count towards ``max_classes``) > ``deny`` > ``allow`` (exempt from every WordNet
-    check) > the default deny list > the WordNet checks: a noun whose first sense is concrete
-    (:func:`concreteness_problem`) and neither hyponym, hypernym nor synonym of a more frequent
-    class (:func:`overlap_problem`). Every rejected candidate gets a reason.
+    Candidates are the ``limit`` most frequent words. Precedence: ``add`` (classes once they
+    pass :func:`check_added` against the classes chosen without them, or when listed in
+    ``force``; they count towards ``max_classes``) > ``deny`` > ``allow`` (exempt from every
+    WordNet check) > the default deny list > the WordNet checks: a noun whose first sense is
+    concrete (:func:`concreteness_problem`), not polysemous (:func:`polysemy_problem`) and
+    neither hyponym, hypernym nor synonym of a more frequent class (:func:`overlap_problem`).
+    Every rejected candidate (and refused added tag) gets a reason.
     """
     deny_reasons = _deny_reasons(deny)
     user_deny = {v for entry in deny for v in _variants(entry)}
     allowed = {v for entry in allow for v in _variants(entry)}
     added = list(dict.fromkeys(w.strip().lstrip("#").lower() for w in add if w.strip()))
-    kept: dict[str, Any] = {word: first_sense(word) for word in added}
-    rejected: dict[str, str] = {}
+    current = select_classes(counts, max_classes, allow, deny, limit=limit).classes if added else []
+    kept, rejected = check_added(added, current, force=force, allow=allow)
     room = max(0, max_classes - len(kept))
     for word, _count in list(_sorted_counts(counts).items())[:limit]:
-        if word in kept:
+        if word in kept or word in rejected:
             continue
         sense = first_sense(word)
         reason = _judge(word, sense, allowed, deny_reasons, user_deny)
@@ -545,14 +601,19 @@ def plot_before_after(counts: TagCounts, path: Path, n: int = 20) -> Path:
     return path
 
 
-def plot_top_tags(counts: TagCounts, path: Path, n: int = 100) -> Path:
-    """One bar chart of the top ``n`` raw hashtags."""
+def top_tags_figure(counts: TagCounts, n: int = 100) -> Any:
+    """The bar chart of the top ``n`` words after normalisation (the study's Fig. 2)."""
     from matplotlib.figure import Figure
 
-    shown = min(n, len(counts.raw))
+    shown = min(n, len(counts.words))
     fig = Figure(figsize=(max(8, shown * 0.18), 5), layout="constrained")
-    _bar(fig.subplots(), counts.raw, f"Top {shown} hashtags of {counts.posts} posts", n)
-    fig.savefig(path, dpi=100)
+    _bar(fig.subplots(), counts.words, f"Top {shown} words (normalised) of {counts.posts} posts", n)
+    return fig
+
+
+def plot_top_tags(counts: TagCounts, path: Path, n: int = 100) -> Path:
+    """:func:`top_tags_figure` as a PNG."""
+    top_tags_figure(counts, n).savefig(path, dpi=100)
     return path
 
 
@@ -578,6 +639,157 @@ def plot_wup(selection: Selection, path: Path) -> Path:
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.savefig(path, dpi=100)
     return path
+
+
+OVERLAP_RELATIONS = ("hyponym of ", "hypernym of ", "synonym of ")
+
+
+def sample_size(counts: TagCounts) -> dict[str, Any]:
+    """The sample's size: posts, hashtag uses, per-post mean, unique tags before and after
+    normalisation."""
+    uses = sum(counts.raw.values())
+    return {"posts": counts.posts, "posts_with_tags": counts.tagged_posts, "hashtags": uses,
+            "hashtags_per_post": round(uses / counts.posts, 4) if counts.posts else 0.0,
+            "unique_before": len(counts.raw), "unique_after": len(counts.words),
+            "instance": counts.instance, "timeline": counts.extra.get("timeline", "local"), "time": counts.time}
+
+
+def overlap_edges(rejected: Mapping[str, str], counts: Mapping[str, int]) -> list[dict[str, Any]]:
+    """The candidates rejected for overlapping a class: word, relation, class, senses, Wu-Palmer."""
+    edges = []
+    for word, reason in rejected.items():
+        relation = next((r for r in OVERLAP_RELATIONS if reason.startswith(r)), None)
+        if relation is None:
+            continue
+        other = reason[len(relation):].split(" (")[0]
+        a, b = first_sense(word), first_sense(other)
+        edges.append({"word": word, "count": counts.get(word, 0), "relation": relation.split()[0],
+                      "class": other, "word_sense": a.name() if a else None,
+                      "class_sense": b.name() if b else None,
+                      "wup": round(a.wup_similarity(b), 4) if a is not None and b is not None else None})
+    return edges
+
+
+def plot_overlap_graph(classes: Sequence[str], edges: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """The classes on top, the candidates rejected as their hyponym/hypernym/synonym below, an
+    arrow from each to its class labelled with the relation (the study's Fig. 4)."""
+    from matplotlib.figure import Figure
+
+    words = list(dict.fromkeys(e["word"] for e in edges))
+    width = max(6.0, 1.3 * max(len(classes), len(words), 1))
+    fig = Figure(figsize=(width, 4), layout="constrained")
+    ax = fig.subplots()
+    top = {c: (i + 0.5) * width / max(len(classes), 1) for i, c in enumerate(classes)}
+    bottom = {w: (i + 0.5) * width / max(len(words), 1) for i, w in enumerate(words)}
+    for c, x in top.items():
+        ax.text(x, 1.0, c, ha="center", va="center", bbox={"boxstyle": "round", "fc": "#c6dbef"})
+    for w, x in bottom.items():
+        ax.text(x, 0.0, w, ha="center", va="center", bbox={"boxstyle": "round", "fc": "#fdd0a2"})
+    for e in edges:
+        if e["class"] not in top:  # a class removed since: still drawn, at the side
+            top[e["class"]] = width
+            ax.text(width, 1.0, e["class"], ha="center", va="center")
+        x0, x1 = bottom[e["word"]], top[e["class"]]
+        ax.annotate("", xy=(x1, 0.9), xytext=(x0, 0.1), arrowprops={"arrowstyle": "->", "color": "grey"})
+        ax.text((x0 + x1) / 2, 0.5, e["relation"], ha="center", fontsize=7, color="dimgrey")
+    if not edges:
+        ax.text(width / 2, 0.5, "no candidate was rejected for overlapping a class", ha="center")
+    ax.set_xlim(0, width + 0.5)
+    ax.set_ylim(-0.3, 1.3)
+    ax.axis("off")
+    ax.set_title("Candidates rejected as hyponym, hypernym or synonym of a class")
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def candidate_table(counts: Mapping[str, int], classes: Sequence[str], rejected: Mapping[str, str],
+                    removed: Iterable[str] = (), limit: int = CANDIDATE_LIMIT) -> list[dict[str, Any]]:
+    """Every one of the ``limit`` most frequent words: its rank, count and fate (class, or why not)."""
+    removed = set(removed)
+    rows = []
+    for rank, (word, count) in enumerate(list(_sorted_counts(counts).items())[:limit], start=1):
+        if word in removed:
+            status, reason = "removed", "removed by a manual trigger (Param remove_tags)"
+        elif word in classes:
+            status, reason = "class", ""
+        else:
+            status, reason = "rejected", rejected.get(word, "not considered")
+        rows.append({"rank": rank, "word": word, "count": count, "status": status, "reason": reason})
+    return rows
+
+
+def _reason_kind(reason: str) -> str:
+    for sep in (" (", ":", " of "):
+        reason = reason.split(sep)[0]
+    return reason or "class"
+
+
+def plot_reasons(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """Bar chart: how many of the top candidates each kind of reason rejected."""
+    from matplotlib.figure import Figure
+
+    kinds = Counter(_reason_kind(r["reason"]) if r["status"] != "class" else "class" for r in rows)
+    items = sorted(kinds.items(), key=lambda kv: -kv[1])
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.barh([k for k, _ in items][::-1], [v for _, v in items][::-1], color="#4c72b0")
+    ax.set(title=f"Fate of the top {len(rows)} candidate words", xlabel="words")
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def plot_sample_size(size: Mapping[str, Any], path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.5), layout="constrained")
+    ax = fig.subplots()
+    names = ["posts", "posts_with_tags", "hashtags", "unique_before", "unique_after"]
+    ax.barh(names[::-1], [size[n] for n in names][::-1], color="#4c72b0")
+    ax.set_title(f"Sample: {size['hashtags_per_post']:.2f} hashtags per post")
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def write_selection_figures(settings: Settings, store: Storage, labels: Sequence[str], out: Path) -> bool:
+    """The tag figures of the newest stored trending run into ``out/tags`` and the class figures
+    of the trained ``labels`` into ``out/classes`` (PNG + JSON/CSV each). False (nothing written)
+    when no trending run is stored."""
+    import csv
+
+    from pixtag.flow import VOCABULARY, automatic_selection
+
+    counts = latest_run(store)
+    if counts is None:
+        return False
+    tags, classes = out / "tags", out / "classes"
+    tags.mkdir(parents=True, exist_ok=True)
+    classes.mkdir(parents=True, exist_ok=True)
+    size = sample_size(counts) | {"run": list_runs(store)[-1]}
+    (tags / "sample.json").write_text(json.dumps(size, indent=1))
+    plot_sample_size(size, tags / "sample.png")
+    plot_before_after(counts, tags / "top20_before_after.png")
+    (tags / "top20_before_after.json").write_text(json.dumps(
+        {"before": list(counts.raw.items())[:20], "after": list(counts.words.items())[:20]}))
+    plot_top_tags(counts, tags / "top100_normalised.png")
+    (tags / "top100_normalised.json").write_text(json.dumps(list(counts.words.items())[:100]))
+
+    vocab = store.read_json(VOCABULARY) if store.exists(VOCABULARY) else {"added": [], "removed": []}
+    selection = automatic_selection(store, counts.words, settings, [*settings.add_tags, *vocab["added"]],
+                                    vocab.get("forced", []))
+    chosen = Selection(list(labels), {}, wup_matrix([first_sense(w) for w in labels]))
+    plot_wup(chosen, classes / "wup.png")
+    (classes / "wup.json").write_text(json.dumps(chosen.to_dict()["wup"]))
+    edges = overlap_edges(selection["rejected"], counts.words)
+    plot_overlap_graph(list(labels), edges, classes / "overlap_graph.png")
+    (classes / "overlap_graph.json").write_text(json.dumps(edges, indent=1))
+    rows = candidate_table(counts.words, list(labels), selection["rejected"], vocab["removed"])
+    (classes / "candidates.json").write_text(json.dumps(rows, indent=1))
+    with (classes / "candidates.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["rank", "word", "count", "status", "reason"])
+        writer.writeheader()
+        writer.writerows(rows)
+    plot_reasons(rows, classes / "candidates.png")
+    return True
 
 
 def _plots_dir(plots: Path | None) -> Path | None:
@@ -702,6 +914,7 @@ def classes_cmd(ctx: click.Context, auto: bool, max_classes: int | None,
     selection = select_classes(
         _auto_counts(settings, counts_file), max_classes or settings.max_classes,
         allow=settings.allow_tags, deny=settings.deny_tags, add=settings.add_tags,
+        force=settings.force_tags,
     )
     if (plots := _plots_dir(plots)) is not None:
         plot_wup(selection, plots / "classes_wup.png")

@@ -146,11 +146,13 @@ def closed_predict(model: Any, X: np.ndarray) -> np.ndarray:
 
 def cv_and_refit(estimator: Any, X: np.ndarray, y: np.ndarray, folds: int, seed: int,
                  oof: list[Any] | None = None,
-                 groups: np.ndarray | None = None) -> tuple[list[float], Any]:
+                 groups: np.ndarray | None = None,
+                 predictions: list[tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[list[float], Any]:
     """Closed-set accuracy over the class images of each stratified fold (grouped by
     ``groups`` when given: no origin on both sides of a fold), and a clone fitted on all rows.
     With ``oof`` (a list), the fold models' calibrated probabilities of their held-out rows
-    are appended to it as one ``(rows, labels)`` array in row order.
+    are appended to it as one ``(rows, labels)`` array in row order. With ``predictions`` (a
+    list), each fold's ``(held-out class rows, predicted labels)`` is appended.
 
     The k fold fits and the refit run in one thread pool, one BLAS thread each (multi-threaded
     BLAS only adds waiting at these sizes). pixtag's classifier shares work between them
@@ -166,7 +168,10 @@ def cv_and_refit(estimator: Any, X: np.ndarray, y: np.ndarray, folds: int, seed:
 
     def score(fitted: Any, test: np.ndarray) -> float:
         test = test[y[test] != BACKGROUND]
-        return float(np.mean(closed_predict(fitted, X[test]) == y[test]))
+        predicted = closed_predict(fitted, X[test])
+        if predictions is not None:
+            predictions.append((test, predicted))
+        return float(np.mean(predicted == y[test]))
 
     def collect(fitted: list[Any], splits: list[tuple[np.ndarray, np.ndarray]]) -> None:
         if oof is None:
@@ -268,7 +273,8 @@ def load_data(settings: Settings, store: Storage, backbone: str | None = None) -
 
 
 # --- figures ---------------------------------------------------------------------------------
-def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: Path, normalise: bool) -> None:
+def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: Path, normalise: bool,
+                   title: str | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -279,16 +285,19 @@ def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: Path, normal
     if normalise:
         values = values / np.maximum(values.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 3, 1.2 * len(labels) + 2))
+    whole = np.allclose(values, np.round(values))
     ConfusionMatrixDisplay(values, display_labels=list(labels)).plot(
-        ax=ax, values_format=".2f" if normalise else ".0f", colorbar=False)
-    ax.set_title("test confusion (row-normalised)" if normalise else "test confusion (counts)")
+        ax=ax, values_format=".2f" if normalise or not whole else ".0f", colorbar=False)
+    ax.set_title(title or ("test confusion (row-normalised)" if normalise else "test confusion (counts)"))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def plot_tsne(X: np.ndarray, y: np.ndarray, path: Path, seed: int, title: str) -> None:
-    """2-D t-SNE of the features (after PCA to 50 dims), at most TSNE_MAX_POINTS points."""
+def plot_tsne(X: np.ndarray, y: np.ndarray, path: Path, seed: int,
+              title: str) -> tuple[np.ndarray, np.ndarray]:
+    """2-D t-SNE of the features (after PCA to 50 dims), at most TSNE_MAX_POINTS points;
+    returns the rows shown and their 2-D coordinates."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -315,6 +324,73 @@ def plot_tsne(X: np.ndarray, y: np.ndarray, path: Path, seed: int, title: str) -
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return idx, emb
+
+
+def plot_folds(folds: Sequence[float], test_accuracy: float, path: Path, title: str) -> None:
+    """Bar per CV fold's accuracy, their mean and the test accuracy as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.bar([str(i + 1) for i in range(len(folds))], folds, color="#4c72b0")
+    ax.axhline(float(np.mean(folds)), color="black", ls="--", label=f"CV mean {np.mean(folds):.3f}")
+    ax.axhline(test_accuracy, color="#dd8452", label=f"test {test_accuracy:.3f}")
+    ax.set(title=title, xlabel="fold", ylabel="accuracy (class images)",
+           ylim=(max(0.0, min(*folds, test_accuracy) - 0.1), 1.0))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_model_figures(summary: dict[str, Any], data: Data, out: Path, seed: int,
+                        prefix: str = "") -> None:
+    """The model's figures and tables into ``out``: test confusion (counts, row-normalised),
+    the confusion averaged over the CV folds, the fold accuracies and the t-SNE."""
+    import pandas as pd
+
+    labels, name = summary["labels"], summary["backbone"]
+    test = np.array(summary["confusion"])
+    cv_mean = np.array(summary["cv_confusion_mean"])
+    plot_confusion(test, labels, out / f"{prefix}confusion_counts.png", False)
+    plot_confusion(test, labels, out / f"{prefix}confusion_normalised.png", True)
+    plot_confusion(cv_mean, labels, out / f"{prefix}confusion_cv_mean.png", False,
+                   f"confusion averaged over {len(summary['cv_confusion'])} CV folds")
+    (out / f"{prefix}confusion_test.json").write_text(json.dumps(
+        {"labels": labels, "rows": "true", "columns": "predicted", "matrix": summary["confusion"]}))
+    (out / f"{prefix}confusion_cv_mean.json").write_text(json.dumps(
+        {"labels": labels, "rows": "true", "columns": "predicted", "matrix": summary["cv_confusion_mean"],
+         "folds": summary["cv_confusion"]}))
+    plot_folds(summary["cv_accuracy"], summary["test_accuracy"], out / f"{prefix}fold_accuracy.png",
+               f"{name}: accuracy per CV fold")
+    (out / f"{prefix}fold_accuracy.json").write_text(json.dumps(
+        {"folds": summary["cv_accuracy"], "mean": summary["cv_mean"], "var": summary["cv_var"],
+         "test_accuracy": summary["test_accuracy"]}))
+    idx, emb = plot_tsne(data.X, data.y, out / f"{prefix}tsne.png", seed, f"t-SNE of {name} features")
+    pd.DataFrame({"sha256": data.rows["sha256"].to_numpy()[idx], "label": data.y[idx],
+                  "x": emb[:, 0], "y": emb[:, 1]}).to_csv(out / f"{prefix}tsne.csv", index=False)
+
+
+def log_study_figures(settings: Settings, data: Data, labels: Sequence[str], tmp: Path) -> None:
+    """The dataset's descriptive figures (``describe/``) and, when the classes came from a
+    stored trending run, its tag and class figures (``tags/``, ``classes/``), on the active run."""
+    import mlflow
+
+    from pixtag.describe import describe
+
+    storage = data.features["storage"]
+    describe(storage, settings, out=str(tmp / "describe"))
+    mlflow.log_artifacts(str(tmp / "describe"), "describe")
+    if settings.classes:
+        return
+    from pixtag.tags import write_selection_figures
+
+    if write_selection_figures(settings, open_storage(storage, settings.s3_endpoint_url), labels, tmp):
+        mlflow.log_artifacts(str(tmp / "tags"), "tags")
+        mlflow.log_artifacts(str(tmp / "classes"), "classes")
 
 
 # --- MLflow ----------------------------------------------------------------------------------
@@ -427,9 +503,12 @@ def train(settings: Settings, *, backbone: str | None = None,
 
     start = time.perf_counter()
     oof: list[np.ndarray] = []
+    fold_predictions: list[tuple[np.ndarray, np.ndarray]] = []
     folds, clf = cv_and_refit(new_classifier(), Xtr, ytr, settings.cv_folds, settings.seed, oof,
-                              data.groups[data.train])
+                              groups=data.groups[data.train], predictions=fold_predictions)
     train_seconds = time.perf_counter() - start
+    cv_confusions = [held_out_metrics(ytr[rows], predicted, labels)["confusion"]
+                     for rows, predicted in fold_predictions]
     fitted = [str(c) for c in clf.classes_]
     threshold, threshold_source = pick_threshold(settings, oof[0], ytr, fitted)
     top = closed_predict(clf, Xte)
@@ -467,6 +546,8 @@ def train(settings: Settings, *, backbone: str | None = None,
         "in_class_share": settings.in_class_share,
         "per_class": test["per_class"],
         "confusion": test["confusion"],
+        "cv_confusion": cv_confusions,
+        "cv_confusion_mean": np.mean(np.array(cv_confusions, dtype=float), axis=0).tolist(),
         "train_seconds": round(train_seconds, 3),
         "features": data.features,
         "train_key": key,
@@ -521,12 +602,11 @@ def _log_candidate(summary: dict[str, Any], settings: Settings, clf: LinearSVMCl
     for label, m in summary["per_class"].items():
         mlflow.log_metrics({f"{k}.{label}": m[k] for k in ("precision", "recall", "f1")})
     labels = summary["labels"]
-    plot_confusion(np.array(summary["confusion"]), labels, tmp / "confusion_counts.png", False)
-    plot_confusion(np.array(summary["confusion"]), labels, tmp / "confusion_normalised.png", True)
-    plot_tsne(data.X, data.y, tmp / "tsne.png", settings.seed,
-              f"t-SNE of {summary['backbone']} features")
-    for png in ("confusion_counts.png", "confusion_normalised.png", "tsne.png"):
-        mlflow.log_artifact(str(tmp / png), "plots")
+    plots = tmp / "plots"
+    plots.mkdir()
+    write_model_figures(summary, data, plots, settings.seed)
+    mlflow.log_artifacts(str(plots), "plots")
+    log_study_figures(settings, data, labels, tmp)
     mlflow.log_dict({k: v for k, v in summary.items() if k != "features"}, "report.json")
     mlflow.log_dict({"labels": labels,
                      "train": data.rows["sha256"].iloc[data.train].tolist(),
@@ -537,41 +617,97 @@ def _log_candidate(summary: dict[str, Any], settings: Settings, clf: LinearSVMCl
                      "group_by": settings.group_by}, "split.json")
 
 
+PAIRING_NOTE = ("Mann-Whitney U (the study's test) treats the backbones' fold accuracies as independent "
+                "samples, but every backbone is scored on the same folds; the paired test (Wilcoxon "
+                "signed-rank on the per-fold differences) uses that pairing. With {k} folds its two-sided "
+                "p cannot go below {floor:.4f}.")
+WEIGHTS_NOTE = ("Offline, only efficientnet_lite0 has real (ImageNet) weights, from its package; any other "
+                "backbone uses the weights file given in settings.weights as it is (the test suite gives a "
+                "randomly initialised one, whose figures are not the study's).")
+
+
+def paired_tests(folds: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """Two-sided Wilcoxon signed-rank test of the per-fold accuracy differences, for every pair
+    (p = 1 where the two backbones score alike on every fold)."""
+    from scipy.stats import wilcoxon
+
+    names = list(folds)
+    tests = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            diff = np.asarray(folds[a]) - np.asarray(folds[b])
+            if not np.any(diff):
+                tests.append({"a": a, "b": b, "w": 0.0, "p": 1.0, "mean_difference": 0.0})
+                continue
+            res = wilcoxon(folds[a], folds[b], alternative="two-sided")
+            tests.append({"a": a, "b": b, "w": float(res.statistic), "p": float(res.pvalue),
+                          "mean_difference": float(diff.mean())})
+    return tests
+
+
 def compare(settings: Settings, backbones: Sequence[str],
             store: Storage | None = None) -> dict[str, Any]:
-    """Same split and folds for each backbone; pairwise Mann-Whitney U on fold accuracies."""
+    """Same split and folds for each backbone; per backbone the fold accuracies, the confusion
+    averaged over the folds, the test confusion and the t-SNE; across them the study's
+    Mann-Whitney U test and a paired test on the shared folds, all logged to one MLflow run."""
     import mlflow
+
+    from pixtag.backbones import weights_source
 
     if len(set(backbones)) < 2:
         raise TrainError("--compare needs two or more different backbones")
     store = store or open_storage(settings.storage, settings.s3_endpoint_url)
     results: dict[str, dict[str, Any]] = {}
+    loaded: dict[str, Data] = {}
     for name in backbones:
         data = load_data(settings, store, name)
+        labels = sorted(set(data.y) - {BACKGROUND})
         Xtr, ytr = data.X[data.train], data.y[data.train]
         test = data.test[data.y[data.test] != BACKGROUND]
         start = time.perf_counter()
+        predictions: list[tuple[np.ndarray, np.ndarray]] = []
         folds, clf = cv_and_refit(new_classifier(), Xtr, ytr, settings.cv_folds, settings.seed,
-                                  groups=data.groups[data.train])
+                                  groups=data.groups[data.train], predictions=predictions)
+        held_out = held_out_metrics(data.y[test], closed_predict(clf, data.X[test]), labels)
+        confusions = [held_out_metrics(ytr[rows], predicted, labels)["confusion"] for rows, predicted in predictions]
+        resolved = data.features["backbone"]
         results[name] = {
             "cv_accuracy": folds, "cv_mean": float(np.mean(folds)),
             "cv_var": float(np.var(folds)),
-            "test_accuracy": float(np.mean(closed_predict(clf, data.X[test]) == data.y[test])),
+            "test_accuracy": held_out["accuracy"],
             "train_seconds": round(time.perf_counter() - start, 3),
             "dim": int(data.X.shape[1]),
+            "weights": weights_source(resolved, settings.weights, check_hub=False).describe(),
+            "labels": labels, "backbone": resolved, "confusion": held_out["confusion"],
+            "cv_confusion": confusions,
+            "cv_confusion_mean": np.mean(np.array(confusions, dtype=float), axis=0).tolist(),
         }
-    summary = {"backbones": results, "mann_whitney": mann_whitney(
-        {k: v["cv_accuracy"] for k, v in results.items()}), "dataset_hash": dataset_hash(data.rows)}
+        loaded[name] = data
+    accuracies = {k: v["cv_accuracy"] for k, v in results.items()}
+    k = settings.cv_folds
+    summary = {"backbones": results, "mann_whitney": mann_whitney(accuracies),
+               "paired": paired_tests(accuracies),
+               "notes": [PAIRING_NOTE.format(k=k, floor=2 / 2 ** k), WEIGHTS_NOTE],
+               "dataset_hash": dataset_hash(data.rows)}
     setup_mlflow(settings)
-    with mlflow.start_run(run_name="compare-" + "-vs-".join(backbones)) as run:
+    with mlflow.start_run(run_name="compare-" + "-vs-".join(results)) as run, \
+            tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params(settings_params(settings))
-        mlflow.set_tags({"pixtag.compare": ",".join(backbones),
+        mlflow.set_tags({"pixtag.compare": ",".join(results),
                          "pixtag.dataset_hash": summary["dataset_hash"]})
         for name, res in results.items():
             mlflow.log_metrics({f"{name}.cv_mean": res["cv_mean"], f"{name}.cv_var": res["cv_var"],
                                 f"{name}.test_accuracy": res["test_accuracy"]})
+            for step, acc in enumerate(res["cv_accuracy"]):
+                mlflow.log_metric(f"{name}.cv_accuracy", acc, step=step)
+            out = Path(tmp) / name
+            out.mkdir()
+            write_model_figures(res, loaded[name], out, settings.seed)
+            mlflow.log_artifacts(str(out), name)
         for t in summary["mann_whitney"]:
             mlflow.log_metric(f"mann_whitney_p.{t['a']}.{t['b']}", t["p"])
+        for t in summary["paired"]:
+            mlflow.log_metric(f"wilcoxon_p.{t['a']}.{t['b']}", t["p"])
         mlflow.log_dict(summary, "compare.json")
         summary["run_id"] = run.info.run_id
     return summary
@@ -594,7 +730,7 @@ def open_set_line(result: dict[str, Any]) -> str:
 @click.command("train")
 @click.option("--backbone", default=None, help="timm model name, or auto.")
 @click.option("--compare", "compare_with", default=None, metavar="A,B[,...]",
-              help="Compare backbones on the same folds (Mann-Whitney U); registers nothing.")
+              help="Compare backbones on the same folds (Mann-Whitney U and a paired test); registers nothing.")
 @click.option("--storage", default=None, help="Dataset location (folder or s3://...).")
 @click.option("--register/--no-register", default=True,
               help="Register the candidate and apply the promotion gate (default: yes).")
@@ -616,6 +752,11 @@ def train_cmd(ctx: click.Context, backbone: str | None, compare_with: str | None
                        f"test {res['test_accuracy']:.4f}")
         for t in result["mann_whitney"]:
             click.echo(f"Mann-Whitney U {t['a']} vs {t['b']}: U={t['u']:.1f} p={t['p']:.4f}")
+        for t in result["paired"]:
+            click.echo(f"paired (Wilcoxon signed-rank) {t['a']} vs {t['b']}: W={t['w']:.1f} p={t['p']:.4f}")
+        for note in result["notes"]:
+            click.echo(f"note: {note}")
+        click.echo(f"run {result['run_id']}")
         return
     result = train(settings, reuse=not force)
     if result["reused"] and not as_json:

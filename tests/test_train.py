@@ -155,6 +155,24 @@ def test_compare_runs_the_same_folds_and_tests_them(settings, tmp_path: Path) ->
     assert result["backbones"][LITE0]["cv_mean"] > result["backbones"][TINY]["cv_mean"]
     (test,) = result["mann_whitney"]
     assert (test["a"], test["b"]) == (LITE0, TINY) and 0 < test["p"] < 0.05
+    # the paired test on the shared folds, and notes saying what each test ignores and which weights
+    (paired,) = result["paired"]
+    assert (paired["a"], paired["b"]) == (LITE0, TINY) and paired["mean_difference"] > 0
+    assert paired["p"] == pytest.approx(2 / 2 ** len(result["backbones"][LITE0]["cv_accuracy"]))
+    notes = " ".join(result["notes"])
+    assert "ignores" not in notes and "independent" in notes and "randomly initialised" in notes
+    assert result["backbones"][TINY]["weights"] == f"file:{weights}"
+    assert result["backbones"][LITE0]["weights"].startswith("package:")
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    local = Path(mlflow.artifacts.download_artifacts(run_id=result["run_id"]))
+    for name, res in result["backbones"].items():
+        assert json.loads((local / name / "fold_accuracy.json").read_text())["folds"] == res["cv_accuracy"]
+        cv = json.loads((local / name / "confusion_cv_mean.json").read_text())
+        assert [np.trace(m) / np.sum(m) for m in cv["folds"]] == pytest.approx(res["cv_accuracy"])
+        assert len(pd.read_csv(local / name / "tsne.csv")) == 5 * PER_CLASS
+        assert (local / name / "tsne.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(TrainError, match="two or more"):
         compare(settings, [LITE0, LITE0])
 
@@ -167,6 +185,7 @@ def test_cli_compare(settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
                                       "--compare", f"{LITE0},{TINY}"])
     assert result.exit_code == 0, result.output
     assert f"Mann-Whitney U {LITE0} vs {TINY}" in result.stdout
+    assert f"paired (Wilcoxon signed-rank) {LITE0} vs {TINY}" in result.stdout and "note: " in result.stdout
 
 
 def test_cv_and_refit_shares_work_between_svm_fits_not_answers() -> None:

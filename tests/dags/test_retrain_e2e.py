@@ -8,9 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from pixtag.demo.server import DemoInstance
+from pixtag.tags import FORCE_HINT
 from tests.conftest import DEMO_TOKEN
 
 pytestmark = pytest.mark.slow
@@ -40,6 +42,90 @@ def xcom_keys(run: Any) -> list[str]:
                                     .with_only_columns(XComModel.key)))
 
 
+def check_study_figures(tracking_uri: str, run_id: str, storage: str) -> None:
+    """The candidate's run carries the study's figures (PNG + table), and their numbers are
+    the dataset's: the manifest, the split, the stored trending run."""
+    import mlflow
+    import pandas as pd
+
+    from pixtag.dataset import read_manifest
+    from pixtag.storage import open_storage
+    from pixtag.tags import latest_run
+
+    mlflow.set_tracking_uri(tracking_uri)
+    local = Path(mlflow.artifacts.download_artifacts(run_id=run_id))
+    pngs = {str(p.relative_to(local)) for p in local.rglob("*.png")}
+    for name in ("plots/confusion_cv_mean", "plots/fold_accuracy", "plots/tsne", "describe/pixel_counts",
+                 "describe/aspect_ratio", "describe/cropped_share", "describe/intensity",
+                 "describe/dynamic_range", "describe/mean_images", "describe/copies_pixel_counts",
+                 "describe/originals_intensity", "describe/originals_dynamic_range",
+                 "describe/originals_mean_images", "tags/sample", "tags/top20_before_after",
+                 "tags/top100_normalised", "classes/wup", "classes/overlap_graph", "classes/candidates"):
+        assert f"{name}.png" in pngs, (name, sorted(pngs))
+        assert (local / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    store = open_storage(storage)
+    manifest = read_manifest(store)
+    labels = sorted(manifest["label"].unique())
+    read = lambda name: json.loads((local / name).read_text())  # noqa: E731
+
+    # model: the folds' confusion matrices cover the train part once, the test one the test part
+    split = read("split.json")
+    label_of = dict(zip(manifest["sha256"], manifest["label"], strict=True))
+    cv = read("plots/confusion_cv_mean.json")
+    assert cv["labels"] == labels
+    folds = [pd.DataFrame(m, index=labels, columns=labels) for m in cv["folds"]]
+    train_counts = pd.Series([label_of[s] for s in split["train"]]).value_counts()
+    assert sum(f.sum(axis=1) for f in folds).to_dict() == train_counts.reindex(labels).to_dict()
+    np.testing.assert_allclose(cv["matrix"], (sum(folds) / len(folds)).to_numpy())
+    accuracy = read("plots/fold_accuracy.json")
+    assert accuracy["folds"] == pytest.approx([f.to_numpy().trace() / f.to_numpy().sum() for f in folds])
+    test = pd.DataFrame(read("plots/confusion_test.json")["matrix"], index=labels, columns=labels)
+    assert test.sum(axis=1).to_dict() == pd.Series(split["test_labels"]).value_counts().reindex(labels).to_dict()
+    assert accuracy["test_accuracy"] == pytest.approx(test.to_numpy().trace() / test.to_numpy().sum())
+    tsne = pd.read_csv(local / "plots" / "tsne.csv")
+    assert len(tsne) == len(manifest) and (tsne["label"] == tsne["sha256"].map(label_of)).all()
+
+    # images: the descriptive set, originals and stored copies
+    summary = read("describe/summary.json")
+    assert read("describe/cropped_share.json") == pytest.approx(
+        {**manifest.groupby("label")["cropped"].mean().to_dict(), "all": manifest["cropped"].mean()}, abs=1e-4)
+    pixels = manifest["orig_width"] * manifest["orig_height"]
+    assert {k: v["max"] for k, v in read("describe/pixel_counts.json").items()} == {
+        **pixels.groupby(manifest["label"]).max().to_dict(), "all": pixels.max()}
+    assert {k: v["mean"] for k, v in read("describe/copies_aspect_ratio.json").items()} == dict.fromkeys(labels, 1.0)
+    assert summary["originals"]["stored"] == len(manifest) and summary["originals"]["missing"] == 0
+    counts = manifest["label"].value_counts().to_dict()
+    for name in ("describe/mean_images.json", "describe/originals_mean_images.json"):
+        assert {k: v["count"] for k, v in read(name).items()} == counts
+    for name in ("describe/dynamic_range.json", "describe/originals_dynamic_range.json"):
+        ranges = read(name)["per_image"]
+        assert len(ranges) == len(manifest) and all(0 <= r <= 255 for r in ranges)
+    for channel in read("describe/originals_intensity.json")["channels"].values():
+        assert 0 <= channel["min"] <= channel["mean"] <= channel["max"] <= 255
+
+    # tags and classes: the stored trending run that gave the classes
+    run = latest_run(store)
+    assert run is not None
+    sample = read("tags/sample.json")
+    assert (sample["posts"], sample["unique_before"], sample["unique_after"]) == (
+        run.posts, len(run.raw), len(run.words))
+    assert sample["hashtags"] == sum(run.raw.values())
+    assert [w for w, _ in read("tags/top100_normalised.json")] == list(run.words)[:100]
+    assert [t for t, _ in read("tags/top20_before_after.json")["before"]] == list(run.raw)[:20]
+    wup = read("classes/wup.json")
+    assert wup["labels"] == labels
+    matrix = pd.DataFrame(wup["matrix"], index=labels, columns=labels)
+    assert (matrix.to_numpy().diagonal() == 1.0).all() and (matrix == matrix.T).all().all()
+    assert 0.5 < matrix.loc["cat", "dog"] < 1.0
+    candidates = read("classes/candidates.json")
+    assert [c["word"] for c in candidates] == list(run.words)[:100]
+    assert {c["word"] for c in candidates if c["status"] == "class"} == set(labels) & set(list(run.words)[:100])
+    assert all(c["reason"] for c in candidates if c["status"] != "class")
+    reasons = {c["word"]: c["reason"] for c in candidates}
+    for edge in read("classes/overlap_graph.json"):
+        assert reasons[edge["word"]].startswith(f"{edge['relation']} of {edge['class']}")
+
+
 @pytest.fixture
 def pipeline_env(monkeypatch: pytest.MonkeyPatch, demo: DemoInstance, tmp_path: Path) -> dict[str, str]:
     env = {
@@ -60,7 +146,8 @@ def pipeline_env(monkeypatch: pytest.MonkeyPatch, demo: DemoInstance, tmp_path: 
 
 
 def test_retrain_promotes_a_champion_then_follows_the_params(airflow_db: Path, dagbag: Any,
-                                                              pipeline_env: dict[str, str]) -> None:
+                                                              pipeline_env: dict[str, str],
+                                                              caplog: pytest.LogCaptureFixture) -> None:
     from mlflow import MlflowClient
 
     dag = dagbag.dags["pixtag_retrain"]
@@ -86,6 +173,7 @@ def test_retrain_promotes_a_champion_then_follows_the_params(airflow_db: Path, d
     assert champion.tags["pixtag.gate.decision"] == "promoted"
     params = client.get_run(champion.run_id).data.params
     assert "token" not in json.dumps(params).lower() and DEMO_TOKEN not in json.dumps(params)
+    check_study_figures(pipeline_env["PIXTAG_MLFLOW_URI"], champion.run_id, pipeline_env["PIXTAG_STORAGE"])
 
     # dag.test() keeps one DAG object between runs and its Params keep a previous run's conf,
     # so each run states both lists (a scheduler-made run starts from the defaults anyway).
@@ -109,8 +197,9 @@ def test_retrain_promotes_a_champion_then_follows_the_params(airflow_db: Path, d
     assert labels == {1: CLASSES, 2: CLASSES - {"flower"}}
 
     # Nothing new on the instance: nothing downloaded, computed, validated or trained again,
-    # and no new champion to announce.
-    fourth = dag.test(run_conf={"add_tags": [], "remove_tags": []})
+    # and no new champion to announce. A tag added that overlaps a class is refused, with its
+    # reason in the run's report and its log, and changes nothing.
+    fourth = dag.test(run_conf={"add_tags": ["puppies"], "remove_tags": []})
     assert fourth.state == "success"
     states = {ti.task_id: ti.state for ti in fourth.get_task_instances()}
     assert states["announce_champion"] == "skipped", states
@@ -118,4 +207,7 @@ def test_retrain_promotes_a_champion_then_follows_the_params(airflow_db: Path, d
     assert sum(xcom(fourth, "extract_features", i)["computed"] for i in range(5)) == 0
     report = xcom(fourth, "report")
     assert report["reused"] is True and report["decision"]["new_champion"] is False
+    assert set(report["classes"]) == CLASSES
+    assert report["refused"] == {"puppy": f"added tag refused: hyponym of dog; {FORCE_HINT}"}
+    assert "'puppy' is not made a class: added tag refused: hyponym of dog" in caplog.text
     assert len(client.search_model_versions("name='pixtag'")) == 2

@@ -111,3 +111,20 @@ def test_s3_dataset_figures_in_reports(base_dataset: Path, aws: str, settings: S
     store = open_storage(uri)
     assert store.read_bytes("reports/describe/mean_images.png").startswith(PNG_MAGIC)
     assert store.read_json("reports/describe/summary.json")["images"] == 20
+
+
+def test_each_figure_has_its_table_and_the_copies_and_dynamic_range_are_described(
+        described: dict[str, Any]) -> None:
+    summary, out, m = described["summary"], described["out"], described["manifest"]
+    for name in (*FIGURES, "dynamic_range", "copies_pixel_counts", "copies_aspect_ratio"):
+        assert (out / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
+        assert summary["tables"][name] == str(out / f"{name}.json")
+    ranges = json.loads((out / "dynamic_range.json").read_text())["per_image"]
+    assert len(ranges) == len(m) and all(0 <= r <= 255 for r in ranges)
+    assert summary["dynamic_range"]["max"] == max(ranges) and summary["dynamic_range"]["min"] == min(ranges)
+    assert summary["copies"]["pixel_count"]["min"] == summary["copies"]["pixel_count"]["max"] == 224 * 224
+    cropped = json.loads((out / "cropped_share.json").read_text())
+    assert cropped["all"] == pytest.approx(m["cropped"].mean(), abs=1e-4)
+    # these test datasets keep no originals: said, not guessed
+    assert summary["originals"] == {"stored": 0, "missing": len(m)}
+    assert not (out / "originals_intensity.png").exists()

@@ -80,3 +80,15 @@ def test_display_spelling_prefers_word_boundaries_then_frequency() -> None:
     statuses = [status(1, ["Photography"]), status(2, ["photography"]), status(3, ["photography"]),
                 status(4, ["catsofpixelfed"]), status(5, ["catsofpixelfed"]), status(6, ["CatsOfPixelfed"])]
     assert count_tags(statuses).raw == {"CatsOfPixelfed": 3, "photography": 3}
+
+
+def test_the_top_100_figure_shows_the_normalised_words() -> None:
+    """The study's Fig. 2 is of the words after normalisation, not of the raw hashtags."""
+    from pixtag.tags import TagCounts, top_tags_figure
+
+    counts = TagCounts(raw={"CatsOfPixelfed": 5, "cats": 4, "Dogs": 3}, words={"cat": 9, "dog": 3, "pixelfed": 5},
+                       posts=12)
+    (ax,) = top_tags_figure(counts).axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["cat", "dog", "pixelfed"]
+    assert [bar.get_height() for bar in ax.patches] == [9, 3, 5]
+    assert ax.get_title() == "Top 3 words (normalised) of 12 posts"

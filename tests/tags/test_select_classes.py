@@ -9,9 +9,11 @@ import pytest
 from pixtag import tags
 from pixtag.tags import (
     DEFAULT_DENY,
+    check_added,
     concreteness_problem,
     first_sense,
     overlap_problem,
+    polysemy_problem,
     select_classes,
 )
 
@@ -115,7 +117,7 @@ def test_allow_deny_add() -> None:
         COUNTS, max_classes=5,
         allow=["caturday", "mastodon"],  # exempt from the WordNet checks and the default deny list
         deny=["dogs"],  # settings deny: matched on the lemma
-        add=["#Kitten"],  # always a class, counts towards max_classes
+        add=["#Kitten"],  # a class once checked (WordNet: a young mammal, no hyponym of cat)
     )
     assert selection.classes == ["cat", "mastodon", "bird", "flower", "kitten"]
     assert selection.rejected["dog"] == "deny list: settings"
@@ -143,3 +145,33 @@ def test_only_the_top_candidates_are_considered() -> None:
     assert selection.classes == []
     assert len(selection.rejected) == tags.CANDIDATE_LIMIT
     assert "cat" not in selection.rejected
+
+
+def test_added_tags_are_checked_against_the_classes_and_each_other() -> None:
+    selection = select_classes(COUNTS, max_classes=5, add=["tabby", "puppy", "sunday", "caturday", "horse",
+                                                           "pony", "ferret"])
+    refused = {w: r for w, r in selection.rejected.items() if r.startswith("added tag refused")}
+    assert refused == {
+        "tabby": f"added tag refused: hyponym of cat; {tags.FORCE_HINT}",  # a class without the additions
+        "puppy": f"added tag refused: hyponym of dog; {tags.FORCE_HINT}",
+        "sunday": f"added tag refused: temporal (noun.time); {tags.FORCE_HINT}",
+        "caturday": f"added tag refused: not a noun in WordNet; {tags.FORCE_HINT}",
+        "pony": f"added tag refused: hyponym of horse; {tags.FORCE_HINT}",  # an addition accepted before it
+    }
+    assert selection.classes == ["cat", "dog", "bird", "horse", "ferret"]  # the additions displace the rarest
+    # forced: kept as the study's manual override, unchecked
+    kept, refused = check_added(["tabby", "horse", "pony"], ["cat"], force=["#Tabby"])
+    assert list(kept) == ["tabby", "horse"]
+    assert refused == {"pony": f"added tag refused: hyponym of horse; {tags.FORCE_HINT}"}
+
+
+def test_polysemous_words_get_a_reason() -> None:
+    assert polysemy_problem("cat") is None and polysemy_problem("bank") is None  # bank.n.01: 25 of 48
+    assert polysemy_problem("ferret") is None  # no sense counts: cannot tell
+    assert polysemy_problem("fan") == ("polysemous: its first sense fan.n.01 holds 4 of the 10 tagged uses "
+                                       "of its 3 noun senses")
+    selection = select_classes({"fan": 10, "cat": 5, "dog": 4})
+    assert selection.classes == ["cat", "dog"] and selection.rejected["fan"].startswith("polysemous")
+    selection = select_classes({"cat": 5, "dog": 4}, add=["fan"])
+    assert selection.rejected["fan"] == f"added tag refused: {polysemy_problem('fan')}; {tags.FORCE_HINT}"
+    assert select_classes({"cat": 5}, add=["fan"], force=["fan"]).classes == ["cat", "fan"]

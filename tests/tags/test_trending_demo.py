@@ -73,3 +73,22 @@ def test_the_same_trending_counts_select_the_same_classes_without_wordnet(
     changed = settings.model_copy(update={"max_classes": 4})
     with pytest.raises(AssertionError, match="selected again"):
         flow.select_classes(changed)
+
+
+def test_the_timeline_setting_picks_the_feed(demo: DemoInstance, tmp_path: Path) -> None:
+    """federated: the remote accounts' posts only (``acct`` with a domain), as the study sampled."""
+    from pixtag.pixelfed import Client
+    from pixtag.tags import count_tags
+
+    settings = load_settings(**demo_settings(demo.url, storage=str(tmp_path / "store"), timeline="federated"))
+    with Client(settings) as client:
+        remote = list(client.iter_public(10_000, local=False, remote=True))
+        local = list(client.iter_public(10_000))
+    assert remote and all("@" in s.account.acct for s in remote)
+    assert local and all("@" not in s.account.acct for s in local)
+    federated = trending(settings, posts=10_000)
+    assert federated.extra["timeline"] == "federated" and federated.posts == len(remote)
+    assert federated.raw == count_tags(remote).raw
+    both = trending(settings.model_copy(update={"timeline": "both"}), posts=10_000)  # not "nothing new"
+    assert both.posts == len(remote) + len(local) and "unchanged_since" not in both.extra
+    assert latest_run(LocalStorage(tmp_path / "store")).extra["timeline"] == "both"
