@@ -88,7 +88,7 @@ def _make_one(job: tuple[int, str, str, str, int]) -> dict[str, Any]:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
     return {
-        "post_id": f"aug-{index}", "media_id": str(index), "account": "bench", "label": label,
+        "post_id": f"aug-{index}", "media_id": str(index), "account": f"bench-{index}", "label": label,
         "sha256": sha, "phash": phash(image), "mode": "RGB", "width": SIZE, "height": SIZE,
         "orig_width": SIZE, "orig_height": SIZE, "cropped": False, "sensitive": False,
         "visibility": "public", "created_at": "2026-11-01T00:00:00Z",

@@ -40,6 +40,14 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if key.startswith("PIXTAG_") and key != "PIXTAG_PHOTOS":
             monkeypatch.delenv(key, raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # pixtag falls back to it
+    # dag.test() runs tasks in this process and leaves Airflow's task context in os.environ;
+    # pixtag reads it (no progress bars inside a task), so it must not outlive that test.
+    for key in list(os.environ):
+        if key.startswith("AIRFLOW_CTX_"):
+            monkeypatch.delenv(key, raising=False)
+    from pixtag import logs
+
+    logs.quiet_progress(False)
     monkeypatch.setenv("PIXTAG_CREDENTIALS_FILE", str(tmp_path / "credentials.yaml"))
     # The session's instance serves the labelled photos only (no everyday photos), so its
     # timeline has nothing to learn "none of the classes" from: tests that scrape it collect

@@ -9,7 +9,7 @@ from pixtag.config import load_settings
 def test_registered_token_never_reaches_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
     load_settings(token="sekrit-token-9f8e7d", instance_url="https://pixel.example")
     log = logs.get_logger("pixtag.test")
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG, logger="pixtag.test"):
         log.debug("header Authorization: Bearer %s", "sekrit-token-9f8e7d")
         try:
             raise RuntimeError("failed with sekrit-token-9f8e7d inside")
