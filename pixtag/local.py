@@ -213,7 +213,10 @@ def airflow_env(layout: Layout, api_port: int, pixtag_env: dict[str, str]) -> di
     """Environment for every Airflow process: embedded SQLite, LocalExecutor, the repo's DAGs."""
     home = layout.airflow_home
     home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    # Not the caller's Airflow configuration, task context or MLflow run/experiment: the stack's
+    # tasks log to the stack's own MLflow.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW__", "AIRFLOW_CTX_", "MLFLOW_EXPERIMENT", "MLFLOW_RUN_ID"))}
     env.update({
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(layout.project / "dags"),
@@ -345,6 +348,29 @@ class AirflowAPI:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         data = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
         return list(data.get("task_instances", []))
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1,
+                 tail: int = 40) -> str:
+        """The last ``tail`` lines of a task instance's log (to say why a task failed)."""
+        data = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+                         params={"map_index": map_index, "full_content": True},
+                         headers={"Accept": "application/json"})
+        content = data.get("content", []) if isinstance(data, dict) else []
+        lines = [f"{e.get('level', '')} {e.get('event', '')}" if isinstance(e, dict) else str(e) for e in content]
+        return "\n".join(lines[-tail:])
+
+    def failure_logs(self, dag_id: str, run_id: str) -> str:
+        """The log tails of the run's failed task instances (empty when none failed)."""
+        parts = []
+        for ti in self.task_instances(dag_id, run_id):
+            if ti.get("state") == "failed":
+                try:
+                    text = self.task_log(dag_id, run_id, ti["task_id"], max(int(ti.get("try_number") or 1), 1),
+                                         ti.get("map_index", -1))
+                except StackError as exc:
+                    text = f"(no log: {exc})"
+                parts.append(f"--- {ti['task_id']}[{ti.get('map_index', -1)}] ---\n{text}")
+        return "\n".join(parts)
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         data = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
@@ -510,6 +536,7 @@ def run_stack(settings: Settings, *, photos: Path | None, ports: Ports, conf: di
         print_summary(summary, echo)
         if state != "success":
             failed = [t["task_id"] for t in api.task_instances(DAG_ID, run_id) if t.get("state") == "failed"]
+            echo(api.failure_logs(DAG_ID, run_id))
             raise StackError(f"{DAG_ID} run {run_id} ended {state} (failed: {', '.join(failed) or '?'}); "
                              f"task logs in the Airflow UI or {running.layout.airflow_home / 'logs'}")
         if keep is None:

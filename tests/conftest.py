@@ -33,8 +33,23 @@ def photos() -> Path:
     return path
 
 
+LEAKY = ("AIRFLOW_CTX_", "MLFLOW_", "_AIRFLOW")  # dag.test() and mlflow.start_run() set these for good
+
+
 @pytest.fixture(autouse=True)
-def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _no_leaked_environment() -> Iterator[None]:
+    """What a test's ``dag.test()`` or MLflow run leaves in os.environ (MLFLOW_EXPERIMENT_ID,
+    AIRFLOW_CTX_*...) goes with it: later tests, and the stacks they start as
+    subprocesses, must not inherit it."""
+    before = {k: v for k, v in os.environ.items() if k.startswith(LEAKY)}
+    yield
+    for key in [k for k in os.environ if k.startswith(LEAKY) and k not in before]:
+        del os.environ[key]
+    os.environ.update(before)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(_no_leaked_environment: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's own settings, credentials or PIXTAG_* environment."""
     for key in list(os.environ):
         if key.startswith("PIXTAG_") and key != "PIXTAG_PHOTOS":

@@ -97,7 +97,8 @@ def wait_for_required_action(api: Any, run_id: str, task_id: str) -> dict[str, A
             return dict(api.call("GET", hitl_path(run_id, task_id)))
         if states.get(task_id) in ("success", "failed", "skipped", "upstream_failed") or \
                 api.call("GET", f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}")["state"] == "failed":
-            raise StackError(f"{task_id} ended {states.get(task_id)} without asking anyone: {states}")
+            raise StackError(f"{task_id} ended {states.get(task_id)} without asking anyone: {states}\n"
+                             f"{api.failure_logs(DAG_ID, run_id)}")
         time.sleep(3)
     raise StackError(f"{task_id} did not wait for a person within {RUN_TIMEOUT:.0f} s")
 
@@ -155,7 +156,7 @@ def wait_for_run(ui: Page, api: Any, run_id: str, run_page: str) -> str:
         api.follow(DAG_ID, run_id, RUN_TIMEOUT, echo=lambda line: print(line, flush=True))
     except StackError as exc:
         states = {(t["task_id"], t["map_index"]): t["state"] for t in api.task_instances(DAG_ID, run_id)}
-        pytest.fail(f"{exc}; tasks: {states}")
+        pytest.fail(f"{exc}; tasks: {states}\n{api.failure_logs(DAG_ID, run_id)}")
     # A fresh load: navigating inside the app carries the DAG list's search ("pixtag") over into
     # the run's task filter, and the table then shows no task instances.
     ui.driver.get(urlsplit(run_page)._replace(query="", fragment="").geturl())
