@@ -23,7 +23,7 @@ $(SYSTEM_STAMP): scripts/setup_system.sh | $(STAMP)
 	bash scripts/setup_system.sh
 	touch $@
 
-$(NLTK_STAMP): scripts/setup_nltk.sh pixtag/nlp.py pixtag/data/stopwords-english | $(STAMP) $(SYSTEM_STAMP)
+$(NLTK_STAMP): scripts/setup_nltk.sh pixtag/tags/nlp.py pixtag/tags/stopwords-english | $(STAMP) $(SYSTEM_STAMP)
 	bash scripts/setup_nltk.sh $(VENV)/nltk_data
 	touch $@
 

@@ -28,10 +28,10 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pixtag.config import load_settings
-from pixtag.http import max_rate
-from pixtag.scrape import assemble, scrape_class
-from pixtag.tags import normalize
+from pixtag.core.config import load_settings
+from pixtag.data.scrape import assemble, scrape_class
+from pixtag.sources.http import max_rate
+from pixtag.tags.trending import normalize
 
 CLASSES = ["cat", "dog", "bird", "flower", "car"]
 TOKEN = "bench-token-0123456789"

@@ -9,7 +9,7 @@ through the accuracy gate → with `promotion: human`, wait for a person to appr
 `@challenger` (*Required actions*) → announce a new champion (Asset) → report.
 
 Trigger it by hand to change the classes: **add_tags** / **remove_tags** persist for later
-runs until undone. Every stage is a function in `pixtag.flow`; tasks pass storage URIs and
+runs until undone. Every stage is a function in `pixtag.pipeline.flow`; tasks pass storage URIs and
 small summaries, never images or features.
 """
 
@@ -24,7 +24,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLEntr
 from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from pixtag.flow import dag_config
+from pixtag.pipeline.flow import dag_config
 
 CONFIG = dag_config()
 CHAMPION = Asset(name="pixtag_champion", uri=f"models:/{CONFIG.model_name}@champion")
@@ -35,7 +35,7 @@ TAG_PATTERN = "^#?[A-Za-z][A-Za-z0-9_]*$"
 
 def settings() -> Any:
     """This run's settings: configuration + Params + the Pixelfed connection (token stays secret)."""
-    from pixtag.flow import run_settings
+    from pixtag.pipeline.flow import run_settings
 
     url, token = pixelfed_connection()
     return run_settings(get_current_context()["params"], instance_url=url, token=token)
@@ -64,9 +64,9 @@ def stop_on(error: Exception) -> None:
 def final_errors() -> Iterator[None]:
     """Failures a retry cannot fix end the task at once: a bad setting or Param (raised before
     the stage does any work), a token the instance refuses, an outcome that forbids going on."""
-    from pixtag.config import SettingsError
-    from pixtag.flow import FlowError
-    from pixtag.pixelfed import AuthError
+    from pixtag.core.config import SettingsError
+    from pixtag.pipeline.flow import FlowError
+    from pixtag.sources.pixelfed import AuthError
 
     try:
         yield
@@ -92,7 +92,7 @@ class ReviewImages(HITLEntryOperator):
     written before the run goes on without them."""
 
     def execute(self, context: Any) -> Any:
-        from pixtag.human import review_body, review_request
+        from pixtag.pipeline.human import review_body, review_request
 
         with final_errors():
             run = settings()
@@ -102,7 +102,7 @@ class ReviewImages(HITLEntryOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        from pixtag.human import ReviewInputError, apply_review
+        from pixtag.pipeline.human import ReviewInputError, apply_review
 
         answer = super().execute_complete(context=context, event=event)
         try:
@@ -117,8 +117,8 @@ class ApprovePromotion(ApprovalOperator):
     keeps the champion (and records why). Otherwise it passes at once."""
 
     def execute(self, context: Any) -> Any:
-        from pixtag.flow import mlflow_ui
-        from pixtag.human import approval_body, disagreement_sheet
+        from pixtag.pipeline.flow import mlflow_ui
+        from pixtag.pipeline.human import approval_body, disagreement_sheet
 
         decision = context["ti"].xcom_pull(task_ids="register")
         if decision.get("decision") != "challenger":
@@ -131,7 +131,7 @@ class ApprovePromotion(ApprovalOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        from pixtag.registry import record_approval
+        from pixtag.model.registry import record_approval
 
         decision = context["ti"].xcom_pull(task_ids="register")
         approved = event.get("chosen_options") == [self.APPROVE]
@@ -183,8 +183,7 @@ class ApprovePromotion(ApprovalOperator):
     },
 )
 def pixtag_retrain() -> None:
-    from pixtag import flow
-
+    from pixtag.pipeline import flow
     # multiple_outputs=False: a task returning a dict pushes that one XCom (Airflow would push
     # each of its keys as well, ~10x the execution-API requests and XCom rows per run).
     @task(pool="pixelfed_api", multiple_outputs=False, **NETWORK)

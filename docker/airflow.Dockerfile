@@ -33,7 +33,7 @@ RUN sed '/^# test and dev tools/,$d' /opt/pixtag/requirements.txt > /tmp/require
     && rm /tmp/requirements.txt \
     && (pip check || echo "pixtag image: pip check reports the conflicts above (base image extras)") >&2
 
-# pixtag, editable: pixtag.validate finds expectations/ beside the package.
+# pixtag, editable: pixtag.data.validate finds expectations/ beside the package.
 COPY --chown=airflow:0 pyproject.toml /opt/pixtag/
 COPY --chown=airflow:0 pixtag /opt/pixtag/pixtag
 RUN pip install --no-cache-dir --no-deps -e /opt/pixtag

@@ -1,3 +1,3 @@
-from pixtag.cli import main
+from pixtag.cli.main import main
 
 main()

@@ -12,9 +12,9 @@ import pytest
 import requests
 import yaml
 
-from pixtag.config import load_settings
-from pixtag.demo.server import DemoInstance
-from pixtag.pixelfed import AuthError, Client
+from pixtag.core.config import load_settings
+from pixtag.sources.pixelfed import AuthError, Client
+from pixtag_demo.server import DemoInstance
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from pixtag import backbones
-from pixtag.backbones import (
+from pixtag.model import backbones
+from pixtag.model.backbones import (
     LITE0,
     BackboneError,
     cache_key,
@@ -20,7 +20,7 @@ from pixtag.backbones import (
     load_weights,
     resolve_name,
 )
-from pixtag.features import decode_image
+from pixtag.model.features import decode_image
 from tests.helpers import random_weights
 
 
@@ -163,7 +163,7 @@ def test_wrap_honours_bf16_and_channels_last_and_defaults_them_off_on_cpu() -> N
     same features within bf16 rounding (the path CUDA takes by default)."""
     import timm
 
-    from pixtag.backbones import WeightsSource, wrap
+    from pixtag.model.backbones import WeightsSource, wrap
 
     torch.manual_seed(0)
     model = timm.create_model("test_efficientnet", pretrained=False, num_classes=0)

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from pixtag.batching import Batcher
+from pixtag.model.batching import Batcher
 
 
 def gated(release: threading.Event, calls: list[int], fail: bool = False):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pixtag.card import changes
+from pixtag.model.card import changes
 
 
 def test_changes_since_the_champion_count_classes_and_images() -> None:

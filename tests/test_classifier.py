@@ -9,7 +9,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.svm import LinearSVC
 from sklearn.utils.estimator_checks import check_estimator
 
-from pixtag.classifier import LinearSVMClassifier, _Hessian, _Penalty, fit_splits, l2svm, platt
+from pixtag.model.classifier import LinearSVMClassifier, _Hessian, _Penalty, fit_splits, l2svm, platt
 
 
 def blobs(n: int = 300, d: int = 20, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from pixtag.config import SettingsError, load_settings, read_credentials, write_credentials
+from pixtag.core.config import SettingsError, load_settings, read_credentials, write_credentials
 
 
 def test_defaults_are_valid() -> None:

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from pixtag.backbones import LITE0
-from pixtag.cli import cli
-from pixtag.config import load_settings
-from pixtag.evaluate import EvaluateError, evaluate, labelled_files, summarise
-from pixtag.registry import register
-from pixtag.train import train
+from pixtag.cli.main import cli
+from pixtag.core.config import load_settings
+from pixtag.model.backbones import LITE0
+from pixtag.model.evaluate import EvaluateError, evaluate, labelled_files, summarise
+from pixtag.model.registry import register
+from pixtag.model.train import train
 from tests.helpers import shared_dataset
 
 CLASSES = ["bird", "car", "cat", "dog", "flower"]

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pixtag import features as features_mod
-from pixtag.backbones import LITE0, Backbone, create_backbone
-from pixtag.cli import cli
-from pixtag.config import load_settings
-from pixtag.dataset import read_manifest
-from pixtag.features import FeaturesError, decode_image, features, read_cache
-from pixtag.storage import open_storage
+from pixtag.cli.main import cli
+from pixtag.core.config import load_settings
+from pixtag.core.dataset import read_manifest
+from pixtag.core.storage import open_storage
+from pixtag.model import features as features_mod
+from pixtag.model.backbones import LITE0, Backbone, create_backbone
+from pixtag.model.features import FeaturesError, decode_image, features, read_cache
 from tests.helpers import make_dataset
 
 
@@ -151,7 +151,7 @@ def test_extraction_memory_does_not_grow_with_the_images(small: Path,
 
     import pandas as pd
 
-    from pixtag.features import compute, load_vectors
+    from pixtag.model.features import compute, load_vectors
 
     monkeypatch.setattr(features_mod, "SHARD_SIZE", 2)
     monkeypatch.setattr(features_mod, "extractor", lambda *a, **k: BigBackbone())
@@ -188,7 +188,7 @@ def test_extraction_memory_does_not_grow_with_the_images(small: Path,
 def _start_child(clear: bool, results: Any) -> None:
     import multiprocessing
 
-    from pixtag.features import allow_worker_processes
+    from pixtag.model.features import allow_worker_processes
 
     cleared = allow_worker_processes() if clear else False
     try:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pixtag import flow
-from pixtag.config import load_settings
-from pixtag.storage import open_storage
-from pixtag.tags import FORCE_HINT, TagCounts, save_run
+from pixtag.core.config import load_settings
+from pixtag.core.storage import open_storage
+from pixtag.pipeline import flow
+from pixtag.tags.trending import FORCE_HINT, TagCounts, save_run
 
 pytestmark = pytest.mark.usefixtures("wordnet")
 WORDS = {"cat": 50, "dog": 40, "bird": 30, "animal": 20, "puppy": 10}
@@ -19,7 +19,7 @@ WORDS = {"cat": 50, "dog": 40, "bird": 30, "animal": 20, "puppy": 10}
 
 def test_configured_classes_check_the_added_tags(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     settings = load_settings(storage=str(tmp_path / "store"), classes=["cat", "dog"], add_tags=["tabby"])
-    with caplog.at_level(logging.WARNING, logger="pixtag.flow"):
+    with caplog.at_level(logging.WARNING, logger="pixtag.pipeline.flow"):
         selection = flow.select_classes(settings, add=["ferret", "Sundays"])
     assert selection["classes"] == ["cat", "dog", "ferret"]
     assert selection["refused"] == {"tabby": f"added tag refused: hyponym of cat; {FORCE_HINT}",

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from pixtag.http import (
+from pixtag.sources.http import (
     AddressPolicy,
     BlockedURL,
     HTTPError,

@@ -8,10 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from pixtag.config import load_settings
-from pixtag.human import ReviewInputError, apply_review, approval_body, parse_exclusions, review_body, review_request
-from pixtag.review import contact_refs, read_raw_manifest
-from pixtag.storage import open_storage
+from pixtag.core.config import load_settings
+from pixtag.core.storage import open_storage
+from pixtag.data.review import contact_refs, read_raw_manifest
+from pixtag.pipeline.human import (
+    ReviewInputError,
+    apply_review,
+    approval_body,
+    parse_exclusions,
+    review_body,
+    review_request,
+)
 from tests.helpers import make_dataset
 
 

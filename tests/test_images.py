@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixtag.images import (
+from pixtag.data.images import (
     ImageRejected,
     PhashIndex,
     is_grayscale,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pixtag import ledger
-from pixtag.ledger import LedgerError, append, compact, read_phashes
-from pixtag.storage import open_storage
+from pixtag.core.storage import open_storage
+from pixtag.data import ledger
+from pixtag.data.ledger import LedgerError, append, compact, read_phashes
 
 A, B, C = "0123456789abcdef", "fedcba9876543210", "00000000ffffffff"
 
@@ -56,8 +56,8 @@ def test_ledger_on_s3(s3_endpoint: str) -> None:
 def test_the_dags_scrape_step_compacts_the_ledger_before_the_scrapes_read_it(tmp_path: Path) -> None:
     """One object per served request piles up; the run's ``labels_of`` step (flow.scrape_labels,
     once, before the mapped scrapes) folds them so each scrape reads one object (plus any new)."""
-    from pixtag.config import load_settings
-    from pixtag.flow import scrape_labels
+    from pixtag.core.config import load_settings
+    from pixtag.pipeline.flow import scrape_labels
 
     store = open_storage(tmp_path / "store")
     values = {f"{i:016x}" for i in range(40)}

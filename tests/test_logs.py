@@ -2,8 +2,8 @@ import logging
 
 import pytest
 
-from pixtag import logs
-from pixtag.config import load_settings
+from pixtag.core import logs
+from pixtag.core.config import load_settings
 
 
 def test_registered_token_never_reaches_a_log_line(caplog: pytest.LogCaptureFixture) -> None:

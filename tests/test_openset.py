@@ -18,14 +18,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pixtag import dataset
-from pixtag.backbones import LITE0
-from pixtag.cli import cli
-from pixtag.config import load_settings
-from pixtag.demo.server import DemoInstance
-from pixtag.demo.world import OTHER_TRAPS, build_world
-from pixtag.images import ImageRejected, prepare
-from pixtag.openset import (
+from pixtag.cli.main import cli
+from pixtag.core import dataset
+from pixtag.core.config import load_settings
+from pixtag.core.storage import LocalStorage
+from pixtag.data.images import ImageRejected, prepare
+from pixtag.data.scrape import class_variants, scrape, screen_background
+from pixtag.data.validate import background_frame, validate
+from pixtag.model.backbones import LITE0
+from pixtag.model.openset import (
     BACKGROUND,
     choose_threshold,
     confidence,
@@ -33,12 +34,11 @@ from pixtag.openset import (
     tag_probabilities,
     wrong_confidence,
 )
-from pixtag.registry import Champion, decide, register
-from pixtag.scrape import class_variants, scrape, screen_background
-from pixtag.storage import LocalStorage
-from pixtag.tags import normalize, select_classes, trending
-from pixtag.train import train
-from pixtag.validate import background_frame, validate
+from pixtag.model.registry import Champion, decide, register
+from pixtag.model.train import train
+from pixtag.tags.trending import normalize, select_classes, trending
+from pixtag_demo.server import DemoInstance
+from pixtag_demo.world import OTHER_TRAPS, build_world
 from tests.conftest import DEMO_TOKEN, REPO, demo_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("wordnet")]
@@ -157,7 +157,7 @@ def test_background_images_carry_no_class_tag(trained: dict[str, Any], instance:
 
 
 def test_screen_background_uses_raw_and_normalised_spellings(instance: DemoInstance) -> None:
-    from pixtag.pixelfed import Client
+    from pixtag.sources.pixelfed import Client
 
     world = instance.world
     post = next(p for p in world.posts if p.kind == "other" and p.visibility == "public"
@@ -246,7 +246,7 @@ def test_photos_of_other_subjects_get_no_tag(trained: dict[str, Any], held_out: 
 
 
 def test_a_sunset_gets_no_tag(trained: dict[str, Any], held_out: dict[str, Path]) -> None:
-    from pixtag.suggest import suggest
+    from pixtag.model.suggest import suggest
 
     sunsets = sorted((held_out["others"] / "sky_sunset").glob("*.jpg"))
     results = suggest(trained["settings"], sunsets, trained["train"]["model_uri"])

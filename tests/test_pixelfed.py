@@ -2,8 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pixtag.config import load_settings
-from pixtag.pixelfed import (
+from pixtag.core.config import load_settings
+from pixtag.sources.pixelfed import (
     AuthError,
     BadResponse,
     Client,

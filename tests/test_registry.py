@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pixtag import registry
-from pixtag.backbones import LITE0
-from pixtag.cli import cli
-from pixtag.config import load_settings
-from pixtag.registry import Champion, decide, mcnemar, register
-from pixtag.storage import open_storage
-from pixtag.train import train
+from pixtag.cli.main import cli
+from pixtag.core.config import load_settings
+from pixtag.core.storage import open_storage
+from pixtag.model import registry
+from pixtag.model.backbones import LITE0
+from pixtag.model.registry import Champion, decide, mcnemar, register
+from pixtag.model.train import train
 from tests.helpers import make_dataset, random_weights, shared_dataset
 
 LABELS = ("bird", "car", "cat", "dog", "flower")
@@ -104,7 +104,7 @@ def test_the_ratchet_is_refused() -> None:
 
 def test_a_one_class_collapse_is_refused() -> None:
     """The candidate is 0.94 overall, better than the champion, but finds only 6 of 10 cats."""
-    from pixtag.train import held_out_metrics
+    from pixtag.model.train import held_out_metrics
 
     truth = np.repeat(LABELS, 10)
     pred = truth.copy()

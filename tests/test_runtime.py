@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pixtag import runtime
-from pixtag.backbones import LITE0, Backbone, cache_key, create_backbone
-from pixtag.config import load_settings
-from pixtag.dataset import read_manifest
-from pixtag.features import decode_image, features, load_vectors
-from pixtag.runtime import OnnxBackbone, create_extractor, graph_key, record_key, resolve_runtime
-from pixtag.storage import LocalStorage, open_storage
+from pixtag.core.config import load_settings
+from pixtag.core.dataset import read_manifest
+from pixtag.core.storage import LocalStorage, open_storage
+from pixtag.model import runtime
+from pixtag.model.backbones import LITE0, Backbone, cache_key, create_backbone
+from pixtag.model.features import decode_image, features, load_vectors
+from pixtag.model.runtime import OnnxBackbone, create_extractor, graph_key, record_key, resolve_runtime
 from tests.helpers import make_dataset
 
 KEY = cache_key(LITE0)
@@ -71,7 +71,7 @@ def test_a_cached_graph_is_used_without_exporting_again(exported, images: np.nda
     store, first = exported
     graph = store.local_path(graph_key(KEY))
     mtime = graph.stat().st_mtime_ns
-    with caplog.at_level(logging.INFO, logger="pixtag.runtime"):
+    with caplog.at_level(logging.INFO, logger="pixtag.model.runtime"):
         again = create_extractor(LITE0, runtime="auto", store=store, key=KEY)
     assert isinstance(again, OnnxBackbone) and "cached graph" in caplog.text
     assert graph.stat().st_mtime_ns == mtime
@@ -81,14 +81,14 @@ def test_a_cached_graph_is_used_without_exporting_again(exported, images: np.nda
 def test_a_graph_outside_the_tolerance_falls_back_to_torch_and_is_remembered(
         tmp_path: Path, images: np.ndarray, caplog: pytest.LogCaptureFixture) -> None:
     store = LocalStorage(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="pixtag.runtime"):
+    with caplog.at_level(logging.WARNING, logger="pixtag.model.runtime"):
         extractor = create_extractor(LITE0, runtime="onnx", tolerance=1e-12, store=store, key=KEY,
                                      samples=lambda _: images[:2])
     assert isinstance(extractor, Backbone) and extractor.runtime == "torch"
     assert "> tolerance 1e-12: using PyTorch" in caplog.text
     assert store.read_json(record_key(KEY))["verified"] is False
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="pixtag.runtime"):
+    with caplog.at_level(logging.WARNING, logger="pixtag.model.runtime"):
         again = create_extractor(LITE0, runtime="onnx", tolerance=1e-12, store=store, key=KEY)
     assert isinstance(again, Backbone) and "its cached ONNX graph differs" in caplog.text  # no new export
     # A looser tolerance accepts the graph already cached.
@@ -102,7 +102,7 @@ def test_a_failed_export_falls_back_to_torch(tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.setattr(runtime, "export", unsupported)
     store = LocalStorage(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="pixtag.runtime"):
+    with caplog.at_level(logging.WARNING, logger="pixtag.model.runtime"):
         extractor = create_extractor(LITE0, runtime="onnx", store=store, key=KEY)
     assert isinstance(extractor, Backbone)
     assert "ONNX export failed (RuntimeError: Exporting the operator 'aten::fancy'" in caplog.text

@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pixtag.storage import LocalStorage, S3Storage, StorageError, open_storage
+from pixtag.core.storage import LocalStorage, S3Storage, StorageError, open_storage
 
 
 def _roundtrip(store) -> None:

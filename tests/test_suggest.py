@@ -22,14 +22,14 @@ import requests
 from click.testing import CliRunner
 from PIL import Image
 
-from pixtag import ledger
-from pixtag.backbones import LITE0
-from pixtag.cli import cli
-from pixtag.config import load_settings
-from pixtag.images import prepare
-from pixtag.registry import register
-from pixtag.suggest import DATA_DIR, ONNX_FILE, SuggestError, combine, pick_tags, read_item, windows
-from pixtag.train import train
+from pixtag.cli.main import cli
+from pixtag.core.config import load_settings
+from pixtag.data import ledger
+from pixtag.data.images import prepare
+from pixtag.model.backbones import LITE0
+from pixtag.model.registry import register
+from pixtag.model.suggest import DATA_DIR, ONNX_FILE, SuggestError, combine, pick_tags, read_item, windows
+from pixtag.model.train import train
 from tests.helpers import shared_dataset
 
 LABELS = ["bird", "car", "cat", "dog", "flower"]

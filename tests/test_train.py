@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from pixtag.backbones import LITE0
-from pixtag.cli import cli
-from pixtag.config import load_settings
-from pixtag.train import (
+from pixtag.cli.main import cli
+from pixtag.core.config import load_settings
+from pixtag.model.backbones import LITE0
+from pixtag.model.train import (
     CLASSIFIER_PARAMS,
     TrainError,
     check_trainable,
@@ -133,7 +133,7 @@ def test_train_reaches_the_study_accuracy_and_logs_everything(settings, tmp_path
     assert len(client.search_runs([run.info.experiment_id])) == 2
     # A task process that finds the candidate to reuse does not import scikit-learn (seconds).
     probe = subprocess.run([sys.executable, "-c", (
-        "import json, sys; from pixtag.config import load_settings; from pixtag.train import train; "
+        "import json, sys; from pixtag.core.config import load_settings; from pixtag.model.train import train; "
         f"s = load_settings(storage={settings.storage!r}, backbone={LITE0!r}, mlflow_uri={settings.mlflow_uri!r}); "
         "print(json.dumps([train(s)['run_id'], 'sklearn' in sys.modules]))")],
         capture_output=True, text=True, check=True)
@@ -194,8 +194,8 @@ def test_cv_and_refit_shares_work_between_svm_fits_not_answers() -> None:
     from sklearn.linear_model import RidgeClassifier
     from sklearn.model_selection import StratifiedKFold
 
-    from pixtag.classifier import LinearSVMClassifier
-    from pixtag.train import cv_and_refit
+    from pixtag.model.classifier import LinearSVMClassifier
+    from pixtag.model.train import cv_and_refit
 
     rng = np.random.default_rng(3)
     y = np.repeat(["bird", "car", "cat"], 60)
@@ -232,7 +232,7 @@ def accounts_dataset(seed: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
 
 def test_origin_groups_by_post_or_account() -> None:
-    from pixtag.train import origin_groups
+    from pixtag.model.train import origin_groups
 
     rows = pd.DataFrame({"post_id": ["p1", "p1", "p2", "p3"], "account": ["ann", "ann", "ann", ""],
                          "sha256": ["a", "b", "c", "d"]})
@@ -267,8 +267,8 @@ def test_grouping_by_account_changes_the_accuracy_and_the_gate_decision() -> Non
     """Ungrouped, the test images' accounts are in training: the model recognises the accounts
     and looks excellent; grouped, it meets new accounts, as it will in production, and the gate
     refuses it."""
-    from pixtag.registry import decide
-    from pixtag.train import closed_predict, cv_and_refit
+    from pixtag.model.registry import decide
+    from pixtag.model.train import closed_predict, cv_and_refit
 
     X, y, accounts, posts = accounts_dataset()
     figures = {}

@@ -7,9 +7,9 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pixtag import dataset
-from pixtag.images import prepare
-from pixtag.storage import Storage, open_storage
+from pixtag.core import dataset
+from pixtag.core.storage import Storage, open_storage
+from pixtag.data.images import prepare
 
 if TYPE_CHECKING:
     import pandas as pd

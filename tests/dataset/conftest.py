@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pixtag.cli import main
-from pixtag.config import Settings, load_settings
-from pixtag.storage import open_storage
+from pixtag.cli.main import main
+from pixtag.core.config import Settings, load_settings
+from pixtag.core.storage import open_storage
 from tests.dataset.build import CLASSES
 from tests.helpers import make_dataset
 

@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pixtag import dataset
-from pixtag.config import Settings
-from pixtag.describe import describe, pixel_stats
-from pixtag.storage import open_storage
+from pixtag.core import dataset
+from pixtag.core.config import Settings
+from pixtag.core.storage import open_storage
+from pixtag.data.describe import describe, pixel_stats
 from tests.dataset.build import CLASSES, tree_digest, upload_subset
 
 FIGURES = ("pixel_counts", "aspect_ratio", "cropped_share", "intensity", "mean_images")
@@ -22,7 +22,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def described(base_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """``describe`` of the base dataset into a temporary folder, run once for these tests."""
-    from pixtag.config import load_settings
+    from pixtag.core.config import load_settings
 
     out = tmp_path_factory.mktemp("describe")
     before = tree_digest(base_dataset)

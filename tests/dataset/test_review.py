@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pixtag import dataset
-from pixtag.config import Settings
-from pixtag.review import ReviewError, contact_refs, excluded_mask, review
-from pixtag.storage import open_storage
+from pixtag.core import dataset
+from pixtag.core.config import Settings
+from pixtag.core.storage import open_storage
+from pixtag.data.review import ReviewError, contact_refs, excluded_mask, review
 from tests.dataset.build import CLASSES, tree_digest, upload_subset
 
 FIGURE = re.compile(r'<figure(?: class="excluded")? id="([^"]+)">')

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pixtag import dataset
-from pixtag.cli import main
-from pixtag.config import Settings
-from pixtag.storage import open_storage
-from pixtag.validate import (
+from pixtag.cli.main import main
+from pixtag.core import dataset
+from pixtag.core.config import Settings
+from pixtag.core.storage import open_storage
+from pixtag.data.validate import (
     SUITE_DIR,
     SUITES,
     SuiteError,
@@ -298,7 +298,7 @@ def test_suite_files_are_gx_suites_with_parameters() -> None:
 
 # ------------------------------------------------------------------ S3 ---------------------
 def test_s3_dataset_docs_uploaded_under_reports(base_dataset: Path, aws: str) -> None:
-    from pixtag.config import load_settings
+    from pixtag.core.config import load_settings
 
     uri = f"s3://{aws}/datasets/v1"
     upload_subset(base_dataset, uri, per_class=4)
@@ -316,8 +316,7 @@ def test_s3_dataset_docs_uploaded_under_reports(base_dataset: Path, aws: str) ->
 
 def test_reuse_returns_the_earlier_verdict_until_an_input_changes(ds: Path, settings: Settings,
                                                                    tmp_path: Path) -> None:
-    from pixtag import validate as validate_mod
-
+    from pixtag.data import validate as validate_mod
     first = validate(str(ds), settings, docs_dir=tmp_path / "docs", reuse=True)
     verdicts = list((ds / "reports" / "validations").glob("*.json"))
     assert first.success and not first.cached and len(verdicts) == 1
@@ -366,7 +365,7 @@ def test_validate_from_an_installed_wheel_uses_the_suites_it_ships(base_dataset:
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {
         "PYTHONPATH": str(site), "PIXTAG_CLASSES": ",".join(CLASSES), "PIXTAG_MIN_PER_CLASS": str(MIN_PER_CLASS)}
-    where = subprocess.run([sys.executable, "-c", "import pixtag.validate as v; print(v.SUITE_DIR)"],
+    where = subprocess.run([sys.executable, "-c", "import pixtag.data.validate as v; print(v.SUITE_DIR)"],
                            env=env, cwd=elsewhere, capture_output=True, text=True, check=True)
     assert Path(where.stdout.strip()) == site / "pixtag" / "expectations"
     proc = subprocess.run([str(site / "bin" / "pixtag"), "validate", str(ds), "--json"],

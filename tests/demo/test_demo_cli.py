@@ -15,8 +15,8 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from pixtag.cli import cli, main
-from pixtag.demo.server import default_photos
+from pixtag.cli.main import cli, main
+from pixtag_demo.server import default_photos
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,9 +10,9 @@ import pytest
 import requests
 from PIL import Image
 
-from pixtag.demo.server import DemoInstance, Faults
-from pixtag.demo.world import World
-from pixtag.pixelfed import BadResponse, Client
+from pixtag.sources.pixelfed import BadResponse, Client
+from pixtag_demo.server import DemoInstance, Faults
+from pixtag_demo.world import World
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from pixtag.demo.server import DemoInstance, public_link
-from pixtag.demo.world import PUBLIC_FALLOFF, World, snowflake
+from pixtag_demo.server import DemoInstance, public_link
+from pixtag_demo.world import PUBLIC_FALLOFF, World, snowflake
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pixtag.demo.world import (
+from pixtag_demo.world import (
     DERIVED_TRAPS,
     MEDIA_QUIRKS,
     POOL_TRAPS,
@@ -243,7 +243,7 @@ NOT_CONCRETE = {
 
 
 def normalise(tag: str) -> list[str]:
-    """A tiny stand-in for pixtag.tags: CamelCase split, lowercase, stopwords, plural -s."""
+    """A tiny stand-in for pixtag.tags.trending: CamelCase split, lowercase, stopwords, plural -s."""
     words = []
     for word in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", tag):
         word = word.lower()

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from pixtag.backbones import LITE0
-from pixtag.cli import main
-from pixtag.config import load_settings
-from pixtag.registry import RegistryUnavailable, register
-from pixtag.train import train
+from pixtag.cli.main import main
+from pixtag.core.config import load_settings
+from pixtag.model.backbones import LITE0
+from pixtag.model.registry import RegistryUnavailable, register
+from pixtag.model.train import train
 from tests.helpers import random_weights
 from tests.test_suggest import free_port, start, stop, wait_for
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pixtag import dataset
-from pixtag.config import load_settings
-from pixtag.images import CHECKS_VERSION
-from pixtag.scrape import Fetcher, _fetched_key
-from pixtag.storage import LocalStorage
+from pixtag.core import dataset
+from pixtag.core.config import load_settings
+from pixtag.core.storage import LocalStorage
+from pixtag.data.images import CHECKS_VERSION
+from pixtag.data.scrape import Fetcher, _fetched_key
 
 
 def jpeg(array: np.ndarray) -> bytes:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pixtag.pixelfed import MediaAttachment, Status
-from pixtag.scrape import class_variants, post_classes, screen_media, screen_post
+from pixtag.data.scrape import class_variants, post_classes, screen_media, screen_post
+from pixtag.sources.pixelfed import MediaAttachment, Status
 
 
 def make_status(**over) -> Status:

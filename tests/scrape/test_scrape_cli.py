@@ -12,13 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pixtag import dataset
-from pixtag.config import load_settings
-from pixtag.demo.server import DemoInstance
-from pixtag.demo.world import World
-from pixtag.openset import BACKGROUND
-from pixtag.scrape import scrape
-from pixtag.storage import LocalStorage, open_storage
+from pixtag.core import dataset
+from pixtag.core.config import load_settings
+from pixtag.core.storage import LocalStorage, open_storage
+from pixtag.data.scrape import scrape
+from pixtag.model.openset import BACKGROUND
+from pixtag_demo.server import DemoInstance
+from pixtag_demo.world import World
 from tests.conftest import DEMO_TOKEN, demo_settings
 
 pytestmark = pytest.mark.slow
@@ -100,7 +100,7 @@ def test_a_killed_scrape_resumes_to_the_same_manifest_without_downloading_twice(
 
 
 def test_scrape_to_s3_then_validate(demo: DemoInstance, s3_endpoint: str, tmp_path: Path) -> None:
-    from pixtag.validate import validate
+    from pixtag.data.validate import validate
 
     uri = "s3://pixtag-test/datasets/run1"
     settings = load_settings(**demo_settings(demo.url, storage="s3://pixtag-test/pixtag", s3_endpoint_url=s3_endpoint,

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pixtag import dataset
-from pixtag.config import load_settings
-from pixtag.demo.server import DemoInstance
-from pixtag.demo.world import World
-from pixtag.images import is_grayscale, near_duplicate_pairs
-from pixtag.scrape import scrape
-from pixtag.storage import LocalStorage
+from pixtag.core import dataset
+from pixtag.core.config import load_settings
+from pixtag.core.storage import LocalStorage
+from pixtag.data.images import is_grayscale, near_duplicate_pairs
+from pixtag.data.scrape import scrape
+from pixtag_demo.server import DemoInstance
+from pixtag_demo.world import World
 from tests.conftest import demo_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("wordnet")]
@@ -152,8 +152,7 @@ def test_rescrape_downloads_nothing_and_gives_the_same_manifest(
 
 def test_exclusions_and_the_suggestion_ledger_are_honoured(demo: DemoInstance, world: World,
                                                            exhaustive: dict, tmp_path: Path) -> None:
-    from pixtag import ledger
-
+    from pixtag.data import ledger
     manifest = exhaustive["manifest"]
     cats = manifest[manifest["label"] == "cat"]
     excluded_post = cats.iloc[0]
@@ -173,7 +172,7 @@ def test_exclusions_and_the_suggestion_ledger_are_honoured(demo: DemoInstance, w
 
 
 def test_a_trending_run_spares_each_class_asking_for_the_trending_list(demo: DemoInstance, tmp_path: Path) -> None:
-    from pixtag.tags import trending
+    from pixtag.tags.trending import trending
 
     settings = load_settings(**demo_settings(demo.url, storage=str(tmp_path / "store")))
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pixtag.cli import cli
-from pixtag.storage import LocalStorage
-from pixtag.tags import TagCounts, TagsError, save_run
+from pixtag.cli.main import cli
+from pixtag.core.storage import LocalStorage
+from pixtag.tags.trending import TagCounts, TagsError, save_run
 
 pytestmark = pytest.mark.usefixtures("wordnet")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pixtag.config import load_settings
-from pixtag.demo.server import DemoInstance
-from pixtag.storage import LocalStorage
-from pixtag.tags import latest_run, select_classes, trending
+from pixtag.core.config import load_settings
+from pixtag.core.storage import LocalStorage
+from pixtag.tags.trending import latest_run, select_classes, trending
+from pixtag_demo.server import DemoInstance
 from tests.conftest import demo_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("wordnet")]
@@ -58,8 +58,8 @@ def test_a_timeline_with_nothing_new_is_not_sampled_again(demo: DemoInstance, tm
 
 def test_the_same_trending_counts_select_the_same_classes_without_wordnet(
         demo: DemoInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pixtag import flow, tags
-
+    from pixtag.pipeline import flow
+    from pixtag.tags import trending as tags
     settings = load_settings(**demo_settings(demo.url, storage=str(tmp_path / "store")))
     flow.refresh_trending(settings)
     first = flow.select_classes(settings)
@@ -77,8 +77,8 @@ def test_the_same_trending_counts_select_the_same_classes_without_wordnet(
 
 def test_the_timeline_setting_picks_the_feed(demo: DemoInstance, tmp_path: Path) -> None:
     """federated: the remote accounts' posts only (``acct`` with a domain), as the study sampled."""
-    from pixtag.pixelfed import Client
-    from pixtag.tags import count_tags
+    from pixtag.sources.pixelfed import Client
+    from pixtag.tags.trending import count_tags
 
     settings = load_settings(**demo_settings(demo.url, storage=str(tmp_path / "store"), timeline="federated"))
     with Client(settings) as client:

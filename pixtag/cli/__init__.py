@@ -1,0 +1,1 @@
+"""The ``pixtag`` command: every sub-command, on top of everything else."""
