@@ -1,3 +1,3 @@
-from pixtag.cli.main import main
+from pixtag.cli import main
 
 main()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from pixtag.cli.main import cli
+from pixtag.cli.app import cli
 from pixtag.core.config import load_settings
 from pixtag.model.backbones import LITE0
 from pixtag.model.evaluate import EvaluateError, evaluate, labelled_files, summarise

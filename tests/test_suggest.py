@@ -22,7 +22,7 @@ import requests
 from click.testing import CliRunner
 from PIL import Image
 
-from pixtag.cli.main import cli
+from pixtag.cli.app import cli
 from pixtag.core.config import load_settings
 from pixtag.data import ledger
 from pixtag.data.images import prepare

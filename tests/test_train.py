@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from pixtag.cli.main import cli
+from pixtag.cli.app import cli
 from pixtag.core.config import load_settings
 from pixtag.model.backbones import LITE0
 from pixtag.model.train import (

@@ -378,7 +378,7 @@ def describe(dataset_uri: str, settings: Settings, out: str | None = None) -> di
 @click.pass_context
 def describe_cmd(ctx: click.Context, dataset_uri: str, out: str | None, as_json: bool) -> None:
     """Descriptive figures (PNG) and a JSON summary of dataset DIR (folder or s3://...)."""
-    from pixtag.cli.main import echo_json, get_settings
+    from pixtag.cli.app import echo_json, get_settings
 
     summary = describe(dataset_uri, get_settings(ctx), out=out)
     if as_json:

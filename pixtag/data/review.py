@@ -335,7 +335,7 @@ def review_cmd(ctx: click.Context, dataset_uri: str, exclude: tuple[str, ...],
                exclude_sha: tuple[str, ...], restore: tuple[str, ...], out: str | None,
                as_json: bool) -> None:
     """Write per-class contact sheets of dataset DIR (folder or s3://...) and edit exclusions."""
-    from pixtag.cli.main import echo_json, get_settings
+    from pixtag.cli.app import echo_json, get_settings
 
     result = review(dataset_uri, get_settings(ctx), exclude=exclude, exclude_sha=exclude_sha,
                     restore=restore, out=out)

@@ -659,7 +659,7 @@ def default_dataset_uri(settings: Settings) -> str:
 def scrape_cmd(ctx: click.Context, classes: str | None, per_class: int | None, out: str | None,
                instance_url: str | None, no_progress: bool, as_json: bool) -> None:
     """Collect per-class images from the hashtag timelines into a dataset."""
-    from pixtag.cli.main import echo_json, get_settings
+    from pixtag.cli.app import echo_json, get_settings
 
     settings = get_settings(ctx, classes=classes, per_class=per_class)
     summary = scrape(settings, settings.classes, settings.per_class, out,

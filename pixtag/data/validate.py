@@ -546,7 +546,7 @@ def validate_cmd(ctx: click.Context, dataset_uri: str, classes: str | None,
                  min_per_class: int | None, balance_ratio: float | None, docs_dir: str | None,
                  suite_dir: str | None, as_json: bool) -> None:
     """Validate dataset DIR (folder or s3://...) with Great Expectations; exit 1 if it fails."""
-    from pixtag.cli.main import echo_json, get_settings
+    from pixtag.cli.app import echo_json, get_settings
 
     settings = get_settings(ctx, classes=classes, min_per_class=min_per_class,
                             balance_ratio=balance_ratio)
@@ -557,6 +557,6 @@ def validate_cmd(ctx: click.Context, dataset_uri: str, classes: str | None,
         click.echo(report.summary())
     if not report.success:
         # SystemExit, not ctx.exit(1): click returns ctx.exit codes instead of exiting when
-        # run with standalone_mode=False, as pixtag.cli.main does.
+        # run with standalone_mode=False, as pixtag.cli.app does.
         raise SystemExit(1)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import numpy as np
 
-from pixtag.cli.main import echo_json, get_settings, json_option
+from pixtag.cli.app import echo_json, get_settings, json_option
 from pixtag.core import logs
 from pixtag.core.errors import PixtagError
 from pixtag.data.images import decode, to_rgb

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import click
 import numpy as np
 
-from pixtag.cli.main import echo_json, get_settings, json_option
+from pixtag.cli.app import echo_json, get_settings, json_option
 from pixtag.core.errors import PixtagError
 
 if TYPE_CHECKING:

@@ -39,7 +39,7 @@ from urllib.parse import unquote, urlsplit
 import click
 import numpy as np
 
-from pixtag.cli.main import echo_json, get_settings, json_option
+from pixtag.cli.app import echo_json, get_settings, json_option
 from pixtag.core.errors import PixtagError
 from pixtag.core.storage import Storage, open_storage
 from pixtag.data import ledger

@@ -107,7 +107,7 @@ def check_token(settings: Settings, base_url: str, token: str) -> None:
 @click.pass_context
 def auth_cmd(ctx: click.Context, instance_url: str | None) -> None:
     """Get a user token (OAuth authorization code) and store it for this instance."""
-    from pixtag.cli.main import get_settings
+    from pixtag.cli.app import get_settings
 
     settings = get_settings(ctx, instance_url=instance_url)
     if not settings.instance_url:

@@ -614,7 +614,7 @@ def local_cmd() -> None:
 def run_cmd(ctx: click.Context, photos: Path | None, conf_json: str, keep: bool | None, timeout: float,
             airflow_port: int, mlflow_port: int, demo_port: int, distributed: bool, as_json: bool) -> None:
     """Start the stack, trigger pixtag_retrain, follow it and print the outcome."""
-    from pixtag.cli.main import echo_json, get_settings
+    from pixtag.cli.app import echo_json, get_settings
 
     settings = get_settings(ctx)
     try:

@@ -83,7 +83,7 @@ def describe(report: dict[str, Any]) -> str:
 @click.pass_context
 def drift_cmd(ctx: click.Context, top: int, as_json: bool) -> None:
     """Report how the hashtags moved between the two newest `pixtag trending` runs."""
-    from pixtag.cli.main import echo_json, get_settings
+    from pixtag.cli.app import echo_json, get_settings
 
     report = drift(get_settings(ctx), top)
     if report is None:

@@ -393,7 +393,7 @@ def setup_nltk_cmd(target: Path | None, source: Path, force: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m pixtag.tags.nlp [TARGET] [--source DIR] [--force]`` (same as ``pixtag setup-nltk``)."""
-    from pixtag.cli.main import main as cli_main
+    from pixtag.cli.app import main as cli_main
 
     cli_main(["setup-nltk", *(sys.argv[1:] if argv is None else argv)])
 

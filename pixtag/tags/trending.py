@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from pixtag.cli.main import echo_json, get_settings, instance_option, json_option
+from pixtag.cli.app import echo_json, get_settings, instance_option, json_option
 from pixtag.core import logs
 from pixtag.core.errors import PixtagError
 from pixtag.tags import nlp

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pixtag.cli.main import main
+from pixtag.cli import main
 from pixtag.core.config import Settings, load_settings
 from pixtag.core.storage import open_storage
 from tests.dataset.build import CLASSES

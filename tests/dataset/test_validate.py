@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pixtag.cli.main import main
+from pixtag.cli import main
 from pixtag.core import dataset
 from pixtag.core.config import Settings
 from pixtag.core.storage import open_storage

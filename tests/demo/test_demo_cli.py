@@ -15,7 +15,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from pixtag.cli.main import cli, main
+from pixtag.cli.app import cli, main
 from pixtag_demo.server import default_photos
 
 REPO = Path(__file__).resolve().parents[2]

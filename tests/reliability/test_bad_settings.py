@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pixtag.cli.main import main
+from pixtag.cli import main
 from pixtag.core.config import SettingsError
 from pixtag.pipeline.flow import PARAM_FIELDS, run_settings
 from pixtag_demo.server import DemoInstance

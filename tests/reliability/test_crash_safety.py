@@ -133,7 +133,7 @@ def test_killed_feature_extraction_resumes_to_the_same_cache(small_dataset: Path
     store = LocalStorage(root)
     rng = random.Random(f"{KILL_SEED}:features")
     code = ("import sys, pixtag.model.features as f; f.SHARD_SIZE = int(sys.argv[1]); "
-            "from pixtag.cli.main import main; main(sys.argv[2:])")
+            "from pixtag.cli.app import main; main(sys.argv[2:])")
     args = [sys.executable, "-c", code, str(SHARD), "features", "--storage", str(root), "--backbone", LITE0,
             "--batch-size", str(SHARD)]
 

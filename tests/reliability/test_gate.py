@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pixtag.cli.main import main
+from pixtag.cli import main
 from pixtag.core.config import load_settings
 from pixtag.model.backbones import LITE0
 from pixtag.model.registry import RegistryUnavailable, register

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import pytest
 
-from pixtag.cli.main import main
+from pixtag.cli import main
 from pixtag.core.config import load_settings
 from pixtag.sources.pixelfed import Client
 from pixtag_demo.server import DemoInstance

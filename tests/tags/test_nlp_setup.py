@@ -128,7 +128,7 @@ def test_script_installs_data_that_nltk_loads(tmp_path: Path) -> None:
 MISSING_CODE = """
 import sys, nltk
 nltk.data.path[:] = [sys.argv[1]]
-from pixtag.cli.main import main
+from pixtag.cli import main
 main(["normalize", "CatsOfPixelfed"])
 """
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pixtag.cli.main import cli
+from pixtag.cli.app import cli
 from pixtag.core.storage import LocalStorage
 from pixtag.tags.trending import TagCounts, TagsError, save_run
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from click.testing import CliRunner
 
-from pixtag.cli.main import cli
+from pixtag.cli.app import cli
 from pixtag.core.config import load_settings
 from pixtag.core.storage import LocalStorage
 from pixtag.tags.trending import latest_run, list_runs, trending
