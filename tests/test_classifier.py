@@ -9,7 +9,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.svm import LinearSVC
 from sklearn.utils.estimator_checks import check_estimator
 
-from pixtag.model.classifier import LinearSVMClassifier, _Hessian, _Penalty, fit_splits, l2svm, platt
+from pixtag.model.classifier import LinearSVMClassifier, fit_splits
+from pixtag.model.solver import Penalty, _Hessian, l2svm, platt
 
 
 def blobs(n: int = 300, d: int = 20, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +154,7 @@ def test_hessian_follows_the_active_set_by_woodbury() -> None:
     X = rng.normal(size=(200, 10)).astype(np.float32)
     base, active = rng.random(200) < 0.5, rng.random(200) < 0.5
     active[:150] = base[:150]  # about 25 rows differ
-    penalty = _Penalty(np.linspace(0.5, 1.5, 10), rng.normal(size=10))
+    penalty = Penalty(np.linspace(0.5, 1.5, 10), rng.normal(size=10))
     gram = X[active].T.astype(np.float64) @ X[active]
     moved, fresh = _Hessian(X, 0.5, penalty), _Hessian(X, 0.5, penalty)
     moved.factor(X[base].T.astype(np.float64) @ X[base], base)
