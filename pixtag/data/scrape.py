@@ -42,9 +42,9 @@ import click
 
 from pixtag.core import dataset, logs
 from pixtag.core.config import Settings
+from pixtag.core.dataset import BACKGROUND
 from pixtag.core.storage import Storage, open_storage
 from pixtag.data.images import CHECKS_VERSION, ImageRejected, PhashIndex, prepare
-from pixtag.model.openset import BACKGROUND
 from pixtag.sources.http import AddressPolicy, BlockedURL, HTTPError, HttpSession, ResponseTooLarge, max_rate
 from pixtag.sources.pixelfed import Client, MediaAttachment, Status, _id_key
 

@@ -37,6 +37,7 @@ import click
 
 from pixtag.core import dataset, logs
 from pixtag.core.config import Settings
+from pixtag.core.dataset import BACKGROUND
 from pixtag.core.errors import PixtagError
 from pixtag.core.storage import Storage, open_storage
 from pixtag.data.images import is_grayscale, near_duplicate_pairs
@@ -47,7 +48,6 @@ from pixtag.data.review import (
     read_exclusions,
     read_raw_manifest,
 )
-from pixtag.model.openset import BACKGROUND
 
 if TYPE_CHECKING:
     import pandas as pd

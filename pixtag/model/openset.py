@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-BACKGROUND = "_background"  # reserved: tags normalise to letters only, so no tag is spelt so
+from pixtag.core.dataset import BACKGROUND
 
 
 def class_columns(labels: Sequence[str]) -> np.ndarray:
