@@ -37,11 +37,15 @@ run-distributed: setup
 stop:
 	-$(BIN)/pixtag local stop
 
+# The import contracts (pyproject.toml [tool.importlinter], docs/architecture.md) first: a
+# layering break fails in seconds, before the suite.
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python bench/scrape.py
