@@ -39,18 +39,14 @@ import click
 
 from pixtag.core import logs
 from pixtag.core.config import Settings
-from pixtag.stack.local import (
-    DAG_ID,
-    AirflowAPI,
+from pixtag.stack.airflow import DAG_ID, AirflowAPI, Stack, airflow_env, pixtag_environment
+from pixtag.stack.process import (
     Layout,
-    Stack,
     StackError,
-    airflow_env,
     bin_path,
     choose_instance,
     find_project,
     free_port,
-    pixtag_environment,
     start_demo,
     start_process,
     stop_process,
@@ -198,7 +194,7 @@ def secret(layout: Layout, name: str) -> str:
 # ------------------------------------------------------------------------- the stack -------
 @dataclass
 class Cluster(Stack):
-    """A running distributed stack: :class:`pixtag.stack.local.Stack` plus where its stores are."""
+    """A running distributed stack: :class:`pixtag.stack.airflow.Stack` plus where its stores are."""
 
     s3_endpoint: str = ""
     storage: str = ""
@@ -319,6 +315,6 @@ def cluster(settings: Settings, *, photos: Path | None = None, ports: ClusterPor
 
 
 def _mlflow_ports(ports: ClusterPorts) -> Any:
-    from pixtag.stack.local import Ports
+    from pixtag.stack.process import Ports
 
     return Ports(ports.airflow, ports.mlflow, ports.demo)

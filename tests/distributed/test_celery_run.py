@@ -18,8 +18,9 @@ import pytest
 
 from pixtag.core.config import load_settings
 from pixtag.model.suggest import DATA_DIR
+from pixtag.stack.airflow import DAG_ID
 from pixtag.stack.cluster import BUCKET, ClusterPorts, cluster, postgres_dir, worker_name
-from pixtag.stack.local import DAG_ID, Layout
+from pixtag.stack.process import Layout
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

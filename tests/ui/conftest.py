@@ -97,7 +97,8 @@ def airflow_stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     """``pixtag.stack.local.stack`` on free ports with all state under tmp (the developer's var/ is
     untouched); afterwards no process that inherited this test's marker may be left."""
     from pixtag.core.config import load_settings
-    from pixtag.stack.local import Layout, Ports, stack
+    from pixtag.stack.local import stack
+    from pixtag.stack.process import Layout, Ports
 
     marker = f"pixtag-ui-{uuid.uuid4().hex}"
     monkeypatch.setenv(MARKER, marker)  # every process the stack starts inherits it

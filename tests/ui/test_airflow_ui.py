@@ -88,7 +88,7 @@ def wait_for_required_action(api: Any, run_id: str, task_id: str) -> dict[str, A
     """Poll the REST API until ``task_id`` waits for a person; its HITL detail."""
     import time
 
-    from pixtag.stack.local import StackError
+    from pixtag.stack.process import StackError
 
     deadline = time.monotonic() + RUN_TIMEOUT
     while time.monotonic() < deadline:
@@ -149,7 +149,7 @@ def wait_for_run(ui: Page, api: Any, run_id: str, run_page: str) -> str:
     """Follow the run through the API with the browser parked (the run page refreshes itself every
     few seconds, which competes with the run for the 2 cores), then show the run's page again and
     return the state its badge shows."""
-    from pixtag.stack.local import StackError
+    from pixtag.stack.process import StackError
 
     ui.driver.get("about:blank")
     try:
