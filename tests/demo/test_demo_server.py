@@ -11,8 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from pixtag_demo.server import DemoInstance, public_link
-from pixtag_demo.world import PUBLIC_FALLOFF, World, snowflake
+from pixtag_demo.app import DemoInstance
+from pixtag_demo.routes.timelines import public_link
+from pixtag_demo.world.entities import PUBLIC_FALLOFF, snowflake
+from pixtag_demo.world.model import World
 
 pytestmark = pytest.mark.slow
 
