@@ -20,6 +20,7 @@ from pixtag_demo.errors import DemoError
 from pixtag_demo.faults import Faults
 from pixtag_demo.world.builder import build_world
 from pixtag_demo.world.entities import DEFAULT_NOW
+from pixtag_demo.world.model import World
 
 
 def default_photos() -> Path:
@@ -58,6 +59,17 @@ def _token_hint(source: click.core.ParameterSource | None, token: str) -> str:
         return "export PIXTAG_TOKEN=<the value you passed with --token>"
     return (f"export PIXTAG_TOKEN={token}   # the default demo token "
             "(set PIXTAG_DEMO_TOKEN or --token to change it)")
+
+
+def _announce(world: World, url: str, token_hint: str) -> None:
+    """What the foreground instance prints before it serves: where it is and how to use it."""
+    click.echo(f"pixtag demo instance on {url}  (seed {world.seed}, {len(world.posts)} posts, "
+               f"classes: {', '.join(world.classes)}; {len(world.other_images)} everyday "
+               f"photos of other subjects)")
+    click.echo("Use it with:")
+    click.echo(f"  export PIXTAG_INSTANCE_URL={url} PIXTAG_ALLOW_PRIVATE_HOSTS={HOST}")
+    click.echo(f"  {token_hint}")
+    click.echo("Press Ctrl-C to stop.")
 
 
 _rate = click.FloatRange(0.0, 1.0)
@@ -107,14 +119,8 @@ def demo_cmd(ctx: click.Context, photos: Path | None, others: Path | None,
         if others is not None and not others.is_dir():
             raise DemoError(f"--others {others} is not a folder (expected SUBJECT/*.jpg)")
         world = build_world(photos or default_photos(), seed, now, others)
-        url = f"http://{HOST}:{sock.getsockname()[1]}"
-        click.echo(f"pixtag demo instance on {url}  (seed {seed}, {len(world.posts)} posts, "
-                   f"classes: {', '.join(world.classes)}; {len(world.other_images)} everyday "
-                   f"photos of other subjects)")
-        click.echo("Use it with:")
-        click.echo(f"  export PIXTAG_INSTANCE_URL={url} PIXTAG_ALLOW_PRIVATE_HOSTS={HOST}")
-        click.echo(f"  {_token_hint(ctx.get_parameter_source('token'), token)}")
-        click.echo("Press Ctrl-C to stop.")
+        _announce(world, f"http://{HOST}:{sock.getsockname()[1]}",
+                  _token_hint(ctx.get_parameter_source("token"), token))
         make_server(create_app(world, token, faults)).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
         pass
