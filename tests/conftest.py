@@ -11,8 +11,8 @@ import pytest
 
 if TYPE_CHECKING:
     from pixtag.sources.pixelfed import Client
-    from pixtag_demo.server import DemoInstance
-    from pixtag_demo.world import World
+    from pixtag_demo.app import DemoInstance
+    from pixtag_demo.world.model import World
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_TOKEN = "test-demo-token"
@@ -122,7 +122,7 @@ def s3_endpoint() -> Iterator[str]:
 # --- the local Pixelfed-compatible instance, built once per session -----------------------------
 @pytest.fixture(scope="session")
 def world(photos: Path) -> World:
-    from pixtag_demo.world import build_world
+    from pixtag_demo.world.builder import build_world
 
     return build_world(photos)
 
@@ -130,7 +130,7 @@ def world(photos: Path) -> World:
 @pytest.fixture(scope="session")
 def demo(world: World) -> Iterator[DemoInstance]:
     """A shared instance; tests must not change its faults (use ``fresh_demo`` for that)."""
-    from pixtag_demo.server import DemoInstance
+    from pixtag_demo.app import DemoInstance
 
     with DemoInstance(world=world, token=DEMO_TOKEN) as instance:
         yield instance
@@ -139,7 +139,7 @@ def demo(world: World) -> Iterator[DemoInstance]:
 @pytest.fixture
 def fresh_demo(world: World) -> Iterator[DemoInstance]:
     """An instance of its own, for tests that set faults or count requests."""
-    from pixtag_demo.server import DemoInstance
+    from pixtag_demo.app import DemoInstance
 
     with DemoInstance(world=world, token=DEMO_TOKEN) as instance:
         yield instance

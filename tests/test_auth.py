@@ -14,7 +14,7 @@ import yaml
 
 from pixtag.core.config import load_settings
 from pixtag.sources.pixelfed import AuthError, Client
-from pixtag_demo.server import DemoInstance
+from pixtag_demo.app import DemoInstance
 
 pytestmark = pytest.mark.slow
 

@@ -37,8 +37,9 @@ from pixtag.model.openset import (
 from pixtag.model.registry import Champion, decide, register
 from pixtag.model.train import train
 from pixtag.tags.trending import normalize, select_classes, trending
-from pixtag_demo.server import DemoInstance
-from pixtag_demo.world import OTHER_TRAPS, build_world
+from pixtag_demo.app import DemoInstance
+from pixtag_demo.world.builder import build_world
+from pixtag_demo.world.vocab import OTHER_TRAPS
 from tests.conftest import DEMO_TOKEN, REPO, demo_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("wordnet")]

@@ -226,5 +226,5 @@ def start_demo(layout: Layout, instance: Instance, port: int) -> None:
     """Start the local instance (nothing for a configured one); its token goes by environment."""
     if instance.demo:
         start_process(layout, "demo-instance",
-                      [bin_path("pixtag"), "demo-instance", "--photos", str(instance.photos), "--port", str(port)],
+                      [bin_path("pixtag-demo"), "--photos", str(instance.photos), "--port", str(port)],
                       {**os.environ, "PIXTAG_DEMO_TOKEN": instance.token or ""})

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pixtag.tags.trending import FORCE_HINT
-from pixtag_demo.server import DemoInstance
+from pixtag_demo.app import DemoInstance
 from tests.conftest import DEMO_TOKEN
 
 pytestmark = pytest.mark.slow

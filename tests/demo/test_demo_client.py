@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from pixtag.sources.pixelfed import AuthError, Client
-from pixtag_demo.server import DemoInstance
-from pixtag_demo.world import World
+from pixtag_demo.app import DemoInstance
+from pixtag_demo.world.model import World
 
 pytestmark = pytest.mark.slow
 

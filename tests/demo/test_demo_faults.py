@@ -11,8 +11,9 @@ import requests
 from PIL import Image
 
 from pixtag.sources.pixelfed import BadResponse, Client
-from pixtag_demo.server import DemoInstance, Faults
-from pixtag_demo.world import World
+from pixtag_demo.app import DemoInstance
+from pixtag_demo.faults import Faults
+from pixtag_demo.world.model import World
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ what is actually tried.
 
 from __future__ import annotations
 
-from pixtag_demo.server import Faults
+from pixtag_demo.faults import Faults
 
 # --- faults of the instance -------------------------------------------------------------------
 # Settings that keep retries fast in tests (the defaults wait up to minutes, as a real

@@ -12,7 +12,7 @@ import pytest
 from pixtag.cli import main
 from pixtag.core.config import SettingsError
 from pixtag.pipeline.flow import PARAM_FIELDS, run_settings
-from pixtag_demo.server import DemoInstance
+from pixtag_demo.app import DemoInstance
 from tests.conftest import DEMO_TOKEN
 from tests.reliability.cases import BAD_ENV, BAD_FOR_SETTINGS, BAD_PARAMS, BAD_YAML
 

@@ -25,7 +25,7 @@ from pixtag.core import dataset
 from pixtag.core.config import load_settings
 from pixtag.core.storage import LocalStorage
 from pixtag.model.backbones import LITE0
-from pixtag_demo.server import DemoInstance
+from pixtag_demo.app import DemoInstance
 from tests.conftest import DEMO_TOKEN, REPO
 from tests.reliability.cases import FEATURE_KILLS, KILL_SEED, SCRAPE_KILLS, TRAIN_KILLS
 from tests.reliability.crashpoint import counting

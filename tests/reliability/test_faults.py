@@ -22,7 +22,8 @@ from pixtag.data.scrape import scrape
 from pixtag.model import openset
 from pixtag.sources.http import HTTPError, TransientError
 from pixtag.sources.pixelfed import BadResponse, Client
-from pixtag_demo.server import DemoInstance, Faults
+from pixtag_demo.app import DemoInstance
+from pixtag_demo.faults import Faults
 from tests.conftest import demo_settings
 from tests.reliability.cases import (
     ABSORBED,

@@ -22,8 +22,9 @@ from pixtag.core.config import load_settings
 from pixtag.core.storage import LocalStorage
 from pixtag.data.scrape import scrape
 from pixtag.model.features import features, read_cache
-from pixtag_demo.server import DemoInstance
-from pixtag_demo.world import Post, World
+from pixtag_demo.app import DemoInstance
+from pixtag_demo.world.entities import Post
+from pixtag_demo.world.model import World
 from tests.conftest import DEMO_TOKEN, demo_settings
 from tests.helpers import random_weights
 from tests.reliability.cases import PLANTED_DEMO, PLANTED_SCRIPTED

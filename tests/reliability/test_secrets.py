@@ -22,8 +22,8 @@ import pytest
 from pixtag.cli import main
 from pixtag.core.config import load_settings
 from pixtag.sources.pixelfed import Client
-from pixtag_demo.server import DemoInstance
-from pixtag_demo.world import World
+from pixtag_demo.app import DemoInstance
+from pixtag_demo.world.model import World
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("wordnet")]
 

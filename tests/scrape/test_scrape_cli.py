@@ -17,8 +17,8 @@ from pixtag.core.config import load_settings
 from pixtag.core.storage import LocalStorage, open_storage
 from pixtag.data.scrape import scrape
 from pixtag.model.openset import BACKGROUND
-from pixtag_demo.server import DemoInstance
-from pixtag_demo.world import World
+from pixtag_demo.app import DemoInstance
+from pixtag_demo.world.model import World
 from tests.conftest import DEMO_TOKEN, demo_settings
 
 pytestmark = pytest.mark.slow

@@ -19,8 +19,8 @@ from pixtag.core.config import load_settings
 from pixtag.core.storage import LocalStorage
 from pixtag.data.images import is_grayscale, near_duplicate_pairs
 from pixtag.data.scrape import scrape
-from pixtag_demo.server import DemoInstance
-from pixtag_demo.world import World
+from pixtag_demo.app import DemoInstance
+from pixtag_demo.world.model import World
 from tests.conftest import demo_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("wordnet")]

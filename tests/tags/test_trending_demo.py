@@ -9,7 +9,7 @@ import pytest
 from pixtag.core.config import load_settings
 from pixtag.core.storage import LocalStorage
 from pixtag.tags.trending import latest_run, select_classes, trending
-from pixtag_demo.server import DemoInstance
+from pixtag_demo.app import DemoInstance
 from tests.conftest import demo_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("wordnet")]
