@@ -474,15 +474,15 @@ def validation_key(store: Storage, settings: Settings, classes: list[str], docs:
 
 def validate(dataset_uri: str, settings: Settings, docs_dir: str | Path | None = None,
              classes: list[str] | None = None, suite_dir: str | Path | None = None,
-             reuse: bool = False) -> ValidationReport:
+             reuse: bool = False, store: Storage | None = None) -> ValidationReport:
     """Validate the dataset at ``dataset_uri`` (folder or ``s3://``); never modifies it.
 
     Data Docs go to ``docs_dir`` (folder or storage URI) or else ``<dataset>/reports/data_docs``.
     With ``reuse`` (the DAG), the verdict of an earlier validation of exactly the same inputs
     (see :func:`validation_key`) is returned, ``cached: true``, and new verdicts are kept under
-    ``<dataset>/reports/validations/``.
+    ``<dataset>/reports/validations/``. ``store``: ``dataset_uri`` already opened.
     """
-    store = open_storage(dataset_uri, settings.s3_endpoint_url)
+    store = store or open_storage(dataset_uri, settings.s3_endpoint_url)
     class_set = _resolve_classes(settings, classes, dataset.read_info(store).get("classes"))
     docs = {name: load_suite_doc(name, Path(suite_dir or SUITE_DIR)) for name in SUITES}
     memo = f"{VERDICTS_KEY}/{validation_key(store, settings, class_set, docs)}.json"
