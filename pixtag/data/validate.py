@@ -52,9 +52,10 @@ from pixtag.model.openset import BACKGROUND
 if TYPE_CHECKING:
     import pandas as pd
 
-# Installed from a wheel: package data beside the modules; in a checkout: expectations/ at the top.
-_PACKAGED_SUITES = Path(__file__).resolve().parent / "expectations"
-SUITE_DIR = _PACKAGED_SUITES if _PACKAGED_SUITES.is_dir() else Path(__file__).resolve().parent.parent / "expectations"
+# Installed from a wheel: package data pixtag/expectations/ (pyproject's pixtag.expectations); in a
+# checkout: expectations/ at the top, beside the package (this module is pixtag/data/validate.py).
+_PACKAGED_SUITES = Path(__file__).resolve().parents[1] / "expectations"
+SUITE_DIR = _PACKAGED_SUITES if _PACKAGED_SUITES.is_dir() else Path(__file__).resolve().parents[2] / "expectations"
 SUITES = ("manifest", "class_counts", "background")
 INDEX_COLUMNS = {"manifest": "row_ref", "class_counts": "label", "background": "row_ref"}
 DOCS_SITE = "pixtag_data_docs"  # the ephemeral context's own site is "local_site"
