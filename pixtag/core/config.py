@@ -328,7 +328,7 @@ def load_settings(config_file: str | Path | None = None, *, sources: Mapping[str
     """Build the settings; any invalid field raises one :class:`SettingsError` naming it.
 
     ``sources`` says where overridden fields came from (``{"per_class": "DAG Param
-    'images_per_class'"}``), so that the error points there instead of at the environment.
+    'per_class'"}``), so that the error points there instead of at the environment.
     """
     global _CONFIG_FILE
     if config_file is not None:

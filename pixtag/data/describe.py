@@ -300,13 +300,15 @@ def _pixel_tables(pixels: PixelStats) -> dict[str, Any]:
     }
 
 
-def describe(dataset_uri: str, settings: Settings, out: str | None = None) -> dict[str, Any]:
+def describe(dataset_uri: str, settings: Settings, out: str | None = None,
+             store: Storage | None = None) -> dict[str, Any]:
     """Write the figures, their tables and ``summary.json`` to ``out`` or
     ``<dataset>/reports/describe``.
 
     Returns the summary (also what ``summary.json`` holds), with the figures' locations.
+    ``store``: ``dataset_uri`` already opened.
     """
-    store = open_storage(dataset_uri, settings.s3_endpoint_url)
+    store = store or open_storage(dataset_uri, settings.s3_endpoint_url)
     raw = read_raw_manifest(store)
     frame = raw[~excluded_mask(raw, read_exclusions(store))].reset_index(drop=True)
     _check_columns(frame, store.uri)

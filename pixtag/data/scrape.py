@@ -300,25 +300,26 @@ def _merged_timelines(client: Client, tags: list[str]) -> Iterator[tuple[Status,
             yield status, tag
 
 
-def _known_tags(settings: Settings, client: Client) -> list[str]:
-    """Hashtags seen lately: the newest stored trending run and the instance's trending list
-    (the copy that run kept, else asked for now)."""
+def _known_tags(settings: Settings, client: Client, home: Storage) -> list[str]:
+    """Hashtags seen lately: the newest stored trending run (in ``home``, the opened
+    ``settings.storage``) and the instance's trending list (the copy that run kept, else asked
+    for now)."""
     from pixtag.tags.trending import INSTANCE_TRENDING, instance_trending, latest_run
 
-    run = latest_run(open_storage(settings.storage, settings.s3_endpoint_url))
+    run = latest_run(home)
     listed = run.extra.get(INSTANCE_TRENDING) if run is not None else None
     if listed is None:
         listed = instance_trending(client) or []
     return (list(run.raw) if run is not None else []) + list(listed)
 
 
-def _ledger_index(settings: Settings) -> PhashIndex:
+def _ledger_index(settings: Settings, home: Storage) -> PhashIndex:
     index = PhashIndex(settings.phash_distance)
     try:
         from pixtag.data.ledger import read_phashes
     except ImportError:  # pragma: no cover - the ledger module ships with pixtag
         return index
-    for value in sorted(read_phashes(open_storage(settings.storage, settings.s3_endpoint_url))):
+    for value in sorted(read_phashes(home)):
         index.add(value, "ledger")
     return index
 
@@ -327,13 +328,13 @@ class _ClassCollector:
     """The state of one class's scrape: what was kept, dropped, seen and is in flight."""
 
     def __init__(self, settings: Settings, label: str, classes: list[str], store: Storage,
-                 fetcher: Fetcher, per_class: int, bar: Any):
+                 fetcher: Fetcher, per_class: int, bar: Any, *, home: Storage):
         self.settings, self.label, self.classes = settings, label, classes
         self.fetcher, self.per_class, self.bar = fetcher, per_class, bar
         self.want = math.ceil(per_class * OVERCOLLECT) + 1
         self.budget = math.ceil(per_class * settings.posts_factor)
         self.exclusions = dataset.read_exclusions(store)
-        self.ledger = _ledger_index(settings)
+        self.ledger = _ledger_index(settings, home)  # home: settings.storage, opened
         self.kept: list[dict[str, Any]] = []
         self.dropped: list[dict[str, Any]] = []
         self.seen_sha: set[str] = set()
@@ -453,6 +454,7 @@ def scrape_class(
     instance_url: str | None = None,
     per_class: int | None = None,
     progress: bool = True,
+    store: Storage | None = None,
 ) -> ClassSummary:
     """Collect one class into ``out/parts/<label>.parquet`` (and its dropped rows).
 
@@ -461,13 +463,17 @@ def scrape_class(
     class's own posts (``#DogsOfPixelfed`` next to ``#dog``) are paged too. With ``label``
     :data:`BACKGROUND`, ``settings.background_images`` background images are collected from
     the public timeline instead.
+
+    ``store``: ``out`` already opened. The trending runs and the ledger are read from
+    ``settings.storage``: the same storage when ``out`` is it (the DAG), opened once otherwise.
     """
     from tqdm import tqdm
 
     if label == BACKGROUND:
         per_class = settings.background_images
     per_class = per_class or settings.per_class
-    store = open_storage(out, settings.s3_endpoint_url)
+    store = store or open_storage(out, settings.s3_endpoint_url)
+    home = store if out == settings.storage else open_storage(settings.storage, settings.s3_endpoint_url)
     summary = ClassSummary(label)
     started = time.monotonic()
     with Client(settings, instance_url) as client:
@@ -475,18 +481,18 @@ def scrape_class(
         fetcher = Fetcher(settings, store, http)
         bar = tqdm(total=per_class, desc=f"{label:>10}", unit="img",
                    disable=not (progress and logs.progress_enabled()), leave=True)
-        known = _known_tags(settings, client)
+        known = _known_tags(settings, client, home)
         if label == BACKGROUND:
             spellings = {t.lower() for c in classes for t in class_variants(c, known)}
             collector: _ClassCollector = _BackgroundCollector(
-                settings, label, classes, store, fetcher, per_class, bar, spellings=spellings)
+                settings, label, classes, store, fetcher, per_class, bar, spellings=spellings, home=home)
             with ThreadPoolExecutor(settings.download_concurrency) as pool:
                 log.info("background: paging the public timeline, skipping posts tagged %s",
                          ", ".join(f"#{t}" for t in sorted(spellings)))
                 collector.collect(((s, "") for s in client.iter_public(collector.budget)), pool)
                 dropped = collector.finish()
         else:
-            collector = _ClassCollector(settings, label, classes, store, fetcher, per_class, bar)
+            collector = _ClassCollector(settings, label, classes, store, fetcher, per_class, bar, home=home)
             tags = class_variants(label, known)
             with ThreadPoolExecutor(settings.download_concurrency) as pool:
                 log.info("class %s: paging %s", label, ", ".join(f"#{t}" for t in tags))
@@ -554,18 +560,19 @@ class ScrapeSummary:
 
 
 def assemble(settings: Settings, classes: list[str], out: str,
-             per_class: int | None = None) -> ScrapeSummary:
+             per_class: int | None = None, store: Storage | None = None) -> ScrapeSummary:
     """Merge the per-class parts into ``manifest.parquet`` and ``dropped.parquet``.
 
     An image found under two classes (same bytes or a near duplicate) cannot be labelled
     with confidence, so every copy of it is dropped (``duplicate_cross_class``): no image is
     in two classes (nor both a class image and a background image). Then each class keeps its
     first ``per_class`` rows, the background its first ``settings.background_images``.
+    ``store``: ``out`` already opened.
     """
     import pandas as pd
 
     per_class = per_class or settings.per_class
-    store = open_storage(out, settings.s3_endpoint_url)
+    store = store or open_storage(out, settings.s3_endpoint_url)
     labels = labels_to_scrape(settings, classes)
     parts = [store.read_parquet(f"{PARTS}/{label}.parquet") for label in labels]
     dropped_frames = [store.read_parquet(f"{PARTS}/{label}.dropped.parquet") for label in labels]

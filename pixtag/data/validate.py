@@ -52,9 +52,10 @@ from pixtag.data.review import (
 if TYPE_CHECKING:
     import pandas as pd
 
-# Installed from a wheel: package data beside the modules; in a checkout: expectations/ at the top.
-_PACKAGED_SUITES = Path(__file__).resolve().parent / "expectations"
-SUITE_DIR = _PACKAGED_SUITES if _PACKAGED_SUITES.is_dir() else Path(__file__).resolve().parent.parent / "expectations"
+# Installed from a wheel: package data pixtag/expectations/ (pyproject's pixtag.expectations); in a
+# checkout: expectations/ at the top, beside the package (this module is pixtag/data/validate.py).
+_PACKAGED_SUITES = Path(__file__).resolve().parents[1] / "expectations"
+SUITE_DIR = _PACKAGED_SUITES if _PACKAGED_SUITES.is_dir() else Path(__file__).resolve().parents[2] / "expectations"
 SUITES = ("manifest", "class_counts", "background")
 INDEX_COLUMNS = {"manifest": "row_ref", "class_counts": "label", "background": "row_ref"}
 DOCS_SITE = "pixtag_data_docs"  # the ephemeral context's own site is "local_site"
@@ -474,15 +475,15 @@ def validation_key(store: Storage, settings: Settings, classes: list[str], docs:
 
 def validate(dataset_uri: str, settings: Settings, docs_dir: str | Path | None = None,
              classes: list[str] | None = None, suite_dir: str | Path | None = None,
-             reuse: bool = False) -> ValidationReport:
+             reuse: bool = False, store: Storage | None = None) -> ValidationReport:
     """Validate the dataset at ``dataset_uri`` (folder or ``s3://``); never modifies it.
 
     Data Docs go to ``docs_dir`` (folder or storage URI) or else ``<dataset>/reports/data_docs``.
     With ``reuse`` (the DAG), the verdict of an earlier validation of exactly the same inputs
     (see :func:`validation_key`) is returned, ``cached: true``, and new verdicts are kept under
-    ``<dataset>/reports/validations/``.
+    ``<dataset>/reports/validations/``. ``store``: ``dataset_uri`` already opened.
     """
-    store = open_storage(dataset_uri, settings.s3_endpoint_url)
+    store = store or open_storage(dataset_uri, settings.s3_endpoint_url)
     class_set = _resolve_classes(settings, classes, dataset.read_info(store).get("classes"))
     docs = {name: load_suite_doc(name, Path(suite_dir or SUITE_DIR)) for name in SUITES}
     memo = f"{VERDICTS_KEY}/{validation_key(store, settings, class_set, docs)}.json"

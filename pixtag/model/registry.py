@@ -264,17 +264,18 @@ def champion_on_split(settings: Settings, client: MlflowClient, version: Any,
 
 
 def current_champion(settings: Settings, client: MlflowClient, candidate_run: Any,
-                     labels: tuple[str, ...], exclude: str) -> Champion | None:
+                     labels: tuple[str, ...], exclude: str, store: Storage | None = None) -> Champion | None:
     version = aliases(client, settings.model_name).get(CHAMPION)
     if version is None or version == exclude:
         return None
-    return scored_version(settings, client, candidate_run, labels, version)
+    return scored_version(settings, client, candidate_run, labels, version, store)
 
 
 def scored_version(settings: Settings, client: MlflowClient, candidate_run: Any,
-                   labels: tuple[str, ...], version: str) -> Champion:
+                   labels: tuple[str, ...], version: str, store: Storage | None = None) -> Champion:
     """A registered version's figures, re-scored on the candidate's test split when it has the
-    same label set (else, or when re-scoring fails, its logged figures and why)."""
+    same label set (else, or when re-scoring fails, its logged figures and why). ``store``: an
+    opened storage, used when it is the candidate's dataset (else that one is opened)."""
     from pixtag.core.storage import open_storage
 
     mv = client.get_model_version(settings.model_name, version)
@@ -286,7 +287,8 @@ def scored_version(settings: Settings, client: MlflowClient, candidate_run: Any,
     try:
         split = _load_split(candidate_run.info.run_id)
         storage = candidate_run.data.tags.get("pixtag.core.storage") or settings.storage
-        store = open_storage(storage, settings.s3_endpoint_url)
+        if store is None or store.uri != storage:
+            store = open_storage(storage, settings.s3_endpoint_url)
         acc, false_rate, correct = champion_on_split(settings, client, mv, split, store)
         return Champion(version, champ_labels, acc, logged, "candidate_split",
                         false_suggestion_rate=false_rate, correct=tuple(correct))
@@ -310,7 +312,8 @@ def past_champions(client: MlflowClient, name: str, labels: tuple[str, ...], exc
 
 
 def best_champion(settings: Settings, client: MlflowClient, candidate_run: Any,
-                  labels: tuple[str, ...], champion: Champion | None, exclude: str) -> Champion | None:
+                  labels: tuple[str, ...], champion: Champion | None, exclude: str,
+                  store: Storage | None = None) -> Champion | None:
     """The best champion this label set ever had (by its gate-time accuracy), re-scored on the
     candidate's images where possible; ``None`` when that is the current champion or none."""
     past = [mv for mv in past_champions(client, settings.model_name, labels, exclude)
@@ -321,7 +324,7 @@ def best_champion(settings: Settings, client: MlflowClient, candidate_run: Any,
     logged_best = float(top.tags.get(TAG + "test_accuracy", 0.0))
     if champion is not None and logged_best <= champion.logged_accuracy:
         return None
-    return scored_version(settings, client, candidate_run, labels, str(top.version))
+    return scored_version(settings, client, candidate_run, labels, str(top.version), store)
 
 
 def candidate_figures(run: Any, labels: tuple[str, ...]) -> tuple[dict[str, float], tuple[bool, ...] | None]:
@@ -375,18 +378,19 @@ def _finished_run(client: MlflowClient, run_id: str) -> Any:
 
 
 # --- the stage -------------------------------------------------------------------------------
-def register(settings: Settings, run_id: str) -> dict[str, Any]:
+def register(settings: Settings, run_id: str, store: Storage | None = None) -> dict[str, Any]:
     """Register ``run_id``'s model as a new version and apply the gate; return the decision.
 
     Any MLflow failure becomes a :class:`RegistryUnavailable` (the DAG task fails and retries):
     the decision tags are written before the alias moves, and the alias is the gate's last
-    write, so an attempt cut short promotes nothing and a retry finishes the job.
+    write, so an attempt cut short promotes nothing and a retry finishes the job. ``store``:
+    ``settings.storage`` already opened (champions are re-scored on the candidate's images).
     """
     from mlflow.exceptions import MlflowException
     from requests import RequestException
 
     try:
-        return _register(settings, run_id)
+        return _register(settings, run_id, store)
     except (MlflowException, RequestException, ConnectionError) as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         detail = re.sub(r"//[^/@\s]+@", "//", first)  # no user:password@ of a store URI
@@ -397,7 +401,7 @@ def register(settings: Settings, run_id: str) -> dict[str, Any]:
             "candidate's version is reused)") from exc
 
 
-def _register(settings: Settings, run_id: str) -> dict[str, Any]:
+def _register(settings: Settings, run_id: str, store: Storage | None = None) -> dict[str, Any]:
     name = settings.model_name
     client = client_for(settings)
     run = _finished_run(client, run_id)
@@ -409,10 +413,10 @@ def _register(settings: Settings, run_id: str) -> dict[str, Any]:
         recorded = client.get_model_version(name, version).tags
         return _result(name, version, "promoted", True, CHAMPION,
                        recorded.get(TAG + "reason", "already champion"), accuracy, None) | {"already_champion": True}
-    champion = current_champion(settings, client, run, labels, exclude=version)
+    champion = current_champion(settings, client, run, labels, exclude=version, store=store)
     if champion is not None:  # however it got there (gate, Airflow approval, MLflow UI)
         client.set_model_version_tag(name, champion.version, TAG + "was_champion", "true")
-    best = best_champion(settings, client, run, labels, champion, exclude=version)
+    best = best_champion(settings, client, run, labels, champion, exclude=version, store=store)
     false_rate = run_false_rate(run)
     recalls, correct = candidate_figures(run, labels)
     paired = None

@@ -374,21 +374,24 @@ def write_model_figures(summary: dict[str, Any], data: Data, out: Path, seed: in
                   "x": emb[:, 0], "y": emb[:, 1]}).to_csv(out / f"{prefix}tsne.csv", index=False)
 
 
-def log_study_figures(settings: Settings, data: Data, labels: Sequence[str], tmp: Path) -> None:
+def log_study_figures(settings: Settings, data: Data, labels: Sequence[str], tmp: Path,
+                      store: Storage | None = None) -> None:
     """The dataset's descriptive figures (``describe/``) and, when the classes came from a
-    stored trending run, its tag and class figures (``tags/``, ``classes/``), on the active run."""
+    stored trending run, its tag and class figures (``tags/``, ``classes/``), on the active run.
+    ``store``: the dataset's storage (``data.features["storage"]``) already opened."""
     import mlflow
 
     from pixtag.data.describe import describe
 
     storage = data.features["storage"]
-    describe(storage, settings, out=str(tmp / "describe"))
+    store = store or open_storage(storage, settings.s3_endpoint_url)
+    describe(storage, settings, out=str(tmp / "describe"), store=store)
     mlflow.log_artifacts(str(tmp / "describe"), "describe")
     if settings.classes:
         return
     from pixtag.tags.trending import write_selection_figures
 
-    if write_selection_figures(settings, open_storage(storage, settings.s3_endpoint_url), labels, tmp):
+    if write_selection_figures(settings, store, labels, tmp):
         mlflow.log_artifacts(str(tmp / "tags"), "tags")
         mlflow.log_artifacts(str(tmp / "classes"), "classes")
 
@@ -556,7 +559,7 @@ def train(settings: Settings, *, backbone: str | None = None,
     setup_mlflow(settings)
     with mlflow.start_run(run_name=f"train-{name}") as run, \
             tempfile.TemporaryDirectory() as tmp:
-        _log_candidate(summary, settings, clf, data, Path(tmp), top)
+        _log_candidate(summary, settings, clf, data, Path(tmp), top, store)
         info = log_model(clf, name, settings, threshold=threshold, store=store)
         mlflow.set_tag("pixtag.model_uri", info.model_uri)
         summary["run_id"] = run.info.run_id
@@ -574,7 +577,7 @@ def _created(rows: pd.DataFrame, pick: Any) -> str | None:
 
 
 def _log_candidate(summary: dict[str, Any], settings: Settings, clf: LinearSVMClassifier,
-                   data: Data, tmp: Path, test_predictions: np.ndarray) -> None:
+                   data: Data, tmp: Path, test_predictions: np.ndarray, store: Storage | None = None) -> None:
     import mlflow
 
     mlflow.log_params(settings_params(settings))
@@ -606,7 +609,7 @@ def _log_candidate(summary: dict[str, Any], settings: Settings, clf: LinearSVMCl
     plots.mkdir()
     write_model_figures(summary, data, plots, settings.seed)
     mlflow.log_artifacts(str(plots), "plots")
-    log_study_figures(settings, data, labels, tmp)
+    log_study_figures(settings, data, labels, tmp, store)
     mlflow.log_dict({k: v for k, v in summary.items() if k != "features"}, "report.json")
     mlflow.log_dict({"labels": labels,
                      "train": data.rows["sha256"].iloc[data.train].tolist(),

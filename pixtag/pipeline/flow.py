@@ -1,9 +1,11 @@
 """The retraining flow as plain functions: one per task of the ``pixtag_retrain`` DAG.
 
-Each function takes the run's :class:`~pixtag.core.config.Settings` (built by :func:`run_settings`
-from the DAG's Params and its Pixelfed connection) and small inputs, runs one stage through
-that stage's own module, and returns a small JSON-able summary: storage URIs, names and
-figures, never images, feature vectors or secrets. Nothing here imports Airflow, so the flow
+Each function takes the task's :class:`~pixtag.pipeline.context.RunContext` (the run's settings,
+built by :func:`run_settings` from the DAG's Params and its Pixelfed connection, the storage
+opened once, the run's resolved backbone; bare settings are accepted too) and small inputs,
+runs one stage through that stage's own module, and returns a typed result
+(:mod:`pixtag.pipeline.results`): storage URIs, names and figures, never images, feature
+vectors or secrets. Nothing here imports Airflow, so the flow
 can be run and tested without it; ``dags/pixtag_retrain.py`` only wires these together.
 
 Everything lives under ``settings.storage``: the dataset (manifest, images), the feature
@@ -20,14 +22,29 @@ from typing import Any
 from pixtag.core import logs
 from pixtag.core.config import Settings, load_settings
 from pixtag.core.errors import PixtagError
-from pixtag.core.storage import Storage, open_storage
+from pixtag.core.storage import Storage
+from pixtag.pipeline.context import RunContext, as_context
+from pixtag.pipeline.results import (
+    ClassSelection,
+    Comparison,
+    DatasetSummary,
+    Decision,
+    Drift,
+    FeatureSummary,
+    Report,
+    ScrapeSummary,
+    Trained,
+    Trending,
+    Validation,
+    Vocabulary,
+)
 
 log = logs.get_logger(__name__)
 
 VOCABULARY = "tags/vocabulary.json"
 # DAG Param name -> settings field (a Param left empty keeps the configured value).
 PARAM_FIELDS = {
-    "images_per_class": "per_class",
+    "per_class": "per_class",
     "backbone": "backbone",
     "accuracy_floor": "accuracy_floor",
     "tolerance": "tolerance",
@@ -74,24 +91,22 @@ def run_settings(params: Mapping[str, Any], *, instance_url: str | None = None,
     return settings
 
 
-def _store(settings: Settings) -> Storage:
-    return open_storage(settings.storage, settings.s3_endpoint_url)
-
-
 # --------------------------------------------------------------------------- tags ---------
-def refresh_trending(settings: Settings) -> dict[str, Any]:
+def refresh_trending(run: RunContext | Settings) -> Trending:
     """Sample recent posts, store their tag counts, and report the drift since the last run."""
     from pixtag.tags.drift import describe, drift
     from pixtag.tags.trending import remembered_normalizations, trending
 
-    with remembered_normalizations(_store(settings)):
-        counts = trending(settings, posts=settings.trending_posts)
-    report = drift(settings)
+    run = as_context(run)
+    with remembered_normalizations(run.store):
+        counts = trending(run.settings, posts=run.settings.trending_posts, store=run.store)
+    report = drift(run.settings, store=run.store)
     if report:
         log.info("%s", describe(report))
     top = list(counts.words.items())[:15]
-    return {"run": counts.extra.get("key"), "posts": counts.posts, "top": dict(top),
-            "drift": {k: report[k] for k in ("key", "new", "vanished", "top_overlap", "jaccard")} if report else None}
+    return Trending(run=counts.extra.get("key"), posts=counts.posts, top=dict(top),
+                    drift=Drift(**{k: report[k] for k in ("key", "new", "vanished", "top_overlap", "jaccard")})
+                    if report else None)
 
 
 def _tag_word(tag: str) -> str:
@@ -154,18 +169,22 @@ def automatic_selection(store: Storage, words: Mapping[str, int], settings: Sett
     return {"classes": list(stored["classes"]), "rejected": dict(stored["rejected"])}
 
 
-def select_classes(settings: Settings, add: Iterable[str] = (), remove: Iterable[str] = (),
-                   force: Iterable[str] = ()) -> dict[str, Any]:
+def select_classes(run: RunContext | Settings, add: Iterable[str] = (), remove: Iterable[str] = (),
+                   force: Iterable[str] = ()) -> ClassSelection:
     """Classes for this run: the automatic selection from the newest trending run (or the
     configured classes), plus the stored vocabulary's added tags, minus its removed ones (the
     vocabulary is updated with this run's Params first and lasts until undone).
 
     Added tags are checked like any class (:func:`pixtag.tags.trending.check_added`); a refused one is
     left out, with its reason under ``refused`` and in the log. Forced tags skip the checks.
+
+    The run's backbone is settled here too, once for the run (``auto`` resolved): the later
+    tasks read it from this result.
     """
     from pixtag.tags.trending import check_added, latest_run, remembered_normalizations
 
-    store = _store(settings)
+    run = as_context(run)
+    settings, store = run.settings, run.store
     with remembered_normalizations(store):
         vocab = update_vocabulary(store, add, remove, force)
     removed = set(vocab["removed"])
@@ -178,12 +197,12 @@ def select_classes(settings: Settings, add: Iterable[str] = (), remove: Iterable
         classes = [c for c in dict.fromkeys([*settings.classes, *accepted]) if c not in removed]
         rejected = {c: "removed by a manual trigger (Param remove_tags)" for c in removed} | refused
     else:
-        run = latest_run(store)
-        if run is None:
+        counts = latest_run(store)
+        if counts is None:
             raise FlowError("no trending run stored yet: run `pixtag trending` (the DAG's first task)")
         # A removed tag keeps its place in the ranking and is then left out, so removing one
         # class does not pull another, less frequent tag in behind it.
-        selection = automatic_selection(store, run.words, settings, [*settings.add_tags, *vocab["added"]],
+        selection = automatic_selection(store, counts.words, settings, [*settings.add_tags, *vocab["added"]],
                                         vocab.get("forced", []))
         classes = [c for c in selection["classes"] if c not in removed]
         refused = {w: r for w, r in selection["rejected"].items() if r.startswith("added tag refused")
@@ -194,21 +213,24 @@ def select_classes(settings: Settings, add: Iterable[str] = (), remove: Iterable
         log.warning("tag %r is not made a class: %s", word, reason)
     if len(classes) < 2:
         raise FlowError(f"need at least two classes to train a classifier, got {classes}")
-    return {"classes": classes, "rejected": rejected, "refused": refused, "vocabulary": vocab}
+    return ClassSelection(classes=classes, rejected=rejected, refused=refused, vocabulary=Vocabulary(**vocab),
+                          backbone=run.resolve_backbone())
 
 
 # --------------------------------------------------------------------------- data ---------
-def scrape_class(settings: Settings, label: str, classes: list[str]) -> dict[str, Any]:
+def scrape_class(run: RunContext | Settings, label: str, classes: list[str]) -> ScrapeSummary:
     from dataclasses import asdict
 
     from pixtag.data.scrape import scrape_class as collect
     from pixtag.tags.trending import remembered_normalizations
 
-    with remembered_normalizations(_store(settings)):
-        return asdict(collect(settings, label, classes, settings.storage, progress=False))
+    run = as_context(run)
+    with remembered_normalizations(run.store):
+        summary = collect(run.settings, label, classes, run.settings.storage, progress=False, store=run.store)
+    return ScrapeSummary(**asdict(summary))
 
 
-def scrape_labels(settings: Settings, classes: list[str]) -> list[str]:
+def scrape_labels(run: RunContext | Settings, classes: list[str]) -> list[str]:
     """What the scrape maps over: the classes, then the background (unless turned off).
 
     First the suggestion ledger is compacted (one object per served request since the last
@@ -217,35 +239,45 @@ def scrape_labels(settings: Settings, classes: list[str]) -> list[str]:
     from pixtag.data import ledger
     from pixtag.data.scrape import labels_to_scrape
 
-    merged = ledger.compact(_store(settings))
+    run = as_context(run)
+    merged = ledger.compact(run.store)
     if merged:
         log.info("ledger compacted into %s", merged)
-    return labels_to_scrape(settings, classes)
+    return labels_to_scrape(run.settings, classes)
 
 
-def assemble(settings: Settings, classes: list[str]) -> dict[str, Any]:
+def assemble(run: RunContext | Settings, classes: list[str],
+             scraped: Iterable[ScrapeSummary] = ()) -> DatasetSummary:
+    """Merge the scraped parts into the dataset; ``by_class`` keeps each label's scrape."""
     from pixtag.data.scrape import assemble as merge
 
-    return merge(settings, classes, settings.storage).to_dict()
+    run = as_context(run)
+    merged = merge(run.settings, classes, run.settings.storage, store=run.store)
+    return DatasetSummary(out=merged.out, classes=merged.classes, counts=merged.counts, dropped=merged.dropped,
+                          images=merged.images, by_class={s.label: s for s in scraped})
 
 
-def validate(settings: Settings, classes: list[str]) -> dict[str, Any]:
+def validate(run: RunContext | Settings, classes: list[str]) -> Validation:
     """Run the Great Expectations suite; raise :class:`FlowError` when the data fails."""
     from pixtag.data.validate import validate as check
 
-    report = check(settings.storage, settings, classes=classes, reuse=True)
-    summary = report.to_dict()
+    run = as_context(run)
+    report = check(run.settings.storage, run.settings, classes=classes, reuse=True, store=run.store)
     log.info("%s", report.summary())
     if not report.success:
         raise FlowError(f"the dataset failed validation, training stops here:\n{report.summary()}")
-    return summary
+    return Validation.model_validate(report.to_dict())
 
 
 # --------------------------------------------------------------------------- model --------
-def extract_features(settings: Settings, label: str) -> dict[str, Any]:
+def extract_features(run: RunContext | Settings, label: str) -> FeatureSummary:
+    """Features of one label's images with the run's backbone (``run.backbone``: carried from
+    ``select_classes``; resolved here only outside a run)."""
     from pixtag.model.features import features
 
-    return features(settings, labels=[label])
+    run = as_context(run)
+    return FeatureSummary.model_validate(features(run.settings, labels=[label], backbone=run.resolve_backbone(),
+                                                  store=run.store))
 
 
 def mlflow_ui(settings: Settings) -> str | None:
@@ -254,44 +286,50 @@ def mlflow_ui(settings: Settings) -> str | None:
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
 
 
-def train(settings: Settings) -> dict[str, Any]:
-    """Cross-validate, refit and log a candidate; returns its figures and MLflow run."""
+TRAINED_KEYS = ("run_id", "model_uri", "backbone", "labels", "images", "train_images", "test_images",
+                "cv_accuracy", "cv_mean", "cv_var", "test_accuracy", "train_seconds", "dataset_hash", "reused",
+                "threshold", "abstention_rate", "false_suggestion_rate", "precision_at_share")
+
+
+def train(run: RunContext | Settings) -> Trained:
+    """Cross-validate, refit and log a candidate with the run's backbone; returns its figures
+    and MLflow run."""
     from pixtag.model.train import train as fit
 
-    summary = fit(settings)
-    keep = ("run_id", "model_uri", "backbone", "labels", "images", "train_images", "test_images",
-            "cv_accuracy", "cv_mean", "cv_var", "test_accuracy", "train_seconds", "dataset_hash", "reused",
-            "threshold", "abstention_rate", "false_suggestion_rate", "precision_at_share")
-    result = {k: summary[k] for k in keep if k in summary}
+    run = as_context(run)
+    settings, backbone = run.settings, run.resolve_backbone()
+    summary = fit(settings, backbone=backbone, store=run.store)
+    result = {k: summary[k] for k in TRAINED_KEYS if k in summary}
     result["cv_std"] = math.sqrt(result.get("cv_var", 0.0))
     result["cv_folds"] = len(result.get("cv_accuracy", []))
     if settings.compare_backbones:
-        result["compare"] = compare_backbones(settings, summary["backbone"])
+        result["compare"] = compare_backbones(run, summary["backbone"])
     ui = mlflow_ui(settings)
     if ui:
         from mlflow import MlflowClient
 
         experiment = MlflowClient(settings.mlflow_uri).get_run(summary["run_id"]).info.experiment_id
         result["mlflow_run_url"] = f"{ui}/#/experiments/{experiment}/runs/{summary['run_id']}"
-    return result
+    return Trained.model_validate(result)
 
 
-def compare_backbones(settings: Settings, backbone: str) -> dict[str, Any]:
+def compare_backbones(run: RunContext | Settings, backbone: str) -> Comparison:
     """:func:`pixtag.model.train.compare` of this run's backbone and ``settings.compare_backbones``
     (same folds); returns its MLflow run, the tests and their notes."""
     from pixtag.model.train import compare
 
-    names = list(dict.fromkeys([backbone, *settings.compare_backbones]))
-    result = compare(settings, names)
+    run = as_context(run)
+    names = list(dict.fromkeys([backbone, *run.settings.compare_backbones]))
+    result = compare(run.settings, names, store=run.store)
     for note in result["notes"]:
         log.info("compare: %s", note)
-    return {"run_id": result["run_id"], "backbones": {k: {m: v[m] for m in ("cv_accuracy", "cv_mean", "test_accuracy",
-                                                                           "weights")}
-                                                      for k, v in result["backbones"].items()},
-            "mann_whitney": result["mann_whitney"], "paired": result["paired"], "notes": result["notes"]}
+    return Comparison(run_id=result["run_id"],
+                      backbones={k: {m: v[m] for m in ("cv_accuracy", "cv_mean", "test_accuracy", "weights")}
+                                 for k, v in result["backbones"].items()},
+                      mann_whitney=result["mann_whitney"], paired=result["paired"], notes=result["notes"])
 
 
-def register(settings: Settings, run_id: str, reused: bool = False) -> dict[str, Any]:
+def register(run: RunContext | Settings, trained: Trained) -> Decision:
     """Register the candidate and apply the gate (champion only if accuracy holds).
 
     ``new_champion`` is false when a reused candidate (nothing new was trained) already was the
@@ -299,33 +337,32 @@ def register(settings: Settings, run_id: str, reused: bool = False) -> dict[str,
     """
     from pixtag.model.registry import register as gate
 
-    decision = gate(settings, run_id)
-    decision["new_champion"] = bool(decision["promoted"]) and not (reused and decision.get("already_champion"))
+    run = as_context(run)
+    decision = gate(run.settings, trained.run_id, store=run.store)
+    decision["new_champion"] = bool(decision["promoted"]) and not (trained.reused and decision.get("already_champion"))
     decision["model_uri"] = f"models:/{decision['model_name']}/{decision['version']}"
-    ui = mlflow_ui(settings)
+    decision["backbone"] = trained.backbone
+    ui = mlflow_ui(run.settings)
     if ui:
         decision["model_version_url"] = f"{ui}/#/models/{decision['model_name']}/versions/{decision['version']}"
-    return decision
+    return Decision.model_validate(decision)
 
 
-def report(selection: Mapping[str, Any], dataset: Mapping[str, Any], trained: Mapping[str, Any] | None,
-           decision: Mapping[str, Any] | None) -> dict[str, Any]:
+def report(selection: ClassSelection, dataset: DatasetSummary | None, trained: Trained | None,
+           decision: Decision | None) -> Report:
     """What a user wants to see after a run."""
-    trained = trained or {}
-    return {
-        "classes": list(selection.get("classes", [])),
-        "refused": dict(selection.get("refused", {})),
-        "counts": dict(dataset.get("counts", {})),
-        "dropped": dict(dataset.get("dropped", {})),
-        "backbone": trained.get("backbone"),
-        "cv_mean": trained.get("cv_mean"),
-        "cv_std": trained.get("cv_std"),
-        "cv_folds": trained.get("cv_folds"),
-        "test_accuracy": trained.get("test_accuracy"),
-        "false_suggestion_rate": trained.get("false_suggestion_rate"),
-        "abstention_rate": trained.get("abstention_rate"),
-        "reused": bool(trained.get("reused")),
-        "mlflow_run_url": trained.get("mlflow_run_url"),
-        "compare": trained.get("compare"),
-        "decision": dict(decision) if decision else None,
-    }
+    return Report(
+        classes=list(selection.classes), refused=dict(selection.refused),
+        counts=dict(dataset.counts) if dataset else {}, dropped=dict(dataset.dropped) if dataset else {},
+        backbone=trained.backbone if trained else None,
+        cv_mean=trained.cv_mean if trained else None,
+        cv_std=trained.cv_std if trained else None,
+        cv_folds=trained.cv_folds if trained else None,
+        test_accuracy=trained.test_accuracy if trained else None,
+        false_suggestion_rate=trained.false_suggestion_rate if trained else None,
+        abstention_rate=trained.abstention_rate if trained else None,
+        reused=bool(trained and trained.reused),
+        mlflow_run_url=trained.mlflow_run_url if trained else None,
+        compare=trained.compare if trained else None,
+        decision=decision,
+    )

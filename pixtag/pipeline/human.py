@@ -18,7 +18,7 @@ from typing import Any
 from pixtag.core import logs
 from pixtag.core.config import Settings
 from pixtag.core.errors import PixtagError
-from pixtag.core.storage import open_storage
+from pixtag.core.storage import Storage, open_storage
 
 log = logs.get_logger(__name__)
 
@@ -46,12 +46,16 @@ def champion_images(settings: Settings) -> set[str] | None:
     return set(split.get("train", [])) | set(split.get("test", []))
 
 
-def review_request(settings: Settings, base_url: str) -> dict[str, Any]:
+def _opened(settings: Settings, store: Storage | None) -> Storage:
+    return store or open_storage(settings.storage, settings.s3_endpoint_url)
+
+
+def review_request(settings: Settings, base_url: str, store: Storage | None = None) -> dict[str, Any]:
     """Write contact sheets of the images new since the champion's dataset (all of them without
-    a champion) and return what the review's body shows."""
+    a champion) and return what the review's body shows. ``store``: ``settings.storage`` opened."""
     from pixtag.data.review import contact_refs, excluded_mask, read_exclusions, read_raw_manifest, write_sheets
 
-    store = open_storage(settings.storage, settings.s3_endpoint_url)
+    store = _opened(settings, store)
     frame = read_raw_manifest(store)
     rows = frame.assign(ref=contact_refs(frame), excluded=excluded_mask(frame, read_exclusions(store)))
     known = champion_images(settings)
@@ -86,12 +90,12 @@ def parse_exclusions(text: str | None) -> list[str]:
     return [part.strip() for line in (text or "").splitlines() for part in line.split(",") if part.strip()]
 
 
-def apply_review(settings: Settings, text: str | None, user: str) -> dict[str, Any]:
+def apply_review(settings: Settings, text: str | None, user: str, store: Storage | None = None) -> dict[str, Any]:
     """Add the reviewer's exclusions to ``exclusions.json``; unknown references are refused
     (nothing is written) with the list of them."""
     from pixtag.data.review import ReviewError, read_raw_manifest, resolve_refs, update_exclusions
 
-    store = open_storage(settings.storage, settings.s3_endpoint_url)
+    store = _opened(settings, store)
     refs = parse_exclusions(text)
     bad = [r for r in refs if not re.fullmatch(r"[^:\s]+:\d+|[0-9a-fA-F]{64}", r)]
     if bad:
@@ -106,14 +110,15 @@ def apply_review(settings: Settings, text: str | None, user: str) -> dict[str, A
     return {"reviewed_by": user, "asked": refs, "excluded": added}
 
 
-def disagreement_sheet(settings: Settings, decision: Mapping[str, Any], base_url: str) -> str | None:
+def disagreement_sheet(settings: Settings, decision: Mapping[str, Any], base_url: str,
+                       store: Storage | None = None) -> str | None:
     """A contact sheet of the test images the candidate and the champion disagree on."""
     from pixtag.data.review import contact_refs, excluded_mask, read_exclusions, read_raw_manifest, write_sheets
 
     shas = [d["sha256"] for d in (decision.get("comparison") or {}).get("disagreements", [])]
     if not shas:
         return None
-    store = open_storage(settings.storage, settings.s3_endpoint_url)
+    store = _opened(settings, store)
     frame = read_raw_manifest(store)
     rows = frame.assign(ref=contact_refs(frame), excluded=excluded_mask(frame, read_exclusions(store)))
     write_sheets(store, rows[rows["sha256"].isin(shas)], store.child(DISAGREE_SHEETS))

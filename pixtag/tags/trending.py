@@ -358,7 +358,7 @@ def instance_trending(client: Client) -> list[str] | None:
 
 
 def trending(settings: Settings, instance_url: str | None = None,
-             posts: int | None = None) -> TagCounts:
+             posts: int | None = None, store: Storage | None = None) -> TagCounts:
     """Count the hashtags of the ``posts`` most recent public posts and record the run.
 
     The run (raw and normalised counts, posts sampled, instance host, time; never the token)
@@ -367,11 +367,12 @@ def trending(settings: Settings, instance_url: str | None = None,
     first (nothing was posted since), that run's counts are recorded again without paging or
     normalising (``extra["unchanged_since"]``). The run also keeps the instance's own trending
     list (``extra["instance_trending"]``), so that each class's scrape need not ask for it again.
+    ``store``: ``settings.storage`` already opened (else it is opened here).
     """
     from pixtag.sources.pixelfed import Client
 
     posts = posts or settings.trending_posts
-    store = _open_storage(settings)
+    store = store or _open_storage(settings)
     previous = latest_run(store)
     with Client(settings, instance_url) as client:
         host = _host(client.base_url)

@@ -63,7 +63,7 @@ def test_the_same_trending_counts_select_the_same_classes_without_wordnet(
     settings = load_settings(**demo_settings(demo.url, storage=str(tmp_path / "store")))
     flow.refresh_trending(settings)
     first = flow.select_classes(settings)
-    assert set(first["classes"]) == {"cat", "dog", "bird", "flower", "car"}
+    assert set(first.classes) == {"cat", "dog", "bird", "flower", "car"}
 
     def no_wordnet(*_: object, **__: object) -> None:
         raise AssertionError("selected again although the counts and settings did not change")
