@@ -51,8 +51,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # Installed from a wheel: package data beside the modules; in a checkout: expectations/ at the top.
-_PACKAGED_SUITES = Path(__file__).resolve().parent / "expectations"
-SUITE_DIR = _PACKAGED_SUITES if _PACKAGED_SUITES.is_dir() else Path(__file__).resolve().parent.parent / "expectations"
+# (This module is pixtag/data/validate.py: the package is two levels up, the checkout three.)
+_PACKAGE = Path(__file__).resolve().parent.parent
+_PACKAGED_SUITES = _PACKAGE / "expectations"
+SUITE_DIR = _PACKAGED_SUITES if _PACKAGED_SUITES.is_dir() else _PACKAGE.parent / "expectations"
 SUITES = ("manifest", "class_counts", "background")
 INDEX_COLUMNS = {"manifest": "row_ref", "class_counts": "label", "background": "row_ref"}
 DOCS_SITE = "pixtag_data_docs"  # the ephemeral context's own site is "local_site"

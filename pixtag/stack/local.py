@@ -88,7 +88,7 @@ class Layout:
 def find_project(start: Path | None = None) -> Path:
     """The project folder: the nearest one (from cwd) holding ``dags/`` and ``airflow/``."""
     here = (start or Path.cwd()).resolve()
-    for path in (here, *here.parents, Path(__file__).resolve().parents[1]):
+    for path in (here, *here.parents, Path(__file__).resolve().parents[2]):  # pixtag/stack/local.py
         if (path / "dags").is_dir() and (path / "airflow" / "pools.json").is_file():
             return path
     raise StackError("cannot find the pixtag project (a folder with dags/ and airflow/): "

@@ -94,7 +94,7 @@ def default_target() -> Path:
     return Path(sys.prefix) / "nltk_data"
 
 
-STOPWORDS_FILE = Path(__file__).parent / "data" / "stopwords-english"  # package data
+STOPWORDS_FILE = Path(__file__).parent / "stopwords-english"  # package data (pixtag/tags/)
 
 
 def _stopword_bytes() -> bytes:
