@@ -120,8 +120,9 @@ def validate_cmd(ctx: click.Context, dataset_uri: str | None, classes: str | Non
 
     settings = get_settings(ctx, classes=classes, min_per_class=min_per_class,
                             balance_ratio=balance_ratio)
+    # An explicit --classes wins over the class set the dataset records; the settings' come last.
     report = validate(dataset_of(settings, dataset_uri), settings, docs_dir=docs_dir,
-                      suite_dir=suite_dir)
+                      classes=settings.classes if classes else None, suite_dir=suite_dir)
     if as_json:
         echo_json(report.to_dict())
     else:

@@ -446,12 +446,14 @@ def publish_docs(local_dir: Path, target: Storage) -> str:
 
 def _resolve_classes(settings: Settings, classes: list[str] | None,
                      recorded: list[str] | None = None) -> list[str]:
-    chosen = [c.lstrip("#").strip().lower() for c in (classes or settings.classes or recorded or [])
+    """The class set to validate against: the one given (``--classes``), else the one the dataset
+    records (``dataset.json``, written by every scrape), else the settings' ``classes``."""
+    chosen = [c.lstrip("#").strip().lower() for c in (classes or recorded or settings.classes or [])
               if c.strip()]
     if not chosen:
-        raise NoClassesError("validate needs the class set: pass --classes cat,dog,... or set "
-                             "`classes` in the settings (PIXTAG_CLASSES); a dataset written by "
-                             "`pixtag scrape` records it")
+        raise NoClassesError("validate needs the class set and this dataset records none (no dataset.json: "
+                             "pixtag scrape did not write it): pass --classes cat,dog,... (or set "
+                             "`classes` in the settings, PIXTAG_CLASSES)")
     return list(dict.fromkeys(chosen))
 
 

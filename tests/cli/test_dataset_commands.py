@@ -39,7 +39,9 @@ def env(demo: DemoInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     return tmp_path
 
 
-def test_scrape_out_then_every_reader_takes_the_dataset_alone(env: Path) -> None:
+def test_scrape_out_then_every_reader_takes_the_dataset_alone(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Configured classes that are not the dataset's: the record the scrape wrote wins over them.
+    monkeypatch.setenv("PIXTAG_CLASSES", "bird,car")
     ds = env / "D"
     scraped = run("scrape", "--out", str(ds), "--classes", ",".join(CLASSES),
                   "--per-class", str(PER_CLASS), "--no-progress")
