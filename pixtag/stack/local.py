@@ -46,7 +46,6 @@ class StackError(PixtagError):
     """A service of the local stack did not start or the run did not finish."""
 
 
-
 def echo(message: object = "") -> None:
     """The default progress printer of :func:`stack` and :func:`run_stack`: a line on stdout."""
     print(message, flush=True)
