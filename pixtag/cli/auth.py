@@ -13,6 +13,7 @@ from pixtag.cli.app import get_settings
 @click.pass_context
 def auth_cmd(ctx: click.Context, instance_url: str | None) -> None:
     """Get a user token (OAuth authorization code) and store it for this instance."""
+    from pixtag.core.config import write_credentials
     from pixtag.sources.auth import (
         AuthFlowError,
         _session,
@@ -20,7 +21,6 @@ def auth_cmd(ctx: click.Context, instance_url: str | None) -> None:
         check_token,
         exchange_code,
         register_app,
-        write_credentials,
     )
 
     settings = get_settings(ctx, instance_url=instance_url)

@@ -60,3 +60,16 @@ def test_normalize_imports_neither_torch_nor_mlflow() -> None:
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[-1])
     assert result == {"code": 0, "out": "CatsOfPixelfed\tcat pixelfed\n", "heavy": []}
+
+
+def test_every_name_a_command_imports_lazily_exists() -> None:
+    """The commands import their domain functions when run: each of those names must exist."""
+    import importlib
+
+    missing = []
+    for path in sorted((PACKAGE / "cli").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pixtag"):
+                module = importlib.import_module(node.module)
+                missing += [f"{path.name}: {node.module}.{a.name}" for a in node.names if not hasattr(module, a.name)]
+    assert missing == []
