@@ -100,14 +100,14 @@ def test_features_on_s3(small: Path, s3_endpoint: str) -> None:
 
 def test_cli_prints_the_summary_and_progress_outside_json_and_airflow(
         small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    result = CliRunner().invoke(cli, ["features", "--storage", str(small), "--backbone", LITE0,
+    result = CliRunner().invoke(cli, ["features", str(small), "--backbone", LITE0,
                                       "--label", "bird", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["computed"], summary["labels"]) == (2, ["bird"])
     assert "100%|" not in result.stderr  # --json: no progress bar
     # A terminal run shows one (same store: the ONNX graph exported above is reused) ...
-    args = ["features", "--storage", str(small), "--backbone", LITE0]
+    args = ["features", str(small), "--backbone", LITE0]
     shown = CliRunner().invoke(cli, [*args, "--label", "car"])
     assert shown.exit_code == 0, shown.output
     assert f"features {LITE0}: 100%|" in shown.stderr and "2/2" in shown.stderr

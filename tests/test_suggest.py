@@ -307,7 +307,7 @@ def test_the_model_loads_outside_the_checkout_from_its_own_files_and_requirement
 
     mlflow.set_tracking_uri(model["settings"].mlflow_uri)
     local = Path(mlflow.artifacts.download_artifacts(model["uri"], dst_path=str(tmp_path / "m")))
-    assert (local / "code" / "pixtag" / "suggest.py").is_file()
+    assert (local / "code" / "pixtag" / "model" / "suggest.py").is_file()
     assert (local / "input_example.json").is_file() and (local / "serving_input_example.json").is_file()
     requirements = (local / "requirements.txt").read_text().split()
     names = {canonicalize_name(r.split("==")[0]) for r in requirements}
@@ -332,7 +332,8 @@ def test_the_model_loads_outside_the_checkout_from_its_own_files_and_requirement
     used = (imports_of(local / "code" / "pixtag", pixtag_modules) & loaded) - set(sys.stdlib_module_names)
     dists = packages_distributions()
     needed = {canonicalize_name(d) for m in used - {"pixtag"} for d in dists.get(m, [m])}
-    assert {"onnxruntime", "imagehash", "pillow", "click"} <= needed  # the check sees real imports
+    assert {"onnxruntime", "imagehash", "pillow"} <= needed  # the check sees real imports
+    assert "click" not in needed  # the commands live in pixtag.cli, which a served model never loads
     missing = needed - requirement_closure(requirements)
     assert not missing, f"imported when serving but not in the model's requirements: {sorted(missing)}"
 
@@ -355,7 +356,7 @@ def test_generated_dockerfile_installs_the_models_requirements(model, tmp_path: 
     assert proc.returncode == 0, proc.stderr[-3000:]
     dockerfile = (out / "Dockerfile").read_text()
     shipped = out / "model_dir" / Path(local).name
-    assert (shipped / "code" / "pixtag" / "suggest.py").is_file()
+    assert (shipped / "code" / "pixtag" / "model" / "suggest.py").is_file()
     assert (shipped / "requirements.txt").read_text() == (Path(local) / "requirements.txt").read_text()
     python = ".".join(map(str, sys.version_info[:2]))
     assert f"FROM python:{python}" in dockerfile  # the model's python_env.yaml

@@ -181,7 +181,7 @@ def test_cli_compare(settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     weights = random_weights(TINY, tmp_path / "tiny.pth")
     monkeypatch.setenv("PIXTAG_WEIGHTS", json.dumps({TINY: str(weights)}))
     monkeypatch.setenv("PIXTAG_MLFLOW_URI", settings.mlflow_uri)
-    result = CliRunner().invoke(cli, ["train", "--storage", settings.storage,
+    result = CliRunner().invoke(cli, ["train", settings.storage,
                                       "--compare", f"{LITE0},{TINY}"])
     assert result.exit_code == 0, result.output
     assert f"Mann-Whitney U {LITE0} vs {TINY}" in result.stdout

@@ -1,7 +1,10 @@
-"""The ``pixtag`` command: one sub-command per stage, each defined beside its function.
+"""The ``pixtag`` command: one sub-command per stage, in the ``pixtag.cli`` module of its layer
+(``tags``, ``data``, ``model``, ``auth``, ``local``); each parses options, calls the layer's
+domain function and prints. Nothing below ``pixtag.cli`` imports click or this package.
 
 Sub-commands are imported lazily (``COMMANDS`` maps a name to ``module:attribute``), so
-``pixtag normalize`` never pays for importing torch or MLflow.
+``pixtag normalize`` never pays for importing torch or MLflow. The local demo instance is not
+here: it is its own program, ``pixtag-demo`` (package ``pixtag_demo``), never imported by pixtag.
 """
 
 from __future__ import annotations
@@ -19,24 +22,23 @@ from pixtag.core.config import Settings, load_settings
 from pixtag.core.errors import PixtagError
 
 COMMANDS: dict[str, str] = {
-    "auth": "pixtag.sources.auth:auth_cmd",
-    "demo-instance": "pixtag_demo.server:demo_instance_cmd",
-    "setup-nltk": "pixtag.tags.nlp:setup_nltk_cmd",
-    "normalize": "pixtag.tags.trending:normalize_cmd",
-    "trending": "pixtag.tags.trending:trending_cmd",
-    "classes": "pixtag.tags.trending:classes_cmd",
-    "scrape": "pixtag.data.scrape:scrape_cmd",
-    "review": "pixtag.data.review:review_cmd",
-    "describe": "pixtag.data.describe:describe_cmd",
-    "validate": "pixtag.data.validate:validate_cmd",
-    "features": "pixtag.model.features:features_cmd",
-    "train": "pixtag.model.train:train_cmd",
-    "register": "pixtag.model.registry:register_cmd",
-    "suggest": "pixtag.model.suggest:suggest_cmd",
-    "serve": "pixtag.model.suggest:serve_cmd",
-    "evaluate": "pixtag.model.evaluate:evaluate_cmd",
-    "drift": "pixtag.tags.drift:drift_cmd",
-    "local": "pixtag.stack.local:local_cmd",
+    "auth": "pixtag.cli.auth:auth_cmd",
+    "setup-nltk": "pixtag.cli.tags:setup_nltk_cmd",
+    "normalize": "pixtag.cli.tags:normalize_cmd",
+    "trending": "pixtag.cli.tags:trending_cmd",
+    "classes": "pixtag.cli.tags:classes_cmd",
+    "drift": "pixtag.cli.tags:drift_cmd",
+    "scrape": "pixtag.cli.data:scrape_cmd",
+    "review": "pixtag.cli.data:review_cmd",
+    "describe": "pixtag.cli.data:describe_cmd",
+    "validate": "pixtag.cli.data:validate_cmd",
+    "features": "pixtag.cli.model:features_cmd",
+    "train": "pixtag.cli.model:train_cmd",
+    "register": "pixtag.cli.model:register_cmd",
+    "suggest": "pixtag.cli.model:suggest_cmd",
+    "serve": "pixtag.cli.model:serve_cmd",
+    "evaluate": "pixtag.cli.model:evaluate_cmd",
+    "local": "pixtag.cli.local:local_cmd",
 }
 
 

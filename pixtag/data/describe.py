@@ -29,7 +29,6 @@ import io
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import click
 import numpy as np
 
 from pixtag.core.config import Settings
@@ -370,26 +369,3 @@ def describe(dataset_uri: str, settings: Settings, out: str | None = None,
     }
     target.write_json("summary.json", summary)
     return summary
-
-
-@click.command("describe")
-@click.argument("dataset_uri", metavar="DIR")
-@click.option("--out", default=None, metavar="DIR",
-              help="Write figures and summary.json here (default: DIR/reports/describe).")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.pass_context
-def describe_cmd(ctx: click.Context, dataset_uri: str, out: str | None, as_json: bool) -> None:
-    """Descriptive figures (PNG) and a JSON summary of dataset DIR (folder or s3://...)."""
-    from pixtag.cli.app import echo_json, get_settings
-
-    summary = describe(dataset_uri, get_settings(ctx), out=out)
-    if as_json:
-        echo_json(summary)
-        return
-    click.echo(f"{summary['images']} images in {len(summary['classes'])} classes")
-    for label, c in summary["classes"].items():
-        click.echo(f"{label:>12}: {c['count']} images, aspect ratio mean "
-                   f"{c['aspect_ratio']['mean']}, cropped {c['cropped_share']:.0%}")
-    for name, uri in summary["figures"].items():
-        click.echo(f"  {name}: {uri}")
-    click.echo(f"summary: {summary['summary']}")

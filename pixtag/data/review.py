@@ -22,8 +22,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import click
-
 from pixtag.core import dataset
 from pixtag.core.config import Settings
 from pixtag.core.errors import PixtagError
@@ -317,37 +315,3 @@ def review(dataset_uri: str, settings: Settings, *, exclude: Iterable[str] = (),
     return ReviewResult(dataset=store.uri, index=target.url("index.html"), sheets=sheets,
                         counts=counts, added=added, restored=restored,
                         excluded_total=int(rows["excluded"].sum()))
-
-
-@click.command("review")
-@click.argument("dataset_uri", metavar="DIR")
-@click.option("--exclude", "exclude", multiple=True, metavar="LABEL:N,...",
-              help="Exclude images by contact-sheet index, e.g. cat:12,cat:40 (repeatable).")
-@click.option("--exclude-sha", "exclude_sha", multiple=True, metavar="SHA256",
-              help="Exclude images by sha256 (repeatable, comma-separated allowed).")
-@click.option("--restore", multiple=True, metavar="LABEL:N|SHA256",
-              help="Take images off the exclusions list again.")
-@click.option("--out", default=None, metavar="DIR",
-              help="Write the sheets here instead of the dataset's reports/review/.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_context
-def review_cmd(ctx: click.Context, dataset_uri: str, exclude: tuple[str, ...],
-               exclude_sha: tuple[str, ...], restore: tuple[str, ...], out: str | None,
-               as_json: bool) -> None:
-    """Write per-class contact sheets of dataset DIR (folder or s3://...) and edit exclusions."""
-    from pixtag.cli.app import echo_json, get_settings
-
-    result = review(dataset_uri, get_settings(ctx), exclude=exclude, exclude_sha=exclude_sha,
-                    restore=restore, out=out)
-    if as_json:
-        echo_json(result.to_dict())
-        return
-    for label, count in result.counts.items():
-        click.echo(f"{label:>12}: {count['images']} images, {count['excluded']} excluded  "
-                   f"{result.sheets[label]}")
-    if result.added or result.restored:
-        click.echo(f"exclusions: +{len(result.added)} -{len(result.restored)} "
-                   f"({result.excluded_total} rows excluded now)")
-    click.echo(f"contact sheets: {result.index}")
-
-

@@ -38,11 +38,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import click
-
 from pixtag.core import dataset, logs
 from pixtag.core.config import Settings
 from pixtag.core.dataset import BACKGROUND
+from pixtag.core.errors import PixtagError
 from pixtag.core.storage import Storage, open_storage
 from pixtag.data.images import CHECKS_VERSION, ImageRejected, PhashIndex, prepare
 from pixtag.sources.http import AddressPolicy, BlockedURL, HTTPError, HttpSession, ResponseTooLarge, max_rate
@@ -55,6 +54,11 @@ IMAGE_TYPES = ("image",)
 PARTS = "parts"
 FETCHED = "fetched"
 OVERCOLLECT = 1.05  # a class keeps a few extra images to absorb cross-class duplicates
+
+
+
+class NoClassesError(PixtagError):
+    """Nothing to scrape: no class set given nor configured."""
 
 
 # ------------------------------------------------------------------------- pure rules ------
@@ -636,7 +640,7 @@ def scrape(settings: Settings, classes: list[str] | None = None, per_class: int 
     """Scrape every class, then :func:`assemble` the dataset. Returns a small summary."""
     classes = classes or settings.classes
     if not classes:
-        raise click.UsageError("no classes: pass --classes or set PIXTAG_CLASSES "
+        raise NoClassesError("no classes: pass --classes or set PIXTAG_CLASSES "
                                "(or run `pixtag classes --auto`)")
     out = out or default_dataset_uri(settings)
     per = {}
@@ -651,36 +655,6 @@ def scrape(settings: Settings, classes: list[str] | None = None, per_class: int 
 def default_dataset_uri(settings: Settings) -> str:
     """The dataset lives at the storage root, beside the feature cache and the ledger."""
     return settings.storage
-
-
-# ------------------------------------------------------------------------- CLI -------------
-@click.command("scrape")
-@click.option("--classes", default=None, help="Comma-separated classes (default: settings).")
-@click.option("--per-class", type=int, default=None, help="Images per class (default 1000).")
-@click.option("--out", default=None, help="Dataset folder or s3://bucket/prefix (default: PIXTAG_STORAGE).")
-@click.option("--instance", "instance_url", default=None, metavar="URL",
-              help="Pixelfed instance (default: PIXTAG_INSTANCE_URL; token from PIXTAG_TOKEN).")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.pass_context
-def scrape_cmd(ctx: click.Context, classes: str | None, per_class: int | None, out: str | None,
-               instance_url: str | None, no_progress: bool, as_json: bool) -> None:
-    """Collect per-class images from the hashtag timelines into a dataset."""
-    from pixtag.cli.app import echo_json, get_settings
-
-    settings = get_settings(ctx, classes=classes, per_class=per_class)
-    summary = scrape(settings, settings.classes, settings.per_class, out,
-                     instance_url=instance_url, progress=not no_progress)
-    if as_json:
-        echo_json(summary.to_dict())
-        return
-    click.echo(f"dataset: {summary.out}")
-    for label, count in summary.counts.items():
-        click.echo(f"  {label:>12}: {count} images")
-    click.echo("dropped: " + ", ".join(f"{k} {v}" for k, v in summary.dropped.items()))
-    for label, info in summary.per_class.items():
-        click.echo(f"  {label}: looked at {info['posts_seen']} posts, downloaded "
-                   f"{info['downloaded']}, reused {info['reused']}, {info['seconds']} s")
 
 
 __all__ = ["assemble", "scrape", "scrape_class", "screen_media", "screen_post"]

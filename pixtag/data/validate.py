@@ -33,8 +33,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
-
 from pixtag.core import dataset, logs
 from pixtag.core.config import Settings
 from pixtag.core.dataset import BACKGROUND
@@ -447,12 +445,14 @@ def publish_docs(local_dir: Path, target: Storage) -> str:
 
 def _resolve_classes(settings: Settings, classes: list[str] | None,
                      recorded: list[str] | None = None) -> list[str]:
-    chosen = [c.lstrip("#").strip().lower() for c in (classes or settings.classes or recorded or [])
+    """The class set to validate against: the one given (``--classes``), else the one the dataset
+    records (``dataset.json``, written by every scrape), else the settings' ``classes``."""
+    chosen = [c.lstrip("#").strip().lower() for c in (classes or recorded or settings.classes or [])
               if c.strip()]
     if not chosen:
-        raise NoClassesError("validate needs the class set: pass --classes cat,dog,... or set "
-                             "`classes` in the settings (PIXTAG_CLASSES); a dataset written by "
-                             "`pixtag scrape` records it")
+        raise NoClassesError("validate needs the class set and this dataset records none (no dataset.json: "
+                             "pixtag scrape did not write it): pass --classes cat,dog,... (or set "
+                             "`classes` in the settings, PIXTAG_CLASSES)")
     return list(dict.fromkeys(chosen))
 
 
@@ -528,36 +528,3 @@ def _validate(store: Storage, settings: Settings, class_set: list[str], docs: di
         failed=failed,
         docs=index,
     )
-
-
-@click.command("validate")
-@click.argument("dataset_uri", metavar="DIR")
-@click.option("--classes", default=None, help="Comma-separated class set (default: settings).")
-@click.option("--min-per-class", type=int, default=None, help="Fewest images a class may have.")
-@click.option("--balance-ratio", type=float, default=None,
-              help="Largest class / smallest class, at most.")
-@click.option("--docs", "docs_dir", default=None, metavar="DIR",
-              help="Write Data Docs here (default: DIR/reports/data_docs).")
-@click.option("--suite-dir", type=click.Path(file_okay=False, exists=True), default=None,
-              help=f"Folder of suite JSON files (default: {SUITE_DIR}).")
-@click.option("--json", "as_json", is_flag=True, callback=lambda ctx, param, value: logs.quiet_progress(value) or value,
-              help="Print the report as JSON.")
-@click.pass_context
-def validate_cmd(ctx: click.Context, dataset_uri: str, classes: str | None,
-                 min_per_class: int | None, balance_ratio: float | None, docs_dir: str | None,
-                 suite_dir: str | None, as_json: bool) -> None:
-    """Validate dataset DIR (folder or s3://...) with Great Expectations; exit 1 if it fails."""
-    from pixtag.cli.app import echo_json, get_settings
-
-    settings = get_settings(ctx, classes=classes, min_per_class=min_per_class,
-                            balance_ratio=balance_ratio)
-    report = validate(dataset_uri, settings, docs_dir=docs_dir, suite_dir=suite_dir)
-    if as_json:
-        echo_json(report.to_dict())
-    else:
-        click.echo(report.summary())
-    if not report.success:
-        # SystemExit, not ctx.exit(1): click returns ctx.exit codes instead of exiting when
-        # run with standalone_mode=False, as pixtag.cli.app does.
-        raise SystemExit(1)
-

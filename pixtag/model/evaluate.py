@@ -16,10 +16,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
 import numpy as np
 
-from pixtag.cli.app import echo_json, get_settings, json_option
 from pixtag.core import logs
 from pixtag.core.errors import PixtagError
 from pixtag.data.images import decode, to_rgb
@@ -154,30 +152,3 @@ def evaluate(settings: Settings, photos: str | Path, model_uri: str | None = Non
     log.info("%s on %s: accuracy %.4f, abstention %.4f over %d images", uri, photos,
              report["accuracy"], report["abstention_rate"], report["images"])
     return report
-
-
-@click.command("evaluate")
-@click.option("--photos", required=True, type=click.Path(file_okay=False, exists=True),
-              help="Folder laid out CLASS/*.jpg.")
-@click.option("--others", default=None, type=click.Path(file_okay=False, exists=True),
-              help="Folder of photos of none of the classes (any sub-folders): the false-suggestion rate.")
-@click.option("--model", "model_uri", default=None, help="Model URI (default models:/NAME@champion).")
-@json_option
-@click.pass_context
-def evaluate_cmd(ctx: click.Context, photos: str, others: str | None, model_uri: str | None,
-                 as_json: bool) -> None:
-    """Score a model on a labelled folder of photos (and on photos of none of its classes)."""
-    settings = get_settings(ctx)
-    report = evaluate(settings, photos, model_uri, others)
-    if as_json:
-        echo_json(report)
-        return
-    click.echo(f"{report['model']}: accuracy {report['accuracy']:.4f} on {report['images']} "
-               f"images, abstention {report['abstention_rate']:.4f}")
-    if "false_suggestion_rate" in report:
-        click.echo(f"  false suggestions on {report['others_images']} photos of other subjects: "
-                   f"{report['false_suggestion_rate']:.4f}; precision at {report['in_class_share']:.0%} "
-                   f"in-class posts: {report['precision_at_share']:.4f}")
-    for cls, m in report["per_class"].items():
-        click.echo(f"  {cls:>12}: recall {m['recall']:.3f} precision {m['precision']:.3f} "
-                   f"abstained {m['abstention_rate']:.3f} (n={m['n']})")

@@ -26,10 +26,8 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import click
 import numpy as np
 
-from pixtag.cli.app import echo_json, get_settings, json_option
 from pixtag.core import logs
 from pixtag.core.dataset import read_manifest
 from pixtag.core.errors import PixtagError
@@ -355,23 +353,3 @@ def features(settings: Settings, *, labels: Collection[str] | None = None,
     summary = compute(settings, rows, store, backbone).summary
     summary["labels"] = sorted(set(rows["label"]))
     return summary
-
-
-@click.command("features")
-@click.option("--label", "labels", multiple=True, help="Only this class (repeatable).")
-@click.option("--backbone", default=None, help="timm model name, or auto.")
-@click.option("--storage", default=None, help="Dataset location (folder or s3://...).")
-@click.option("--batch-size", type=int, default=None)
-@json_option
-@click.pass_context
-def features_cmd(ctx: click.Context, labels: tuple[str, ...], backbone: str | None,
-                 storage: str | None, batch_size: int | None, as_json: bool) -> None:
-    """Compute and cache backbone features of the dataset's images."""
-    settings = get_settings(ctx, backbone=backbone, storage=storage, batch_size=batch_size)
-    summary = features(settings, labels=list(labels) or None)
-    if as_json:
-        echo_json(summary)
-    else:
-        click.echo(f"{summary['backbone']}: {summary['images']} images, {summary['computed']} "
-                   f"computed, {summary['cached']} cached in {summary['seconds']}s "
-                   f"({summary['device']}) -> {summary['storage']}")

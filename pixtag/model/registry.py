@@ -30,10 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import click
 import numpy as np
 
-from pixtag.cli.app import echo_json, get_settings, json_option
 from pixtag.core.errors import PixtagError
 
 if TYPE_CHECKING:
@@ -543,17 +541,3 @@ def _result(name: str, version: str, outcome: str, promoted: bool, alias: str | 
         "message": f"{name} v{version} {verb}: {reason}",
         "already_champion": False,
     }
-
-
-@click.command("register")
-@click.argument("run_id")
-@json_option
-@click.pass_context
-def register_cmd(ctx: click.Context, run_id: str, as_json: bool) -> None:
-    """Register a training run's model and apply the promotion gate."""
-    settings = get_settings(ctx)
-    result = register(settings, run_id)
-    if as_json:
-        echo_json(result)
-    else:
-        click.echo(result["message"])

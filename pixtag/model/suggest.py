@@ -36,10 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-import click
 import numpy as np
 
-from pixtag.cli.app import echo_json, get_settings, json_option
 from pixtag.core.errors import PixtagError
 from pixtag.core.storage import Storage, open_storage
 from pixtag.data import ledger
@@ -461,31 +459,6 @@ def suggest(settings: Settings, images: Sequence[str | Path], model_uri: str | N
     return [{"image": str(p), **r} for p, r in zip(paths, results, strict=True)]
 
 
-@click.command("suggest")
-@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--model", "model_uri", default=None, help="Model URI (default models:/NAME@champion).")
-@click.option("--threshold", type=float, default=None, help="Smallest probability suggested.")
-@click.option("--top-k", type=int, default=None, help="Most tags per image.")
-@json_option
-@click.pass_context
-def suggest_cmd(ctx: click.Context, images: tuple[str, ...], model_uri: str | None,
-                threshold: float | None, top_k: int | None, as_json: bool) -> None:
-    """Suggest hashtags for image files."""
-    settings = get_settings(ctx)
-    results = suggest(settings, list(images), model_uri, threshold=threshold, top_k=top_k)
-    if as_json:
-        echo_json(results)
-        return
-    for r in results:
-        if "error" in r:
-            click.echo(f"{r['image']}: error: {r['error']}")
-        elif r["no_confident_tag"]:
-            click.echo(f"{r['image']}: no confident tag")
-        else:
-            tags = " ".join(f"#{t['tag']} ({t['probability']:.2f})" for t in r["tags"])
-            click.echo(f"{r['image']}: {tags}")
-
-
 # --- serving -------------------------------------------------------------------------------------
 def serve_command(settings: Settings, model_uri: str | None = None, host: str = "127.0.0.1",
                   port: int = 5001) -> tuple[list[str], dict[str, str]]:
@@ -508,14 +481,3 @@ def serve_command(settings: Settings, model_uri: str | None = None, host: str = 
     args = [str(mlflow_bin), "models", "serve", "-m", model_uri or champion_uri(settings),
             "--env-manager", "local", "--host", host, "--port", str(port)]
     return args, env
-
-
-@click.command("serve")
-@click.option("--model", "model_uri", default=None, help="Model URI (default models:/NAME@champion).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("-p", "--port", type=int, default=5001, show_default=True)
-@click.pass_context
-def serve_cmd(ctx: click.Context, model_uri: str | None, host: str, port: int) -> None:
-    """Serve the champion over HTTP (mlflow models serve, from this environment)."""
-    args, env = serve_command(get_settings(ctx), model_uri, host, port)
-    os.execve(args[0], args, env)

@@ -26,10 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
 import numpy as np
 
-from pixtag.cli.app import echo_json, get_settings, json_option
 from pixtag.core.dataset import read_manifest
 from pixtag.core.errors import PixtagError
 from pixtag.core.storage import Storage, open_storage
@@ -728,52 +726,3 @@ def open_set_line(result: dict[str, Any]) -> str:
             f"{result['abstention_rate']:.1%} of class images, precision "
             f"{'n/a' if precision is None else f'{precision:.1%}'} at {result.get('in_class_share', 0.15):.0%} "
             "in-class posts")
-
-
-@click.command("train")
-@click.option("--backbone", default=None, help="timm model name, or auto.")
-@click.option("--compare", "compare_with", default=None, metavar="A,B[,...]",
-              help="Compare backbones on the same folds (Mann-Whitney U and a paired test); registers nothing.")
-@click.option("--storage", default=None, help="Dataset location (folder or s3://...).")
-@click.option("--register/--no-register", default=True,
-              help="Register the candidate and apply the promotion gate (default: yes).")
-@click.option("--force", is_flag=True, help="Train even if a candidate with the same images, backbone "
-              "and settings exists (by default it is reused).")
-@json_option
-@click.pass_context
-def train_cmd(ctx: click.Context, backbone: str | None, compare_with: str | None,
-              storage: str | None, register: bool, force: bool, as_json: bool) -> None:
-    """Train, evaluate and log a candidate model (and register it through the gate)."""
-    settings = get_settings(ctx, backbone=backbone, storage=storage)
-    if compare_with:
-        result = compare(settings, [b.strip() for b in compare_with.split(",") if b.strip()])
-        if as_json:
-            echo_json(result)
-            return
-        for name, res in result["backbones"].items():
-            click.echo(f"{name}: CV {res['cv_mean']:.4f} (var {res['cv_var']:.6f}), "
-                       f"test {res['test_accuracy']:.4f}")
-        for t in result["mann_whitney"]:
-            click.echo(f"Mann-Whitney U {t['a']} vs {t['b']}: U={t['u']:.1f} p={t['p']:.4f}")
-        for t in result["paired"]:
-            click.echo(f"paired (Wilcoxon signed-rank) {t['a']} vs {t['b']}: W={t['w']:.1f} p={t['p']:.4f}")
-        for note in result["notes"]:
-            click.echo(f"note: {note}")
-        click.echo(f"run {result['run_id']}")
-        return
-    result = train(settings, reuse=not force)
-    if result["reused"] and not as_json:
-        click.echo(f"reusing run {result['run_id']}: same images, backbone and settings (--force trains again)")
-    if register:
-        from pixtag.model.registry import register as register_run
-
-        result["registry"] = register_run(settings, result["run_id"])
-    if as_json:
-        echo_json({k: v for k, v in result.items() if k != "confusion"})
-        return
-    click.echo(f"{result['backbone']}: CV {result['cv_mean']:.4f} (var {result['cv_var']:.6f}), "
-               f"test {result['test_accuracy']:.4f} on {result['test_images']} images "
-               f"(run {result['run_id']})")
-    click.echo(open_set_line(result))
-    if register:
-        click.echo(result["registry"]["message"])

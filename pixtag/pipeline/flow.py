@@ -41,7 +41,6 @@ from pixtag.pipeline.results import (
 
 log = logs.get_logger(__name__)
 
-VOCABULARY = "tags/vocabulary.json"
 # DAG Param name -> settings field (a Param left empty keeps the configured value).
 PARAM_FIELDS = {
     "per_class": "per_class",
@@ -122,6 +121,8 @@ def update_vocabulary(store: Storage, add: Iterable[str] = (), remove: Iterable[
                       force: Iterable[str] = ()) -> dict[str, list[str]]:
     """Apply a run's added/removed tags to the stored vocabulary (they last until undone). A
     forced tag is added and kept without the class checks (``forced``) until removed."""
+    from pixtag.tags.trending import VOCABULARY
+
     vocab = store.read_json(VOCABULARY) if store.exists(VOCABULARY) else {"added": [], "removed": []}
     added, removed = set(vocab.get("added", [])), set(vocab.get("removed", []))
     forced = set(vocab.get("forced", []))
@@ -142,31 +143,6 @@ def update_vocabulary(store: Storage, add: Iterable[str] = (), remove: Iterable[
     return vocab
 
 
-SELECTIONS = "tags/selections"
-
-
-def automatic_selection(store: Storage, words: Mapping[str, int], settings: Settings,
-                        add: list[str], force: list[str] | None = None) -> dict[str, Any]:
-    """:func:`pixtag.tags.trending.select_classes` on these counts and settings, kept in storage by its
-    inputs: the same trending counts give the same classes without loading WordNet again."""
-    import hashlib
-    import json
-
-    from pixtag.tags.trending import SELECTION_RULES, normalizer_version
-    from pixtag.tags.trending import select_classes as choose
-
-    force = sorted({*settings.force_tags, *(force or [])})
-    inputs = {"words": dict(words), "max": settings.max_classes, "allow": list(settings.allow_tags),
-              "deny": list(settings.deny_tags), "add": add, "rules": normalizer_version(),
-              "force": force, "selection": SELECTION_RULES}
-    key = f"{SELECTIONS}/{hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()}.json"
-    if not store.exists(key):
-        selection = choose(words, settings.max_classes, allow=settings.allow_tags, deny=settings.deny_tags, add=add,
-                           force=force)
-        # rejected as pairs: its order (most frequent first) survives the JSON file
-        store.write_json(key, {"classes": list(selection.classes), "rejected": list(selection.rejected.items())})
-    stored = store.read_json(key)
-    return {"classes": list(stored["classes"]), "rejected": dict(stored["rejected"])}
 
 
 def select_classes(run: RunContext | Settings, add: Iterable[str] = (), remove: Iterable[str] = (),
@@ -181,7 +157,7 @@ def select_classes(run: RunContext | Settings, add: Iterable[str] = (), remove: 
     The run's backbone is settled here too, once for the run (``auto`` resolved): the later
     tasks read it from this result.
     """
-    from pixtag.tags.trending import check_added, latest_run, remembered_normalizations
+    from pixtag.tags.trending import automatic_selection, check_added, latest_run, remembered_normalizations
 
     run = as_context(run)
     settings, store = run.settings, run.store

@@ -14,10 +14,8 @@ import json
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-import click
-
 from pixtag.core import logs
-from pixtag.core.config import Settings, write_credentials
+from pixtag.core.config import Settings
 from pixtag.core.errors import PixtagError
 from pixtag.sources.http import AddressPolicy, HTTPError, HttpSession
 
@@ -99,27 +97,3 @@ def check_token(settings: Settings, base_url: str, token: str) -> None:
 
     with Client(settings, base_url, token=token) as client:
         client.hashtag_timeline("pixelfed", limit=1)
-
-
-@click.command("auth")
-@click.option("--instance", "instance_url", default=None, metavar="URL",
-              help="Pixelfed instance (default: PIXTAG_INSTANCE_URL).")
-@click.pass_context
-def auth_cmd(ctx: click.Context, instance_url: str | None) -> None:
-    """Get a user token (OAuth authorization code) and store it for this instance."""
-    from pixtag.cli.app import get_settings
-
-    settings = get_settings(ctx, instance_url=instance_url)
-    if not settings.instance_url:
-        raise AuthFlowError("pass --instance URL or set PIXTAG_INSTANCE_URL")
-    base = settings.instance_url
-    http = _session(settings, base)
-    app = register_app(http, base)
-    click.echo("Open this URL in a browser, log in, approve pixtag (read-only), and copy the code:")
-    click.echo(f"\n  {authorize_url(base, app)}\n")
-    code = click.prompt("Authorization code", hide_input=True)
-    token = exchange_code(http, base, app, code)
-    check_token(settings, base, token)
-    path = write_credentials(base, token)
-    click.echo(f"Token checked and stored in {path} (readable only by you); "
-               f"pixtag uses it for {base}.")

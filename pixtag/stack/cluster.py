@@ -35,8 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
 from pixtag.core import logs
 from pixtag.core.config import Settings
 from pixtag.stack.airflow import DAG_ID, AirflowAPI, Stack, airflow_env, pixtag_environment
@@ -45,6 +43,7 @@ from pixtag.stack.process import (
     StackError,
     bin_path,
     choose_instance,
+    echo,
     find_project,
     free_port,
     start_demo,
@@ -250,7 +249,7 @@ def init_cluster(layout: Layout, env: dict[str, str], instance_url: str, token: 
 
 @contextlib.contextmanager
 def cluster(settings: Settings, *, photos: Path | None = None, ports: ClusterPorts | None = None,
-            layout: Layout | None = None, echo: Any = click.echo) -> Iterator[Cluster]:
+            layout: Layout | None = None, echo: Any = echo) -> Iterator[Cluster]:
     """Start the distributed stack (see the module docstring); stop it all on exit."""
     layout = layout or Layout(find_project())
     stop_cluster(layout)  # leftovers of an interrupted earlier run

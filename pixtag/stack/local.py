@@ -15,15 +15,12 @@ what a user wants to see. Nothing here imports Airflow: it drives the ``airflow`
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import click
 
 from pixtag.core import logs
 from pixtag.core.config import Settings
@@ -43,6 +40,7 @@ from pixtag.stack.process import (
     StackError,
     bin_path,
     choose_instance,
+    echo,
     find_project,
     free_port,
     mlflow_argv,
@@ -57,7 +55,7 @@ log = logs.get_logger(__name__)
 
 @contextlib.contextmanager
 def stack(settings: Settings, *, photos: Path | None = None, ports: Ports | None = None,
-          layout: Layout | None = None, echo: Any = click.echo) -> Iterator[Stack]:
+          layout: Layout | None = None, echo: Any = echo) -> Iterator[Stack]:
     """Start MLflow, the local instance (unless a real one is configured) and Airflow; stop
     every process group on exit, whatever happens."""
     layout = layout or Layout(find_project())
@@ -89,7 +87,7 @@ def stack(settings: Settings, *, photos: Path | None = None, ports: Ports | None
 
 
 def run_stack(settings: Settings, *, photos: Path | None, ports: Ports, conf: dict[str, Any],
-              keep: bool | None, timeout: float, echo: Any = click.echo,
+              keep: bool | None, timeout: float, echo: Any = echo,
               distributed: bool = False) -> dict[str, Any]:
     """Start everything, run the DAG once, print the outcome; stop unless ``keep``.
 
@@ -171,48 +169,3 @@ def print_summary(summary: dict[str, Any], echo: Any) -> None:
          "simple_auth_manager_passwords.json.generated)")
     echo(f"  MLflow UI:      {summary['mlflow_url']}")
     echo(f"  instance:       {summary['instance']}{'  (local demo instance)' if summary['demo'] else ''}")
-
-
-# ------------------------------------------------------------------------- CLI -------------
-@click.group("local")
-def local_cmd() -> None:
-    """Run pixtag's embedded default stack (Airflow + MLflow + local instance) on this machine."""
-
-
-@local_cmd.command("run")
-@click.option("--photos", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Photos (CLASS/*.jpg) for the local instance (default ../shared/data/photos5).")
-@click.option("--conf", "conf_json", default="{}", help="JSON conf for the DAG run (its Params).")
-@click.option("--keep/--no-keep", default=None, help="Keep the UIs up after the run (default: if interactive).")
-@click.option("--timeout", type=float, default=3600, help="Seconds to wait for the run.")
-@click.option("--airflow-port", type=int, default=8080)
-@click.option("--mlflow-port", type=int, default=5000)
-@click.option("--demo-port", type=int, default=8765)
-@click.option("--distributed", is_flag=True,
-              help="Run on PostgreSQL, Redis, S3 and Celery workers (default + gpu queue), as deployed.")
-@click.option("--json", "as_json", is_flag=True, help="Also print the summary as JSON.")
-@click.pass_context
-def run_cmd(ctx: click.Context, photos: Path | None, conf_json: str, keep: bool | None, timeout: float,
-            airflow_port: int, mlflow_port: int, demo_port: int, distributed: bool, as_json: bool) -> None:
-    """Start the stack, trigger pixtag_retrain, follow it and print the outcome."""
-    from pixtag.cli.app import echo_json, get_settings
-
-    settings = get_settings(ctx)
-    try:
-        conf = json.loads(conf_json)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"--conf is not JSON: {exc}") from None
-    summary = run_stack(settings, photos=photos, ports=Ports(airflow_port, mlflow_port, demo_port),
-                        conf=conf, keep=keep, timeout=timeout, distributed=distributed)
-    if as_json:
-        echo_json(summary)
-
-
-@local_cmd.command("stop")
-def stop_cmd() -> None:
-    """Stop whatever an interrupted `pixtag local run` left running."""
-    from pixtag.stack.cluster import stop_cluster
-
-    layout = Layout(find_project())
-    stopped = stop_all(layout) + stop_cluster(layout)
-    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")

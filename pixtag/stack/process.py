@@ -28,6 +28,11 @@ log = logs.get_logger(__name__)
 DEMO_TOKEN_FILE = "demo-token"
 
 
+def echo(message: object = "") -> None:
+    """The default progress printer of the stacks: a line on stdout."""
+    print(message, flush=True)
+
+
 class StackError(PixtagError):
     """A service of the local stack did not start or the run did not finish."""
 
@@ -68,7 +73,7 @@ class Layout:
 def find_project(start: Path | None = None) -> Path:
     """The project folder: the nearest one (from cwd) holding ``dags/`` and ``airflow/``."""
     here = (start or Path.cwd()).resolve()
-    for path in (here, *here.parents, Path(__file__).resolve().parents[1]):
+    for path in (here, *here.parents, Path(__file__).resolve().parents[2]):  # pixtag/stack/process.py
         if (path / "dags").is_dir() and (path / "airflow" / "pools.json").is_file():
             return path
     raise StackError("cannot find the pixtag project (a folder with dags/ and airflow/): "

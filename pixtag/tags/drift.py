@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
-
 from pixtag.core.config import Settings
 from pixtag.core.storage import Storage, open_storage
 from pixtag.tags.trending import TagCounts, latest_run, list_runs
@@ -75,20 +73,3 @@ def describe(report: dict[str, Any]) -> str:
     for m in report["moving"][:10]:
         lines.append(f"  {m['word']:<16} #{m['rank_before']} -> #{m['rank_after']}")
     return "\n".join(lines)
-
-
-@click.command("drift")
-@click.option("--top", type=int, default=20, show_default=True, help="Compare the top N words.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_context
-def drift_cmd(ctx: click.Context, top: int, as_json: bool) -> None:
-    """Report how the hashtags moved between the two newest `pixtag trending` runs."""
-    from pixtag.cli.app import echo_json, get_settings
-
-    report = drift(get_settings(ctx), top)
-    if report is None:
-        raise click.ClickException("need two trending runs (run `pixtag trending` twice)")
-    if as_json:
-        echo_json(report)
-    else:
-        click.echo(describe(report))

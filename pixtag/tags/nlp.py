@@ -36,8 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-
 from pixtag.core import logs
 from pixtag.core.errors import PixtagError
 
@@ -96,7 +94,7 @@ def default_target() -> Path:
     return Path(sys.prefix) / "nltk_data"
 
 
-STOPWORDS_FILE = Path(__file__).parent / "data" / "stopwords-english"  # package data
+STOPWORDS_FILE = Path(__file__).parent / "stopwords-english"  # package data (pixtag/tags/)
 
 
 def _stopword_bytes() -> bytes:
@@ -373,30 +371,3 @@ def stopwords() -> frozenset[str]:
     except (LookupError, OSError):
         words = _stopword_bytes().decode("utf-8").split()
     return frozenset(w.strip().lower() for w in words if w.strip())
-
-
-# -------------------------------------------------------------------------------- CLI -----
-@click.command("setup-nltk")
-@click.argument("target", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--source", type=click.Path(file_okay=False, path_type=Path),
-              default=WORDNET_SOURCE, show_default=True,
-              help="WordNet 3.0 database (Debian: wordnet-base, wordnet-sense-index).")
-@click.option("--force", is_flag=True, help="Reinstall even if up to date.")
-def setup_nltk_cmd(target: Path | None, source: Path, force: bool) -> None:
-    """Install WordNet and the English stopwords for NLTK (default target: sys.prefix/nltk_data)."""
-    result = setup_nltk(target, source, force=force)
-    click.echo(
-        f"NLTK data in {result.target}: wordnet {result.wordnet}, stopwords {result.stopwords} "
-        f"({result.seconds:.2f} s)"
-    )
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m pixtag.tags.nlp [TARGET] [--source DIR] [--force]`` (same as ``pixtag setup-nltk``)."""
-    from pixtag.cli.app import main as cli_main
-
-    cli_main(["setup-nltk", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    main()

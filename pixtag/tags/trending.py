@@ -41,9 +41,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import click
-
-from pixtag.cli.app import echo_json, get_settings, instance_option, json_option
 from pixtag.core import logs
 from pixtag.core.errors import PixtagError
 from pixtag.tags import nlp
@@ -757,8 +754,6 @@ def write_selection_figures(settings: Settings, store: Storage, labels: Sequence
     when no trending run is stored."""
     import csv
 
-    from pixtag.pipeline.flow import VOCABULARY, automatic_selection
-
     counts = latest_run(store)
     if counts is None:
         return False
@@ -793,65 +788,7 @@ def write_selection_figures(settings: Settings, store: Storage, labels: Sequence
     return True
 
 
-def _plots_dir(plots: Path | None) -> Path | None:
-    if plots is not None:
-        plots.mkdir(parents=True, exist_ok=True)
-    return plots
-
-
-# --------------------------------------------------------------------------------- CLI -----
-@click.command("normalize")
-@click.argument("tags", nargs=-1, required=True)
-@json_option
-def normalize_cmd(tags: tuple[str, ...], as_json: bool) -> None:
-    """Print the normalised words of each hashtag."""
-    result = {tag: normalize(tag) for tag in tags}
-    if as_json:
-        echo_json(result)
-        return
-    for tag, words in result.items():
-        click.echo(f"{tag}\t{' '.join(words) if words else '(no words)'}")
-
-
-def _echo_top(title: str, counts: Mapping[str, int], n: int) -> None:
-    click.echo(title)
-    for rank, (tag, count) in enumerate(list(counts.items())[:n], start=1):
-        click.echo(f"{rank:4d}. {tag:<32} {count}")
-
-
-@click.command("trending")
-@click.option("--posts", type=click.IntRange(min=1), default=None,
-              help="Recent public posts to sample (default: settings trending_posts).")
-@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Tags and words to print.")
-@click.option("--plots", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write tags_before_after.png and tags_top100.png here.")
-@instance_option
-@json_option
-@click.pass_context
-def trending_cmd(ctx: click.Context, posts: int | None, top: int, plots: Path | None,
-                 instance_url: str | None, as_json: bool) -> None:
-    """Sample recent public posts, count their hashtags and record the run."""
-    settings = get_settings(ctx, instance_url=instance_url)
-    counts = trending(settings, posts=posts)
-    previous = latest_run(_open_storage(settings), before=counts.extra["key"])
-    changes = top_changes(previous, counts, top) if previous else None
-    if (plots := _plots_dir(plots)) is not None:
-        plot_before_after(counts, plots / "tags_before_after.png")
-        plot_top_tags(counts, plots / "tags_top100.png")
-    if as_json:
-        echo_json({**counts.to_dict(), "drift": changes})
-        return
-    click.echo(f"sampled {counts.posts} posts from {counts.instance} "
-               f"({counts.tagged_posts} with hashtags); saved {counts.extra['key']}")
-    _echo_top(f"top {top} hashtags (raw):", counts.raw, top)
-    _echo_top(f"top {top} words (normalised):", counts.words, top)
-    if changes is not None:
-        click.echo(f"since {previous.time}: entered top {top}: "
-                   f"{', '.join(changes['entered']) or '-'}; left: {', '.join(changes['left']) or '-'}")
-
-
-def _read_counts_file(path: Path) -> dict[str, int]:
+def read_counts_file(path: Path) -> dict[str, int]:
     """A JSON object of raw tag -> count."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -865,9 +802,10 @@ def _read_counts_file(path: Path) -> dict[str, int]:
     return data
 
 
-def _auto_counts(settings: Settings, counts_file: Path | None) -> dict[str, int]:
+def auto_counts(settings: Settings, counts_file: Path | None = None) -> dict[str, int]:
+    """Normalised word counts for ``classes --auto``: from ``counts_file``, else the last trending run."""
     if counts_file is not None:
-        return word_counts(_read_counts_file(counts_file))
+        return word_counts(read_counts_file(counts_file))
     storage = _open_storage(settings)
     run = latest_run(storage)
     if run is None:
@@ -876,50 +814,26 @@ def _auto_counts(settings: Settings, counts_file: Path | None) -> dict[str, int]
     return run.words
 
 
-def _echo_selection(selection: Selection) -> None:
-    click.echo(f"classes ({len(selection.classes)}): {', '.join(selection.classes)}")
-    click.echo("rejected:")
-    for word, reason in selection.rejected.items():
-        click.echo(f"  {word:<24} {reason}")
-    click.echo("Wu-Palmer similarity:")
-    width = max([len(c) for c in selection.classes] + [6])
-    click.echo(" " * width + "".join(f" {c[:6]:>6}" for c in selection.classes))
-    for label, row in zip(selection.classes, selection.wup, strict=True):
-        cells = "".join("      -" if v is None else f" {v:6.3f}" for v in row)
-        click.echo(f"{label:<{width}}{cells}")
+VOCABULARY = "tags/vocabulary.json"  # the tags people added or removed (Params), kept across runs
+SELECTIONS = "tags/selections"
 
 
-@click.command("classes")
-@click.option("--auto", is_flag=True, help="Propose classes from the trending tags.")
-@click.option("--max", "max_classes", type=click.IntRange(min=1), default=None,
-              help="Number of classes (default: settings max_classes).")
-@click.option("--counts", "counts_file", type=click.Path(exists=True, dir_okay=False,
-              path_type=Path), default=None,
-              help="JSON object hashtag -> count, instead of the last trending run.")
-@click.option("--plots", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write classes_wup.png here.")
-@json_option
-@click.pass_context
-def classes_cmd(ctx: click.Context, auto: bool, max_classes: int | None,
-                counts_file: Path | None, plots: Path | None, as_json: bool) -> None:
-    """Print the configured classes, or with --auto propose them from trending tags."""
-    settings = get_settings(ctx)
-    if not auto:
-        configured = list(dict.fromkeys([*settings.classes, *settings.add_tags]))
-        if as_json:
-            echo_json({"classes": configured})
-        else:
-            click.echo("\n".join(configured) if configured else
-                       "no classes configured (set classes/add_tags, or use --auto)")
-        return
-    selection = select_classes(
-        _auto_counts(settings, counts_file), max_classes or settings.max_classes,
-        allow=settings.allow_tags, deny=settings.deny_tags, add=settings.add_tags,
-        force=settings.force_tags,
-    )
-    if (plots := _plots_dir(plots)) is not None:
-        plot_wup(selection, plots / "classes_wup.png")
-    if as_json:
-        echo_json(selection.to_dict())
-    else:
-        _echo_selection(selection)
+def automatic_selection(store: Storage, words: Mapping[str, int], settings: Settings,
+                        add: list[str], force: list[str] | None = None) -> dict[str, Any]:
+    """:func:`select_classes` on these counts and settings, kept in storage by its
+    inputs: the same trending counts give the same classes without loading WordNet again."""
+    import hashlib
+    import json
+
+    force = sorted({*settings.force_tags, *(force or [])})
+    inputs = {"words": dict(words), "max": settings.max_classes, "allow": list(settings.allow_tags),
+              "deny": list(settings.deny_tags), "add": add, "rules": normalizer_version(),
+              "force": force, "selection": SELECTION_RULES}
+    key = f"{SELECTIONS}/{hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()}.json"
+    if not store.exists(key):
+        selection = select_classes(words, settings.max_classes, allow=settings.allow_tags,
+                                   deny=settings.deny_tags, add=add, force=force)
+        # rejected as pairs: its order (most frequent first) survives the JSON file
+        store.write_json(key, {"classes": list(selection.classes), "rejected": list(selection.rejected.items())})
+    stored = store.read_json(key)
+    return {"classes": list(stored["classes"]), "rejected": dict(stored["rejected"])}

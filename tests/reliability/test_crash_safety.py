@@ -134,7 +134,7 @@ def test_killed_feature_extraction_resumes_to_the_same_cache(small_dataset: Path
     rng = random.Random(f"{KILL_SEED}:features")
     code = ("import sys, pixtag.model.features as f; f.SHARD_SIZE = int(sys.argv[1]); "
             "from pixtag.cli.app import main; main(sys.argv[2:])")
-    args = [sys.executable, "-c", code, str(SHARD), "features", "--storage", str(root), "--backbone", LITE0,
+    args = [sys.executable, "-c", code, str(SHARD), "features", str(root), "--backbone", LITE0,
             "--batch-size", str(SHARD)]
 
     def shards() -> int:
