@@ -36,6 +36,8 @@ RUN sed '/^# test and dev tools/,$d' /opt/pixtag/requirements.txt > /tmp/require
 # pixtag, editable: pixtag.data.validate finds expectations/ beside the package.
 COPY --chown=airflow:0 pyproject.toml /opt/pixtag/
 COPY --chown=airflow:0 pixtag /opt/pixtag/pixtag
+# pyproject lists it (the pixtag-demo command); the image never runs it
+COPY --chown=airflow:0 pixtag_demo /opt/pixtag/pixtag_demo
 RUN pip install --no-cache-dir --no-deps -e /opt/pixtag
 
 # NLTK data (WordNet from the Debian packages above + the stopwords shipped in pixtag).

@@ -360,7 +360,7 @@ def test_airflow_image_extends_the_pinned_official_image() -> None:
 
 def test_airflow_image_holds_the_project_where_compose_expects_it() -> None:
     copies = dict(re.findall(r"^COPY --chown=\S+ (\S+) (/opt/pixtag\S*)$", AIRFLOW_DOCKERFILE.read_text(), re.M))
-    for folder in ("dags", "plugins", "airflow", "expectations", "docker", "pixtag", "scripts"):
+    for folder in ("dags", "plugins", "airflow", "expectations", "docker", "pixtag", "pixtag_demo", "scripts"):
         assert copies.get(folder) == f"/opt/pixtag/{folder}", folder
         assert (REPO / folder).is_dir()
     # What the init imports and the DAG needs is in those folders.

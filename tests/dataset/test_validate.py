@@ -350,7 +350,7 @@ def test_validate_from_an_installed_wheel_uses_the_suites_it_ships(base_dataset:
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(repo / name, src / name)
-    for folder in ("pixtag", "expectations"):
+    for folder in ("pixtag", "pixtag_demo", "expectations"):
         shutil.copytree(repo / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(src), "-w", str(tmp_path / "whl")],
