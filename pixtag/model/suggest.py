@@ -60,7 +60,7 @@ DEFAULT_THRESHOLD = 0.5  # models logged before thresholds were chosen in traini
 DATA_DIR = "pixtag_model"
 ONNX_FILE = "backbone.onnx"  # the backbone's graph (normalisation included), when it matches PyTorch
 # What the served path imports (pixtag itself travels in the model's code/ folder). Checked by
-# tests/test_suggest.py against the modules a served prediction really loads.
+# tests/model/test_suggest.py against the modules a served prediction really loads.
 SERVE_PACKAGES = (
     "mlflow", "numpy", "pandas", "pillow", "imagehash", "scikit-learn", "scipy", "boto3", "click",
     "pydantic", "pydantic-settings", "pyyaml", "onnxruntime", "tqdm",

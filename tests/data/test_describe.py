@@ -13,7 +13,7 @@ from pixtag.core import dataset
 from pixtag.core.config import Settings
 from pixtag.core.storage import open_storage
 from pixtag.data.describe import describe, pixel_stats
-from tests.dataset.build import CLASSES, tree_digest, upload_subset
+from tests.data.build import CLASSES, tree_digest, upload_subset
 
 FIGURES = ("pixel_counts", "aspect_ratio", "cropped_share", "intensity", "mean_images")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

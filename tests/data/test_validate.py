@@ -25,8 +25,8 @@ from pixtag.data.validate import (
     class_counts,
     validate,
 )
-from tests.dataset.build import CLASSES, add_image, tree_digest, upload_subset
-from tests.dataset.conftest import MIN_PER_CLASS
+from tests.data.build import CLASSES, add_image, tree_digest, upload_subset
+from tests.data.conftest import MIN_PER_CLASS
 
 CLASS_ARGS = ("--classes", ",".join(CLASSES))
 MIN_ARGS = ("--min-per-class", str(MIN_PER_CLASS))

@@ -12,7 +12,7 @@ import pytest
 from pixtag.cli import main
 from pixtag.core.config import Settings, load_settings
 from pixtag.core.storage import open_storage
-from tests.dataset.build import CLASSES
+from tests.data.build import CLASSES
 from tests.helpers import make_dataset
 
 PER_CLASS = 30

@@ -1,4 +1,4 @@
-"""The model card's comparison with the champion (the card itself: tests/test_registry.py)."""
+"""The model card's comparison with the champion (the card itself: tests/model/test_registry.py)."""
 
 from __future__ import annotations
 

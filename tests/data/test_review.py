@@ -15,7 +15,7 @@ from pixtag.core import dataset
 from pixtag.core.config import Settings
 from pixtag.core.storage import open_storage
 from pixtag.data.review import ReviewError, contact_refs, excluded_mask, review
-from tests.dataset.build import CLASSES, tree_digest, upload_subset
+from tests.data.build import CLASSES, tree_digest, upload_subset
 
 FIGURE = re.compile(r'<figure(?: class="excluded")? id="([^"]+)">')
 
