@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from pixtag.core.config import load_settings
 from pixtag.data.scrape import assemble, scrape_class
 from pixtag.sources.http import max_rate
-from pixtag.tags.trending import normalize
+from pixtag.tags.normalize import normalize
 
 CLASSES = ["cat", "dog", "bird", "flower", "car"]
 TOKEN = "bench-token-0123456789"

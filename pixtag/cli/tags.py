@@ -27,7 +27,7 @@ def _plots_dir(plots: Path | None) -> Path | None:
 @json_option
 def normalize_cmd(tags: tuple[str, ...], as_json: bool) -> None:
     """Print the normalised words of each hashtag."""
-    from pixtag.tags.trending import normalize
+    from pixtag.tags.normalize import normalize
 
     result = {tag: normalize(tag) for tag in tags}
     if as_json:
@@ -56,14 +56,8 @@ def _echo_top(title: str, counts: Mapping[str, int], n: int) -> None:
 def trending_cmd(ctx: click.Context, posts: int | None, top: int, plots: Path | None,
                  instance_url: str | None, as_json: bool) -> None:
     """Sample recent public posts, count their hashtags and record the run."""
-    from pixtag.tags.trending import (
-        _open_storage,
-        latest_run,
-        plot_before_after,
-        plot_top_tags,
-        top_changes,
-        trending,
-    )
+    from pixtag.tags.figures import plot_before_after, plot_top_tags
+    from pixtag.tags.trending import _open_storage, latest_run, top_changes, trending
 
     settings = get_settings(ctx, instance_url=instance_url)
     counts = trending(settings, posts=posts)
@@ -120,7 +114,9 @@ def classes_cmd(ctx: click.Context, auto: bool, max_classes: int | None,
             click.echo("\n".join(configured) if configured else
                        "no classes configured (set classes/add_tags, or use --auto)")
         return
-    from pixtag.tags.trending import auto_counts, plot_wup, select_classes
+    from pixtag.tags.figures import plot_wup
+    from pixtag.tags.select import select_classes
+    from pixtag.tags.trending import auto_counts
 
     selection = select_classes(
         auto_counts(settings, counts_file), max_classes or settings.max_classes,

@@ -64,7 +64,7 @@ class NoClassesError(PixtagError):
 # ------------------------------------------------------------------------- pure rules ------
 def post_classes(status: Status, classes: Iterable[str]) -> set[str]:
     """The classes a post carries: classes among the normalised words of its hashtags."""
-    from pixtag.tags.trending import normalize
+    from pixtag.tags.normalize import normalize
 
     wanted = set(classes)
     words: set[str] = set()
@@ -135,7 +135,7 @@ def screen_media(media: MediaAttachment) -> tuple[str, str] | None:
 
 def class_variants(label: str, known_tags: Iterable[str]) -> list[str]:
     """Hashtags to page for a class: the class, its plural, and every known tag normalising to it."""
-    from pixtag.tags.trending import normalize
+    from pixtag.tags.normalize import normalize
 
     variants = {label, f"{label}s"}
     for tag in known_tags:
@@ -373,7 +373,7 @@ class _ClassCollector:
         self._settle(0)
 
     def _screen(self, status: Status, tag: str, pool: ThreadPoolExecutor) -> None:
-        from pixtag.tags.trending import normalize
+        from pixtag.tags.normalize import normalize
 
         self.spellings.update(t.lower() for t in status.hashtags if self.label in normalize(t))
         verdict = screen_post(status, post_classes(status, self.classes))

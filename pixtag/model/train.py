@@ -387,7 +387,7 @@ def log_study_figures(settings: Settings, data: Data, labels: Sequence[str], tmp
     mlflow.log_artifacts(str(tmp / "describe"), "describe")
     if settings.classes:
         return
-    from pixtag.tags.trending import write_selection_figures
+    from pixtag.tags.figures import write_selection_figures
 
     if write_selection_figures(settings, store, labels, tmp):
         mlflow.log_artifacts(str(tmp / "tags"), "tags")

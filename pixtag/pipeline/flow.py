@@ -94,7 +94,8 @@ def run_settings(params: Mapping[str, Any], *, instance_url: str | None = None,
 def refresh_trending(run: RunContext | Settings) -> Trending:
     """Sample recent posts, store their tag counts, and report the drift since the last run."""
     from pixtag.tags.drift import describe, drift
-    from pixtag.tags.trending import remembered_normalizations, trending
+    from pixtag.tags.normalize import remembered_normalizations
+    from pixtag.tags.trending import trending
 
     run = as_context(run)
     with remembered_normalizations(run.store):
@@ -109,7 +110,7 @@ def refresh_trending(run: RunContext | Settings) -> Trending:
 
 
 def _tag_word(tag: str) -> str:
-    from pixtag.tags.trending import normalize
+    from pixtag.tags.normalize import normalize
 
     words = normalize(tag)
     if len(words) != 1:
@@ -121,7 +122,7 @@ def update_vocabulary(store: Storage, add: Iterable[str] = (), remove: Iterable[
                       force: Iterable[str] = ()) -> dict[str, list[str]]:
     """Apply a run's added/removed tags to the stored vocabulary (they last until undone). A
     forced tag is added and kept without the class checks (``forced``) until removed."""
-    from pixtag.tags.trending import VOCABULARY
+    from pixtag.tags.select import VOCABULARY
 
     vocab = store.read_json(VOCABULARY) if store.exists(VOCABULARY) else {"added": [], "removed": []}
     added, removed = set(vocab.get("added", [])), set(vocab.get("removed", []))
@@ -151,13 +152,15 @@ def select_classes(run: RunContext | Settings, add: Iterable[str] = (), remove: 
     configured classes), plus the stored vocabulary's added tags, minus its removed ones (the
     vocabulary is updated with this run's Params first and lasts until undone).
 
-    Added tags are checked like any class (:func:`pixtag.tags.trending.check_added`); a refused one is
+    Added tags are checked like any class (:func:`pixtag.tags.select.check_added`); a refused one is
     left out, with its reason under ``refused`` and in the log. Forced tags skip the checks.
 
     The run's backbone is settled here too, once for the run (``auto`` resolved): the later
     tasks read it from this result.
     """
-    from pixtag.tags.trending import automatic_selection, check_added, latest_run, remembered_normalizations
+    from pixtag.tags.normalize import remembered_normalizations
+    from pixtag.tags.select import automatic_selection, check_added
+    from pixtag.tags.trending import latest_run
 
     run = as_context(run)
     settings, store = run.settings, run.store
@@ -198,7 +201,7 @@ def scrape_class(run: RunContext | Settings, label: str, classes: list[str]) -> 
     from dataclasses import asdict
 
     from pixtag.data.scrape import scrape_class as collect
-    from pixtag.tags.trending import remembered_normalizations
+    from pixtag.tags.normalize import remembered_normalizations
 
     run = as_context(run)
     with remembered_normalizations(run.store):

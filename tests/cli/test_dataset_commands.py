@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pixtag_demo.server import DemoInstance
 
 from pixtag.cli.app import cli, main
 from pixtag.core import dataset
 from pixtag.core.storage import LocalStorage
 from pixtag.model.backbones import LITE0
+from pixtag_demo.app import DemoInstance
 from tests.conftest import DEMO_TOKEN
 
 pytestmark = pytest.mark.slow

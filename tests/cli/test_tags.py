@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from pixtag.cli.app import cli
 from pixtag.core.storage import LocalStorage
-from pixtag.tags.trending import TagCounts, TagsError, save_run
+from pixtag.tags.normalize import TagsError
+from pixtag.tags.trending import TagCounts, save_run
 
 pytestmark = pytest.mark.usefixtures("wordnet")
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pixtag.tags.trending import FORCE_HINT
+from pixtag.tags.select import FORCE_HINT
 from pixtag_demo.app import DemoInstance
 from tests.conftest import DEMO_TOKEN
 

@@ -36,7 +36,9 @@ from pixtag.model.openset import (
 )
 from pixtag.model.registry import Champion, decide, register
 from pixtag.model.train import train
-from pixtag.tags.trending import normalize, select_classes, trending
+from pixtag.tags.normalize import normalize
+from pixtag.tags.select import select_classes
+from pixtag.tags.trending import trending
 from pixtag_demo.app import DemoInstance
 from pixtag_demo.world.builder import build_world
 from pixtag_demo.world.vocab import OTHER_TRAPS

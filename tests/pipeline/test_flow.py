@@ -11,7 +11,8 @@ import pytest
 from pixtag.core.config import load_settings
 from pixtag.core.storage import open_storage
 from pixtag.pipeline import flow
-from pixtag.tags.trending import FORCE_HINT, TagCounts, save_run
+from pixtag.tags.select import FORCE_HINT
+from pixtag.tags.trending import TagCounts, save_run
 
 pytestmark = pytest.mark.usefixtures("wordnet")
 WORDS = {"cat": 50, "dog": 40, "bird": 30, "animal": 20, "puppy": 10}

@@ -84,7 +84,8 @@ def test_display_spelling_prefers_word_boundaries_then_frequency() -> None:
 
 def test_the_top_100_figure_shows_the_normalised_words() -> None:
     """The study's Fig. 2 is of the words after normalisation, not of the raw hashtags."""
-    from pixtag.tags.trending import TagCounts, top_tags_figure
+    from pixtag.tags.figures import top_tags_figure
+    from pixtag.tags.trending import TagCounts
 
     counts = TagCounts(raw={"CatsOfPixelfed": 5, "cats": 4, "Dogs": 3}, words={"cat": 9, "dog": 3, "pixelfed": 5},
                        posts=12)

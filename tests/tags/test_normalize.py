@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pixtag.tags.trending import normalize, split_words
+from pixtag.tags.normalize import normalize, split_words
 
 pytestmark = pytest.mark.usefixtures("wordnet")
 
@@ -82,7 +82,7 @@ def test_normalize_returns_a_fresh_list() -> None:
 REMEMBERED_CODE = """
 import json, sys
 from pixtag.core.storage import open_storage
-from pixtag.tags.trending import normalize, remembered_normalizations
+from pixtag.tags.normalize import normalize, remembered_normalizations
 with remembered_normalizations(open_storage(sys.argv[1])):
     known = normalize("CatsOfPixelfed")
     print(json.dumps({"known": known, "nltk_imported": "nltk" in sys.modules}), flush=True)
@@ -96,7 +96,7 @@ def test_remembered_normalizations_need_no_wordnet(tmp_path: Path) -> None:
     import nltk
 
     from pixtag.core.storage import open_storage
-    from pixtag.tags.trending import NORMALIZED, remembered_normalizations
+    from pixtag.tags.normalize import NORMALIZED, remembered_normalizations
     from tests.tags.conftest import run_python
 
     store = open_storage(str(tmp_path / "store"))

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from pixtag.tags import trending as tags
-from pixtag.tags.trending import (
+from pixtag.tags import select as tags
+from pixtag.tags.select import (
     DEFAULT_DENY,
     check_added,
     concreteness_problem,

@@ -8,7 +8,8 @@ import pytest
 
 from pixtag.core.config import load_settings
 from pixtag.core.storage import LocalStorage
-from pixtag.tags.trending import latest_run, select_classes, trending
+from pixtag.tags.select import select_classes
+from pixtag.tags.trending import latest_run, trending
 from pixtag_demo.app import DemoInstance
 from tests.conftest import demo_settings
 
@@ -59,7 +60,7 @@ def test_a_timeline_with_nothing_new_is_not_sampled_again(demo: DemoInstance, tm
 def test_the_same_trending_counts_select_the_same_classes_without_wordnet(
         demo: DemoInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pixtag.pipeline import flow
-    from pixtag.tags import trending as tags
+    from pixtag.tags import select as tags
     settings = load_settings(**demo_settings(demo.url, storage=str(tmp_path / "store")))
     flow.refresh_trending(settings)
     first = flow.select_classes(settings)

@@ -7,7 +7,7 @@ review, *Approve* in the approval) and shows the approval's page in the browser 
 
 The run's settings make the automatic classes the four most frequent concrete tags of the local
 instance (bird, car, dog, cat); "flower" is the fifth, so it only becomes a class through the form.
-Added tags count towards ``max_classes`` (pixtag.tags.trending.select_classes), so it takes the place of the
+Added tags count towards ``max_classes`` (pixtag.tags.select.select_classes), so it takes the place of the
 least frequent automatic class.
 """
 
