@@ -204,7 +204,8 @@ with ThreadPoolExecutor(4) as pool:  # as the scoring server's threads call it
 print(json.dumps({"backbone": type(raw.backbone).__name__, "tags": out[0]["tags"], "many": many,
                   "arena": raw.backbone.session.get_session_options().enable_cpu_mem_arena,
                   "batched_rows": raw.batcher.rows, "views": out[0]["views"],
-                  "loaded": sorted(m for m in ("torch", "timm", "click") if m in sys.modules)}))
+                  "loaded": sorted(m for m in ("torch", "timm", "click") if m in sys.modules),
+                  "pixtag_cli": sorted(m for m in sys.modules if m == "pixtag.cli" or m.startswith("pixtag.cli."))}))
 """
 
 
@@ -225,6 +226,7 @@ def test_the_served_model_runs_its_onnx_graph_without_torch_or_timm(model, photo
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["backbone"] == "OnnxBackbone" and out["tags"][0]["tag"] == "dog"
     assert "torch" not in out["loaded"] and "timm" not in out["loaded"]
+    assert out["pixtag_cli"] == []  # loading and serving the model never imports the CLI (mlflow brings click)
     # Concurrent requests share the backbone (a server session: no arena) and get the same answer.
     assert out["arena"] is False and out["batched_rows"] == 9 * out["views"]
     for tags in out["many"]:
