@@ -23,7 +23,7 @@ $(SYSTEM_STAMP): scripts/setup_system.sh | $(STAMP)
 	bash scripts/setup_system.sh
 	touch $@
 
-$(NLTK_STAMP): scripts/setup_nltk.sh pixtag/nlp.py pixtag/data/stopwords-english | $(STAMP) $(SYSTEM_STAMP)
+$(NLTK_STAMP): scripts/setup_nltk.sh pixtag/tags/nlp.py pixtag/tags/stopwords-english | $(STAMP) $(SYSTEM_STAMP)
 	bash scripts/setup_nltk.sh $(VENV)/nltk_data
 	touch $@
 
@@ -37,11 +37,15 @@ run-distributed: setup
 stop:
 	-$(BIN)/pixtag local stop
 
+# The import contracts (pyproject.toml [tool.importlinter], docs/architecture.md) first: a
+# layering break fails in seconds, before the suite.
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python bench/scrape.py

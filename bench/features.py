@@ -1,12 +1,12 @@
 """Feature extraction throughput, PyTorch vs ONNX Runtime, model-only vs end-to-end, in one run.
 
 * model-only: ``embed`` on batches of images already decoded (uint8, 224 px);
-* end-to-end: the production path (``pixtag.features.embed_keys``): the dataset's stored JPEGs
+* end-to-end: the production path (``pixtag.model.features.embed_keys``): the dataset's stored JPEGs
   read and decoded in DataLoader workers while the model runs on the last batch.
 
 The stored JPEGs are made from the photos in ``--photos`` (CLASS/*.jpg) by the scraper's own
-``pixtag.images.prepare`` (the study's resize to 224 px) into a temporary dataset folder. Both
-runtimes run the same weights (ONNX: the graph ``pixtag.runtime`` exports and checks). Rounds
+``pixtag.data.images.prepare`` (the study's resize to 224 px) into a temporary dataset folder. Both
+runtimes run the same weights (ONNX: the graph ``pixtag.model.runtime`` exports and checks). Rounds
 alternate (torch model-only, torch end-to-end, onnx model-only, onnx end-to-end, ...) so all
 four see the same machine load; each figure is the best round.
 
@@ -46,11 +46,11 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    from pixtag.backbones import create_backbone
-    from pixtag.features import decode_image, embed_keys, loader_workers
-    from pixtag.images import prepare
-    from pixtag.runtime import to_onnx
-    from pixtag.storage import open_storage
+    from pixtag.core.storage import open_storage
+    from pixtag.data.images import prepare
+    from pixtag.model.backbones import create_backbone
+    from pixtag.model.features import decode_image, embed_keys, loader_workers
+    from pixtag.model.runtime import to_onnx
 
     photos = Path(args.photos)
     files = sorted(photos.glob("*/*.jpg"))

@@ -1,7 +1,7 @@
 """ViT-B/16 feature extraction on a CUDA device: model-only vs end to end, per precision variant.
 
 * model-only: ``Backbone.embed`` on one uint8 batch already on the device (normalise + forward);
-* end to end: the production path, ``pixtag.features.embed_keys``: 224x224 JPEG bytes read from
+* end to end: the production path, ``pixtag.model.features.embed_keys``: 224x224 JPEG bytes read from
   storage and decoded in DataLoader workers, pinned batches, ``non_blocking`` host-to-device
   copy of the uint8 batch, uint8 → float and normalisation on the device, forward.
 
@@ -62,8 +62,8 @@ def prepare_jpegs(photos: Path, root: Path, count: int) -> list[str]:
     """Store ``count`` photos (spread over the classes) as the dataset holds them; return keys."""
     from PIL import Image
 
-    from pixtag.dataset import image_key
-    from pixtag.images import encode_jpeg, square_resize
+    from pixtag.core.dataset import image_key
+    from pixtag.data.images import encode_jpeg, square_resize
 
     files = sorted(photos.glob("*/*.jpg"))
     files = [files[i] for i in np.linspace(0, len(files) - 1, min(count, len(files))).astype(int)]
@@ -90,7 +90,7 @@ def sync(device: Any) -> None:
 def build(args: argparse.Namespace, variant: str, device: str) -> Any:
     import timm
 
-    from pixtag.backbones import WeightsSource, wrap
+    from pixtag.model.backbones import WeightsSource, wrap
 
     autocast, channels_last, compile_ = VARIANTS[variant]
     model = timm.create_model(args.model, pretrained=False, num_classes=0)
@@ -116,7 +116,7 @@ def model_only(backbone: Any, batch: np.ndarray, batches: int, warmup: int) -> f
 def end_to_end(backbone: Any, store: Any, keys: list[str], batch_size: int, workers: int,
                warmup: int) -> tuple[float, float]:
     """(steady images/s after ``warmup`` batches, images/s over all ``keys``) of embed_keys."""
-    from pixtag.features import embed_keys
+    from pixtag.model.features import embed_keys
 
     sync(backbone.device)
     cold = time.perf_counter()
@@ -141,7 +141,7 @@ def e2e_warmup_batches(args: argparse.Namespace) -> int:
 
 def run_variant(args: argparse.Namespace, variant: str, store: Any, keys: list[str],
                 device: str) -> dict[str, Any]:
-    from pixtag.features import decode_image
+    from pixtag.model.features import decode_image
 
     backbone = build(args, variant, device)
     batch = np.stack([decode_image(store.read_bytes(k), backbone.input_size)
@@ -180,9 +180,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import torch
 
-    from pixtag.backbones import pick_device
-    from pixtag.features import loader_workers
-    from pixtag.storage import open_storage
+    from pixtag.core.storage import open_storage
+    from pixtag.model.backbones import pick_device
+    from pixtag.model.features import loader_workers
 
     device = pick_device(None if args.device == "auto" else args.device)
     if args.threads:

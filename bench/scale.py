@@ -3,12 +3,12 @@
 An augmented dataset of ``max(--sizes)`` images is made once from the labelled photos (CLASS/*.jpg):
 image ``i`` is photo ``i mod 1000`` (classes interleaved, so every prefix is balanced) through a
 random resized crop to 224x224, a horizontal flip and a colour jitter seeded by ``i``, stored as
-the dataset holds images (``images/ab/<sha256>.jpg``, a manifest in pixtag.dataset's format; the
+the dataset holds images (``images/ab/<sha256>.jpg``, a manifest in pixtag.core.dataset's format; the
 sha256 is that of the stored bytes, as no original is kept). For each size, the manifest is the
 first N rows and the feature cache is emptied; then, each in a fresh subprocess:
 
-* extraction: ``pixtag.features.features(settings, store=...)``, exactly the production stage;
-* training: ``pixtag.train.load_data`` (the cached vectors of the manifest's images) and
+* extraction: ``pixtag.model.features.features(settings, store=...)``, exactly the production stage;
+* training: ``pixtag.model.train.load_data`` (the cached vectors of the manifest's images) and
   ``cv_and_refit(LinearSVMClassifier(), ...)`` on the training split, ``--folds`` folds.
 
 Each child reports its wall seconds (torch/timm imports excluded) and its peak RSS (VmHWM; for extraction
@@ -76,8 +76,8 @@ def augment(path: Path, index: int, seed: int) -> Any:
 
 
 def _make_one(job: tuple[int, str, str, str, int]) -> dict[str, Any]:
-    from pixtag.dataset import image_key
-    from pixtag.images import encode_jpeg, phash
+    from pixtag.core.dataset import image_key
+    from pixtag.data.images import encode_jpeg, phash
 
     index, label, path, root, seed = job
     image = augment(Path(path), index, seed)
@@ -102,7 +102,7 @@ def make_augmented(photos: Path, root: Path, n: int, seed: int, workers: int) ->
     Reused when ``root`` already holds one for the same photos, seed and at least ``n`` rows."""
     import pandas as pd
 
-    from pixtag.dataset import MANIFEST_COLUMNS, to_frame
+    from pixtag.core.dataset import MANIFEST_COLUMNS, to_frame
 
     full, meta = root / "all-rows.parquet", root / "all-rows.json"
     wanted = {"photos": str(photos), "seed": seed}
@@ -127,7 +127,7 @@ def random_weights(name: str, path: Path) -> Path:
     import timm
     import torch
 
-    from pixtag.backbones import timm_arch
+    from pixtag.model.backbones import timm_arch
 
     torch.manual_seed(0)
     torch.save(timm.create_model(timm_arch(name), pretrained=False).state_dict(), path)
@@ -147,7 +147,7 @@ def peak_mb() -> float:
 
 
 def child_settings(args: argparse.Namespace, weights: dict[str, str]) -> Any:
-    from pixtag.config import load_settings
+    from pixtag.core.config import load_settings
 
     return load_settings(storage=args.root, backbone=args.backbone, batch_size=args.batch_size,
                          weights=weights, cv_folds=args.folds, test_size=args.test_size,
@@ -157,7 +157,7 @@ def child_settings(args: argparse.Namespace, weights: dict[str, str]) -> Any:
 def backbone_weights(name: str, path: Path) -> tuple[dict[str, str], str]:
     """Settings.weights for ``name`` and what they are: the offline package's or the hub's
     pretrained weights when available, else random ones written to ``path`` (once)."""
-    from pixtag.backbones import LITE0, BackboneError, weights_source
+    from pixtag.model.backbones import LITE0, BackboneError, weights_source
 
     if name == LITE0:
         return {}, "pretrained (offline package)"
@@ -174,8 +174,8 @@ def child_extract(args: argparse.Namespace) -> dict[str, Any]:
     import timm  # noqa: F401  (imports are not what is measured)
     import torch  # noqa: F401
 
-    from pixtag.features import features
-    from pixtag.storage import open_storage
+    from pixtag.core.storage import open_storage
+    from pixtag.model.features import features
 
     weights, note = backbone_weights(args.backbone, Path(args.random_weights))
     settings = child_settings(args, weights)
@@ -189,9 +189,9 @@ def child_extract(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def child_train(args: argparse.Namespace) -> dict[str, Any]:
-    from pixtag.classifier import LinearSVMClassifier
-    from pixtag.storage import open_storage
-    from pixtag.train import cv_and_refit, load_data
+    from pixtag.core.storage import open_storage
+    from pixtag.model.classifier import LinearSVMClassifier
+    from pixtag.model.train import cv_and_refit, load_data
 
     settings = child_settings(args, json.loads(args.weights))
     start = time.perf_counter()
@@ -260,8 +260,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def measure(args: argparse.Namespace, sizes: list[int], workdir: Path) -> dict[str, Any]:
-    from pixtag.dataset import MANIFEST
-    from pixtag.features import FEATURES_DIR
+    from pixtag.core.dataset import MANIFEST
+    from pixtag.model.features import FEATURES_DIR
 
     root = workdir / "dataset"
     root.mkdir(exist_ok=True)

@@ -1,6 +1,6 @@
 """Scrape throughput against the local instance, sequential vs concurrent downloads, side by side.
 
-Starts ``pixtag demo-instance`` on ../shared/data/photos5 as a separate process (so the
+Starts ``pixtag-demo`` on ../shared/data/photos5 as a separate process (so the
 server does not share this process's GIL), then scrapes the five classes twice into fresh
 folders: once with one download at a time, once with the configured concurrency. Reports
 images/s (images downloaded, checked, resized and stored per second of scraping), the API
@@ -28,10 +28,10 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pixtag.config import load_settings
-from pixtag.http import max_rate
-from pixtag.scrape import assemble, scrape_class
-from pixtag.tags import normalize
+from pixtag.core.config import load_settings
+from pixtag.data.scrape import assemble, scrape_class
+from pixtag.sources.http import max_rate
+from pixtag.tags.normalize import normalize
 
 CLASSES = ["cat", "dog", "bird", "flower", "car"]
 TOKEN = "bench-token-0123456789"
@@ -39,7 +39,7 @@ TOKEN = "bench-token-0123456789"
 
 def start_instance(photos: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "PIXTAG_DEMO_TOKEN": TOKEN}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "pixtag"), "demo-instance", "--photos", str(photos),
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "pixtag-demo"), "--photos", str(photos),
                              "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 60

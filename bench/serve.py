@@ -76,12 +76,12 @@ def cpu_seconds(pid: int) -> float:
 def champion(tmp: Path, args: argparse.Namespace) -> tuple[str, list[Path]]:
     """Train and register a champion; returns the MLflow URI and unseen near-square photos."""
     from bench.openset import store_dataset, usable
-    from pixtag.backbones import LITE0
-    from pixtag.config import load_settings
-    from pixtag.images import ASPECT_RANGE
-    from pixtag.openset import BACKGROUND
-    from pixtag.registry import register
-    from pixtag.train import train
+    from pixtag.core.config import load_settings
+    from pixtag.data.images import ASPECT_RANGE
+    from pixtag.model.backbones import LITE0
+    from pixtag.model.openset import BACKGROUND
+    from pixtag.model.registry import register
+    from pixtag.model.train import train
 
     photos, others = Path(args.photos), Path(args.others)
     rows: list[tuple[str, dict]] = []
@@ -115,9 +115,9 @@ def model_only(runtime: str, uri: str, images: list[bytes], calls: int) -> tuple
     no decoding), in a session set up as the feature extractor sets it up."""
     import mlflow
 
-    from pixtag.images import decode, to_rgb
-    from pixtag.runtime import from_graph
-    from pixtag.suggest import ONNX_FILE, windows
+    from pixtag.data.images import decode, to_rgb
+    from pixtag.model.runtime import from_graph
+    from pixtag.model.suggest import ONNX_FILE, windows
 
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model("models:/pixtag@champion", model_config={"runtime": runtime}).get_raw_model()

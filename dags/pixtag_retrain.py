@@ -9,8 +9,10 @@ through the accuracy gate → with `promotion: human`, wait for a person to appr
 `@challenger` (*Required actions*) → announce a new champion (Asset) → report.
 
 Trigger it by hand to change the classes: **add_tags** / **remove_tags** persist for later
-runs until undone. Every stage is a function in `pixtag.flow`; tasks pass storage URIs and
-small summaries, never images or features.
+runs until undone. Every stage is a function in `pixtag.pipeline.flow`; each task pushes its
+typed result (`pixtag.pipeline.results`) as one JSON XCom: storage URIs and small summaries,
+never images or features. A task is handed only the results it reads; edges that only order
+are `>>`. The backbone (`auto` resolved) is chosen once, by `select_classes`, and carried.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLEntr
 from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from pixtag.flow import dag_config
+from pixtag.pipeline.flow import dag_config
 
 CONFIG = dag_config()
 CHAMPION = Asset(name="pixtag_champion", uri=f"models:/{CONFIG.model_name}@champion")
@@ -35,10 +37,18 @@ TAG_PATTERN = "^#?[A-Za-z][A-Za-z0-9_]*$"
 
 def settings() -> Any:
     """This run's settings: configuration + Params + the Pixelfed connection (token stays secret)."""
-    from pixtag.flow import run_settings
+    from pixtag.pipeline.flow import run_settings
 
     url, token = pixelfed_connection()
     return run_settings(get_current_context()["params"], instance_url=url, token=token)
+
+
+def run_context(backbone: str | None = None) -> Any:
+    """The task's :class:`~pixtag.pipeline.context.RunContext`, built once: this run's settings,
+    its storage opened, and the run's backbone when the task was handed it."""
+    from pixtag.pipeline.context import RunContext
+
+    return RunContext.open(settings(), backbone)
 
 
 def pixelfed_connection() -> tuple[str | None, str | None]:
@@ -64,9 +74,9 @@ def stop_on(error: Exception) -> None:
 def final_errors() -> Iterator[None]:
     """Failures a retry cannot fix end the task at once: a bad setting or Param (raised before
     the stage does any work), a token the instance refuses, an outcome that forbids going on."""
-    from pixtag.config import SettingsError
-    from pixtag.flow import FlowError
-    from pixtag.pixelfed import AuthError
+    from pixtag.core.config import SettingsError
+    from pixtag.pipeline.flow import FlowError
+    from pixtag.sources.pixelfed import AuthError
 
     try:
         yield
@@ -92,21 +102,22 @@ class ReviewImages(HITLEntryOperator):
     written before the run goes on without them."""
 
     def execute(self, context: Any) -> Any:
-        from pixtag.human import review_body, review_request
+        from pixtag.pipeline.human import review_body, review_request
 
         with final_errors():
-            run = settings()
-            if run.review == "off":
+            run = run_context()
+            if run.settings.review == "off":
                 return {"review": "off"}
-            self.body = review_body(review_request(run, ui_base()))
+            self.body = review_body(review_request(run.settings, ui_base(), run.store))
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        from pixtag.human import ReviewInputError, apply_review
+        from pixtag.pipeline.human import ReviewInputError, apply_review
 
         answer = super().execute_complete(context=context, event=event)
+        run = run_context()
         try:
-            return apply_review(settings(), answer["params_input"].get("exclusions"), responder(event))
+            return apply_review(run.settings, answer["params_input"].get("exclusions"), responder(event), run.store)
         except ReviewInputError as exc:
             stop_on(exc)
 
@@ -117,26 +128,27 @@ class ApprovePromotion(ApprovalOperator):
     keeps the champion (and records why). Otherwise it passes at once."""
 
     def execute(self, context: Any) -> Any:
-        from pixtag.flow import mlflow_ui
-        from pixtag.human import approval_body, disagreement_sheet
+        from pixtag.pipeline.human import approval_body, disagreement_sheet
+        from pixtag.pipeline.results import Decision
 
-        decision = context["ti"].xcom_pull(task_ids="register")
-        if decision.get("decision") != "challenger":
-            return {"approval": "not needed", "new_champion": bool(decision.get("new_champion"))}
-        run = settings()
-        ui = mlflow_ui(run)
-        url = f"{ui}/#/models/{decision['model_name']}/versions/{decision['version']}" if ui else None
-        self.body = approval_body(decision, disagreement_sheet(run, decision, ui_base()), url)
-        self.subject = f"Promote {decision['model_name']} v{decision['version']} to @champion?"
+        decision = Decision.model_validate(context["ti"].xcom_pull(task_ids="register"))
+        if decision.decision != "challenger":
+            return {"approval": "not needed", "new_champion": decision.new_champion}
+        run = run_context()
+        shown = decision.model_dump(mode="json")
+        sheet = disagreement_sheet(run.settings, shown, ui_base(), run.store)
+        self.body = approval_body(shown, sheet, decision.model_version_url)
+        self.subject = f"Promote {decision.model_name} v{decision.version} to @champion?"
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        from pixtag.registry import record_approval
+        from pixtag.model.registry import record_approval
+        from pixtag.pipeline.results import Decision
 
-        decision = context["ti"].xcom_pull(task_ids="register")
+        decision = Decision.model_validate(context["ti"].xcom_pull(task_ids="register"))
         approved = event.get("chosen_options") == [self.APPROVE]
         note = str((event.get("params_input") or {}).get("note") or "")
-        recorded = record_approval(settings(), decision["version"], approved, responder(event), note)
+        recorded = record_approval(settings(), decision.version, approved, responder(event), note)
         super().execute_complete(context=context, event=event)  # on Reject: skips the announcement
         return recorded
 
@@ -161,8 +173,8 @@ class ApprovePromotion(ApprovalOperator):
                             "class checks (concrete, not polysemous, no hyponym/hypernym/synonym of a class)."),
         "remove_tags": Param([], type="array", items={"type": "string", "pattern": TAG_PATTERN},
                              title="Tags to remove", description="Stop using these tags as classes."),
-        "images_per_class": Param(None, type=["null", "integer"], minimum=10, maximum=20000,
-                                  title="Images per class", description="Empty: the configured value."),
+        "per_class": Param(None, type=["null", "integer"], minimum=10, maximum=20000,
+                           title="Images per class", description="Empty: the configured value (per_class)."),
         "backbone": Param(None, type=["null", "string"],
                           enum=[None, "auto", "efficientnet_lite0", "vit_base_patch16_224", "vgg16"],
                           title="Backbone", description="Feature extractor (timm name). Empty: configured."),
@@ -183,91 +195,105 @@ class ApprovePromotion(ApprovalOperator):
     },
 )
 def pixtag_retrain() -> None:
-    from pixtag import flow
+    from pixtag.pipeline import flow
+    from pixtag.pipeline.results import (
+        ClassSelection,
+        DatasetSummary,
+        Decision,
+        ScrapeSummary,
+        Trained,
+    )
 
-    # multiple_outputs=False: a task returning a dict pushes that one XCom (Airflow would push
-    # each of its keys as well, ~10x the execution-API requests and XCom rows per run).
+    # Each task returns its typed result as ONE XCom (result.xcom(): plain JSON); a task that
+    # reads one rebuilds it (Model.model_validate). multiple_outputs=False: Airflow would push
+    # each key of a dict as well (~10x the execution-API requests and XCom rows per run).
     @task(pool="pixelfed_api", multiple_outputs=False, **NETWORK)
     def refresh_trending() -> dict[str, Any]:
         with final_errors():
-            return flow.refresh_trending(settings())
+            return flow.refresh_trending(run_context()).xcom()
 
     @task(multiple_outputs=False)
-    def select_classes(trending: dict[str, Any]) -> dict[str, Any]:
+    def select_classes() -> dict[str, Any]:
+        """Reads the newest trending run from storage (refresh_trending only comes first)."""
         params = get_current_context()["params"]
         with final_errors():
-            return flow.select_classes(settings(), params["add_tags"], params["remove_tags"],
-                                       params.get("force_tags") or [])
+            return flow.select_classes(run_context(), params["add_tags"], params["remove_tags"],
+                                       params.get("force_tags") or []).xcom()
 
     @task
     def class_names(selection: dict[str, Any]) -> list[str]:
-        return list(selection["classes"])
+        return ClassSelection.model_validate(selection).classes
 
     @task
     def labels_of(classes: list[str]) -> list[str]:
         """The classes, then the background label when background images are collected."""
-        return flow.scrape_labels(settings(), classes)
+        return flow.scrape_labels(run_context(), classes)
 
     @task(pool="pixelfed_api", map_index_template="{{ label }}", multiple_outputs=False, **NETWORK)
     def scrape(label: str, classes: list[str]) -> dict[str, Any]:
         with final_errors():
-            return flow.scrape_class(settings(), label, classes)
+            return flow.scrape_class(run_context(), label, classes).xcom()
 
     @task(multiple_outputs=False)
     def assemble(classes: list[str], scraped: list[dict[str, Any]]) -> dict[str, Any]:
         with final_errors():
-            return flow.assemble(settings(), classes)
+            return flow.assemble(run_context(), classes, [ScrapeSummary.model_validate(s) for s in scraped]).xcom()
 
     @task(retries=0, multiple_outputs=False)
-    def validate(classes: list[str], dataset: dict[str, Any]) -> dict[str, Any]:
+    def validate(classes: list[str]) -> dict[str, Any]:
         with final_errors():
-            return flow.validate(settings(), classes)
+            return flow.validate(run_context(), classes).xcom()
 
     @task(pool="gpu", queue=CONFIG.gpu_queue, map_index_template="{{ label }}", multiple_outputs=False)
-    def extract_features(label: str, validation: dict[str, Any]) -> dict[str, Any]:
+    def extract_features(label: str, selection: dict[str, Any]) -> dict[str, Any]:
         with final_errors():
-            return flow.extract_features(settings(), label)
+            return flow.extract_features(run_context(ClassSelection.model_validate(selection).backbone), label).xcom()
 
     @task(multiple_outputs=False)
-    def train(features: list[dict[str, Any]]) -> dict[str, Any]:
+    def train(selection: dict[str, Any]) -> dict[str, Any]:
         with final_errors():
-            return flow.train(settings())
+            return flow.train(run_context(ClassSelection.model_validate(selection).backbone)).xcom()
 
     @task(multiple_outputs=False, **NETWORK)
     def register(trained: dict[str, Any]) -> dict[str, Any]:
+        candidate = Trained.model_validate(trained)
         with final_errors():
-            return flow.register(settings(), trained["run_id"], trained.get("reused", False))
+            return flow.register(run_context(candidate.backbone), candidate).xcom()
 
     @task(outlets=[CHAMPION])
     def announce_champion(decision: dict[str, Any], approval: dict[str, Any]) -> None:
-        if approval.get("approved"):  # a person moved @champion in the required action
-            decision = {**decision, "new_champion": True}
-        if not decision.get("new_champion", decision["promoted"]):
-            why = (f"v{decision['version']} already is, nothing new was trained" if decision.get("already_champion")
-                   else decision["reason"])
+        gate = Decision.model_validate(decision)
+        new = gate.new_champion or bool(approval.get("approved"))  # a person moved @champion
+        if not new:
+            why = f"v{gate.version} already is, nothing new was trained" if gate.already_champion else gate.reason
             raise AirflowSkipException(f"no new champion: {why}")
         get_current_context()["outlet_events"][CHAMPION].extra = {
-            "version": decision["version"], "test_accuracy": decision["test_accuracy"]}
+            "version": gate.version, "test_accuracy": gate.test_accuracy}
 
     @task(multiple_outputs=False)
     def report(selection: dict[str, Any], dataset: dict[str, Any], trained: dict[str, Any],
                decision: dict[str, Any]) -> dict[str, Any]:
-        return flow.report(selection, dataset, trained, decision)
+        return flow.report(ClassSelection.model_validate(selection), DatasetSummary.model_validate(dataset),
+                           Trained.model_validate(trained), Decision.model_validate(decision)).xcom()
 
-    selection = select_classes(refresh_trending())
+    selection = select_classes()
+    refresh_trending() >> selection
     classes = class_names(selection)
     labels = labels_of(classes)
     dataset = assemble(classes, scrape.partial(classes=classes).expand(label=labels))
-    validation = validate(classes, dataset)
+    validation = validate(classes)
+    dataset >> validation
     on_timeout = ["OK"] if CONFIG.review_on_timeout == "go_on" else None
     reviewed = ReviewImages(
         task_id="review_images", subject="Review the new images before training",
         params={"exclusions": Param("", type="string", title="Exclusions",
                                     description="Images to leave out, one per line: label:n or a sha256.")},
         defaults=on_timeout, response_timeout=timedelta(hours=CONFIG.review_timeout_hours), retries=0)
-    extracted = extract_features.partial(validation=validation).expand(label=labels)
+    extracted = extract_features.partial(selection=selection).expand(label=labels)
     validation >> reviewed >> extracted
-    trained = train(extracted)
+    validation >> extracted
+    trained = train(selection)
+    extracted >> trained
     decision = register(trained)
     approval = ApprovePromotion(
         task_id="approve_promotion", subject="Promote the challenger to @champion?",
@@ -276,6 +302,5 @@ def pixtag_retrain() -> None:
     decision >> approval
     announce_champion(decision, approval.output)
     report(selection, dataset, trained, decision)
-
 
 pixtag_retrain()

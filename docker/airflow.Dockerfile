@@ -33,9 +33,11 @@ RUN sed '/^# test and dev tools/,$d' /opt/pixtag/requirements.txt > /tmp/require
     && rm /tmp/requirements.txt \
     && (pip check || echo "pixtag image: pip check reports the conflicts above (base image extras)") >&2
 
-# pixtag, editable: pixtag.validate finds expectations/ beside the package.
+# pixtag, editable: pixtag.data.validate finds expectations/ beside the package.
 COPY --chown=airflow:0 pyproject.toml /opt/pixtag/
 COPY --chown=airflow:0 pixtag /opt/pixtag/pixtag
+# pyproject lists it (the pixtag-demo command); the image never runs it
+COPY --chown=airflow:0 pixtag_demo /opt/pixtag/pixtag_demo
 RUN pip install --no-cache-dir --no-deps -e /opt/pixtag
 
 # NLTK data (WordNet from the Debian packages above + the stopwords shipped in pixtag).

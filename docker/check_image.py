@@ -31,7 +31,7 @@ MODULES = (
     "timm",
     "great_expectations",
     "nltk",
-    "pixtag.flow",
+    "pixtag.pipeline.flow",
 )
 
 #: Files the init and the tasks read from the project folder.
@@ -51,8 +51,7 @@ def check_modules(names: tuple[str, ...] | list[str]) -> list[str]:
 
 def check_project(project: Path) -> list[str]:
     problems = [f"missing {project / rel}" for rel in PROJECT_FILES if not (project / rel).is_file()]
-    from pixtag import validate
-
+    from pixtag.data import validate
     suites = sorted(validate.SUITE_DIR.glob("*.json"))
     if not suites:
         problems.append(f"no expectation suites in {validate.SUITE_DIR} (package data, or expectations/)")
@@ -60,8 +59,7 @@ def check_project(project: Path) -> list[str]:
 
 
 def check_nltk() -> list[str]:
-    from pixtag import nlp
-
+    from pixtag.tags import nlp
     try:
         nlp.wordnet().synsets("cat", pos="n")
         if "the" not in nlp.stopwords():

@@ -66,7 +66,7 @@ def pools_document(path: Path, gpu_slots: str | None) -> dict[str, Any]:
 
 
 def import_pools(env: dict[str, str], project: Path) -> dict[str, Any]:
-    from pixtag.local import airflow_cli
+    from pixtag.stack.airflow import airflow_cli
 
     pools = pools_document(project / "airflow" / "pools.json", env.get("PIXTAG_GPU_POOL_SLOTS"))
     with tempfile.TemporaryDirectory(prefix="pixtag-pools-") as tmp:
@@ -119,9 +119,10 @@ def ensure_buckets(names: list[str], endpoint_url: str | None, attempts: int = 3
 
 # ------------------------------------------------------------------------- connection ------
 def import_connection(env: dict[str, str], project: Path, instance_url: str, token: str) -> None:
-    """Fill and import airflow/connections.json (pixtag.local's 0600 temp-file import)."""
-    from pixtag.config import SettingsError, load_settings
-    from pixtag.local import Layout, import_connections
+    """Fill and import airflow/connections.json (pixtag.stack.local's 0600 temp-file import)."""
+    from pixtag.core.config import SettingsError, load_settings
+    from pixtag.stack.airflow import import_connections
+    from pixtag.stack.process import Layout
 
     try:
         settings = load_settings(instance_url=instance_url, token=token)
@@ -157,8 +158,8 @@ def write_admin_password(env: Mapping[str, str]) -> Path:
 
 # ------------------------------------------------------------------------- main ------------
 def setup(env: dict[str, str], project: Path = PROJECT) -> None:
-    from pixtag import logs
-    from pixtag.local import airflow_cli
+    from pixtag.core import logs
+    from pixtag.stack.airflow import airflow_cli
 
     instance_url = require(env, "PIXTAG_INSTANCE_URL", "the Pixelfed instance pixtag reads")
     token = require(env, "PIXTAG_TOKEN", "a user token (read scope) of that instance")
@@ -189,9 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             say(f"admin password file {write_admin_password(env)}")
         else:
             setup(env)
-    except Exception as exc:  # one clear line, never a secret (pixtag.logs redacts the token)
-        from pixtag import logs
-
+    except Exception as exc:  # one clear line, never a secret (pixtag.core.logs redacts the token)
+        from pixtag.core import logs
         print(f"pixtag init: FAILED: {logs.redact(str(exc))}", file=sys.stderr, flush=True)
         return 1
     return 0

@@ -115,8 +115,8 @@ def _docs_app(route: str = DOCS_ROUTE, folder: str = "reports/data_docs",
     @app.get("/{path:path}")
     def page(path: str, user: Any = Depends(get_user)) -> Response:  # noqa: B008
         """Only for people logged in to Airflow (its JWT: the UI's cookie or a bearer token)."""
-        from pixtag.config import load_settings
-        from pixtag.storage import StorageError, open_storage
+        from pixtag.core.config import load_settings
+        from pixtag.core.storage import StorageError, open_storage
 
         if not path or any(part in ("", "..") for part in path.split("/")):
             raise HTTPException(404)

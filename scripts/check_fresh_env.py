@@ -36,9 +36,9 @@ def train_model(photos: Path, work: Path) -> Path:
     sys.path.insert(0, str(REPO))
     import mlflow
 
-    from pixtag.config import load_settings
-    from pixtag.registry import register
-    from pixtag.train import train
+    from pixtag.core.config import load_settings
+    from pixtag.model.registry import register
+    from pixtag.model.train import train
     from tests.helpers import shared_dataset
 
     settings = load_settings(storage=str(shared_dataset(photos, 40)), backbone="efficientnet_lite0",

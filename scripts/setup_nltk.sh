@@ -6,7 +6,7 @@
 # WordNet comes from the Debian packages wordnet-base and wordnet-sense-index: when
 # /usr/share/wordnet/data.noun is missing and we are root, they are installed with apt-get;
 # otherwise pixtag prints the exact command. The copying (lexnames, private real files,
-# stamp for idempotency) is done by `python -m pixtag.nlp` (= `pixtag setup-nltk`).
+# stamp for idempotency) is done by `python -m pixtag setup-nltk`.
 # Environment: PYTHON (default <repo>/.venv/bin/python).
 set -eu
 
@@ -30,4 +30,4 @@ if [ ! -x "$python" ]; then
     exit 1
 fi
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
-exec "$python" -m pixtag.nlp "$target" "$@"
+exec "$python" -m pixtag setup-nltk "$target" "$@"

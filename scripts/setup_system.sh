@@ -3,7 +3,7 @@
 #   chromium + chromium-driver  browser tests (selenium cannot download a driver offline)
 #   wordnet-base + wordnet-sense-index  WordNet 3.0 for the tag pipeline (see scripts/setup_nltk.sh)
 #   docker-compose  validates docker-compose.yaml in the tests (no engine is needed)
-#   postgresql + redis-server  the distributed tier (pixtag.cluster) starts its own servers on 127.0.0.1
+#   postgresql + redis-server  the distributed tier (pixtag.stack.cluster) starts its own servers on 127.0.0.1
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from pixtag.demo.server import DemoInstance
-    from pixtag.demo.world import World
-    from pixtag.pixelfed import Client
+    from pixtag.sources.pixelfed import Client
+    from pixtag_demo.app import DemoInstance
+    from pixtag_demo.world.model import World
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_TOKEN = "test-demo-token"
@@ -60,13 +60,12 @@ def _isolated_settings(_no_leaked_environment: None, monkeypatch: pytest.MonkeyP
     for key in list(os.environ):
         if key.startswith("AIRFLOW_CTX_"):
             monkeypatch.delenv(key, raising=False)
-    from pixtag import logs
-
+    from pixtag.core import logs
     logs.quiet_progress(False)
     monkeypatch.setenv("PIXTAG_CREDENTIALS_FILE", str(tmp_path / "credentials.yaml"))
     # The session's instance serves the labelled photos only (no everyday photos), so its
     # timeline has nothing to learn "none of the classes" from: tests that scrape it collect
-    # class images only unless they ask for background (tests/test_openset.py does).
+    # class images only unless they ask for background (tests/model/test_openset.py does).
     monkeypatch.setenv("PIXTAG_BACKGROUND", "0")
     monkeypatch.setenv("PIXTAG_OTHERS", "")
     monkeypatch.chdir(tmp_path)
@@ -75,8 +74,7 @@ def _isolated_settings(_no_leaked_environment: None, monkeypatch: pytest.MonkeyP
 @pytest.fixture(scope="session")
 def wordnet() -> object:
     """NLTK's WordNet, loaded once per session (`make setup` installs it)."""
-    from pixtag import nlp
-
+    from pixtag.tags import nlp
     return nlp.wordnet()
 
 
@@ -124,7 +122,7 @@ def s3_endpoint() -> Iterator[str]:
 # --- the local Pixelfed-compatible instance, built once per session -----------------------------
 @pytest.fixture(scope="session")
 def world(photos: Path) -> World:
-    from pixtag.demo.world import build_world
+    from pixtag_demo.world.builder import build_world
 
     return build_world(photos)
 
@@ -132,7 +130,7 @@ def world(photos: Path) -> World:
 @pytest.fixture(scope="session")
 def demo(world: World) -> Iterator[DemoInstance]:
     """A shared instance; tests must not change its faults (use ``fresh_demo`` for that)."""
-    from pixtag.demo.server import DemoInstance
+    from pixtag_demo.app import DemoInstance
 
     with DemoInstance(world=world, token=DEMO_TOKEN) as instance:
         yield instance
@@ -141,7 +139,7 @@ def demo(world: World) -> Iterator[DemoInstance]:
 @pytest.fixture
 def fresh_demo(world: World) -> Iterator[DemoInstance]:
     """An instance of its own, for tests that set faults or count requests."""
-    from pixtag.demo.server import DemoInstance
+    from pixtag_demo.app import DemoInstance
 
     with DemoInstance(world=world, token=DEMO_TOKEN) as instance:
         yield instance
@@ -156,8 +154,8 @@ def demo_settings(url: str, **overrides: object) -> dict[str, object]:
 
 
 def _make_client(url: str, **overrides: object) -> Client:
-    from pixtag.config import load_settings
-    from pixtag.pixelfed import Client
+    from pixtag.core.config import load_settings
+    from pixtag.sources.pixelfed import Client
 
     return Client(load_settings(**demo_settings(url, **overrides)))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pixtag.dataset import MANIFEST, MANIFEST_COLUMNS, image_key, to_frame
-from pixtag.images import ImageRejected, prepare
-from pixtag.storage import Storage
+from pixtag.core.dataset import MANIFEST, MANIFEST_COLUMNS, image_key, to_frame
+from pixtag.core.storage import Storage
+from pixtag.data.images import ImageRejected, prepare
 
 
 def class_photos(photos: Path, per_class: int | None = None,
@@ -67,7 +67,7 @@ def shared_dataset(photos: Path, per_class: int) -> Path:
     import shutil
     import tempfile
 
-    from pixtag.storage import open_storage
+    from pixtag.core.storage import open_storage
 
     key = (str(photos), per_class)
     if key not in _SHARED:

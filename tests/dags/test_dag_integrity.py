@@ -80,15 +80,15 @@ def test_params_are_validated_and_visible(dag) -> None:
     from airflow.sdk.definitions.param import ParamsDict
 
     params = dag.params
-    assert {"add_tags", "remove_tags", "images_per_class", "backbone", "accuracy_floor", "tolerance",
+    assert {"add_tags", "remove_tags", "per_class", "backbone", "accuracy_floor", "tolerance",
             "posts_to_sample", "timeline", "force_tags"} <= set(params.keys())
     for name in params:
         assert params.get_param(name).schema.get("title"), name
     good = ParamsDict({k: params.get_param(k) for k in params})
-    good.update({"add_tags": ["ferret"], "images_per_class": 50, "accuracy_floor": 0.8, "timeline": "federated",
+    good.update({"add_tags": ["ferret"], "per_class": 50, "accuracy_floor": 0.8, "timeline": "federated",
                  "force_tags": ["tabby"]})
     good.validate()
-    for bad in ({"images_per_class": 3}, {"accuracy_floor": 2}, {"add_tags": ["two words"]},
+    for bad in ({"per_class": 3}, {"accuracy_floor": 2}, {"add_tags": ["two words"]},
                 {"backbone": "resnet9000"}, {"tolerance": -1}, {"timeline": "global"}):
         trial = ParamsDict({k: params.get_param(k) for k in params})
         with pytest.raises(Exception, match="Invalid input|not valid|is not|less than|greater"):

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pixtag.demo.server import DemoInstance
-from pixtag.tags import FORCE_HINT
+from pixtag.tags.select import FORCE_HINT
+from pixtag_demo.app import DemoInstance
 from tests.conftest import DEMO_TOKEN
 
 pytestmark = pytest.mark.slow
@@ -48,9 +48,9 @@ def check_study_figures(tracking_uri: str, run_id: str, storage: str) -> None:
     import mlflow
     import pandas as pd
 
-    from pixtag.dataset import read_manifest
-    from pixtag.storage import open_storage
-    from pixtag.tags import latest_run
+    from pixtag.core.dataset import read_manifest
+    from pixtag.core.storage import open_storage
+    from pixtag.tags.trending import latest_run
 
     mlflow.set_tracking_uri(tracking_uri)
     local = Path(mlflow.artifacts.download_artifacts(run_id=run_id))

@@ -1,4 +1,4 @@
-"""``pixtag demo-instance``: options, clear errors, and a real foreground run."""
+"""``pixtag-demo`` (``pixtag_demo.cli``): options, clear errors, and a real foreground run."""
 
 from __future__ import annotations
 
@@ -15,14 +15,13 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from pixtag.cli import cli, main
-from pixtag.demo.server import default_photos
+from pixtag_demo.cli import default_photos, demo_cmd, main
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_help_lists_the_options() -> None:
-    result = CliRunner().invoke(cli, ["demo-instance", "--help"])
+    result = CliRunner().invoke(demo_cmd, ["--help"])
     assert result.exit_code == 0
     for option in ("--photos", "--port", "--seed", "--token", "--now", "--rate-429",
                    "--truncate-media-rate", "PIXTAG_DEMO_TOKEN"):
@@ -37,9 +36,7 @@ def test_default_photos_is_the_shared_folder(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_missing_photos_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["demo-instance", "--photos", str(tmp_path / "nope"), "--port", "0"])
-    assert exit_info.value.code == 2
+    assert main(["--photos", str(tmp_path / "nope"), "--port", "0"]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -48,15 +45,12 @@ def test_a_taken_port_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> No
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        with pytest.raises(SystemExit) as exit_info:
-            main(["demo-instance", "--port", str(port)])
-    assert exit_info.value.code == 2
+        assert main(["--port", str(port)]) == 2
     assert f"127.0.0.1:{port}" in capsys.readouterr().err
 
 
 def test_bad_now_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        main(["demo-instance", "--port", "0", "--now", "yesterday"])
+    assert main(["--port", "0", "--now", "yesterday"]) == 2
     assert "--now must be an ISO 8601 time" in capsys.readouterr().err
 
 
@@ -64,7 +58,7 @@ def test_bad_now_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
 def test_runs_in_the_foreground_and_stops_on_ctrl_c(photos: Path) -> None:
     env = {**os.environ, "PIXTAG_PHOTOS": str(photos), "PIXTAG_DEMO_TOKEN": "from-env-token",
            "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "pixtag", "demo-instance", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "pixtag_demo", "--port", "0"],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
@@ -93,3 +87,17 @@ def test_runs_in_the_foreground_and_stops_on_ctrl_c(photos: Path) -> None:
                 proc.communicate()
     assert proc.returncode == 0
     assert "demo instance stopped" in rest
+
+
+def test_usage_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--rate-429", "2"]) == 2
+    assert "--rate-429" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+    assert "Usage: pixtag-demo" in capsys.readouterr().out
+
+
+def test_pixtag_does_not_import_the_demo() -> None:
+    """The layers stay one-way: nothing in pixtag/ imports pixtag_demo."""
+    offenders = [str(p.relative_to(REPO)) for p in (REPO / "pixtag").rglob("*.py")
+                 if re.search(r"^\s*(from|import) pixtag_demo\b", p.read_text(), re.M)]
+    assert offenders == []

@@ -1,4 +1,4 @@
-"""pixtag.pixelfed.Client, unchanged, against the demo instance (what every later stage does)."""
+"""pixtag.sources.pixelfed.Client, unchanged, against the demo instance (what every later stage does)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from pixtag.demo.server import DemoInstance
-from pixtag.demo.world import World
-from pixtag.pixelfed import AuthError, Client
+from pixtag.sources.pixelfed import AuthError, Client
+from pixtag_demo.app import DemoInstance
+from pixtag_demo.world.model import World
 
 pytestmark = pytest.mark.slow
 

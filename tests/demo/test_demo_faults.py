@@ -10,9 +10,10 @@ import pytest
 import requests
 from PIL import Image
 
-from pixtag.demo.server import DemoInstance, Faults
-from pixtag.demo.world import World
-from pixtag.pixelfed import BadResponse, Client
+from pixtag.sources.pixelfed import BadResponse, Client
+from pixtag_demo.app import DemoInstance
+from pixtag_demo.faults import Faults
+from pixtag_demo.world.model import World
 
 pytestmark = pytest.mark.slow
 

@@ -12,22 +12,20 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pixtag.demo.world import (
+from pixtag_demo.world.builder import build_world
+from pixtag_demo.world.entities import (
     DERIVED_TRAPS,
-    MEDIA_QUIRKS,
     POOL_TRAPS,
-    POST_QUIRKS,
     TRAP_KINDS,
     Media,
-    World,
     WorldError,
-    build_world,
-    class_tags_for,
     snowflake,
     snowflake_time,
-    synthetic_image,
-    trap_counts,
 )
+from pixtag_demo.world.images import synthetic_image
+from pixtag_demo.world.model import World
+from pixtag_demo.world.traps import trap_counts
+from pixtag_demo.world.vocab import MEDIA_QUIRKS, POST_QUIRKS, class_tags_for
 
 
 def _media_hashes(world: World, n: int = 60) -> list[str]:
@@ -243,7 +241,7 @@ NOT_CONCRETE = {
 
 
 def normalise(tag: str) -> list[str]:
-    """A tiny stand-in for pixtag.tags: CamelCase split, lowercase, stopwords, plural -s."""
+    """A tiny stand-in for pixtag.tags.trending: CamelCase split, lowercase, stopwords, plural -s."""
     words = []
     for word in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", tag):
         word = word.lower()

@@ -1,5 +1,5 @@
 """The distributed tier: `pixtag_retrain` on the engines of docker-compose.yaml, started on this
-machine by `pixtag.cluster` (PostgreSQL, Redis, moto's S3 server, MLflow on PostgreSQL + S3,
+machine by `pixtag.stack.cluster` (PostgreSQL, Redis, moto's S3 server, MLflow on PostgreSQL + S3,
 Airflow with CeleryExecutor and two Celery workers: `default` and `gpu` queues), compared with
 the single-machine run (`dag.test()`, local storage) on the same data and seed."""
 
@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pixtag.cluster import BUCKET, ClusterPorts, cluster, postgres_dir, worker_name
-from pixtag.config import load_settings
-from pixtag.local import DAG_ID, Layout
-from pixtag.suggest import DATA_DIR
+from pixtag.core.config import load_settings
+from pixtag.model.suggest import DATA_DIR
+from pixtag.stack.airflow import DAG_ID
+from pixtag.stack.cluster import BUCKET, ClusterPorts, cluster, postgres_dir, worker_name
+from pixtag.stack.process import Layout
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -107,7 +108,7 @@ def test_celery_workers_run_the_dag_on_s3_and_match_the_single_machine_model(
                                                         dst_path=str(tmp_path / "model"))
         run = client.get_run(champion.run_id)
         report = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/report.json")
-        assert run.data.tags["pixtag.storage"].startswith(f"s3://{BUCKET}/")
+        assert run.data.tags["pixtag.core.storage"].startswith(f"s3://{BUCKET}/")
 
         token = (layout.run_dir / "demo-token").read_text().strip()
         single = single_machine_run(tmp_path / "single", running.instance_url, token)

@@ -7,7 +7,7 @@ what is actually tried.
 
 from __future__ import annotations
 
-from pixtag.demo.server import Faults
+from pixtag_demo.faults import Faults
 
 # --- faults of the instance -------------------------------------------------------------------
 # Settings that keep retries fast in tests (the defaults wait up to minutes, as a real
@@ -94,7 +94,7 @@ BAD_ENV = {  # env var -> (value, field named in the error)
     "PIXTAG_LOG_LEVEL": ("LOUD", "log_level"),
 }
 BAD_PARAMS = {  # DAG Param -> (value outside its schema, also a bad setting)
-    "images_per_class": 5,
+    "per_class": 5,
     "accuracy_floor": 1.5,
     "tolerance": -1,
     "backbone": "resnet_from_the_internet",
@@ -108,7 +108,7 @@ BAD_YAML = {  # file content -> what the error names
 }
 # Param values that get past a lax client but that the settings refuse (the form's schema is
 # stricter still).
-BAD_FOR_SETTINGS = {"images_per_class": 0, "accuracy_floor": 1.5, "tolerance": -1, "posts_to_sample": 0}
+BAD_FOR_SETTINGS = {"per_class": 0, "accuracy_floor": 1.5, "tolerance": -1, "posts_to_sample": 0}
 
 # --- privacy ---------------------------------------------------------------------------------
 # Every kind of non-consenting post planted in the local instance (test_privacy.py).

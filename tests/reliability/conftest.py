@@ -46,7 +46,7 @@ def new_mlflow(mlflow_template: Path) -> Callable[[Path], str]:
 @pytest.fixture(scope="session")
 def small_dataset(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """60 labelled images (5 classes), no features: copy it before changing anything."""
-    from pixtag.storage import open_storage
+    from pixtag.core.storage import open_storage
 
     root = tmp_path_factory.mktemp("small-ds") / "ds"
     make_dataset(photos, open_storage(root), per_class=PER_CLASS)
@@ -56,9 +56,9 @@ def small_dataset(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 @pytest.fixture(scope="session")
 def small_features(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the small dataset with its EfficientNet-Lite0 features cached (in-process)."""
-    from pixtag.backbones import LITE0
-    from pixtag.config import load_settings
-    from pixtag.features import features
+    from pixtag.core.config import load_settings
+    from pixtag.model.backbones import LITE0
+    from pixtag.model.features import features
 
     root = tmp_path_factory.mktemp("small-features") / "ds"
     shutil.copytree(small_dataset, root)

@@ -89,7 +89,7 @@ def kill_at(n: int) -> Callable[[int, str], None]:
 
 def main(argv: list[str]) -> None:
     n, args = int(argv[0]), argv[1:]
-    from pixtag.cli import main as pixtag
+    from pixtag.cli.app import main as pixtag
 
     with counting(kill_at(n)):
         pixtag(args)

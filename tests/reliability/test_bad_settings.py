@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from pixtag.cli import main
-from pixtag.config import SettingsError
-from pixtag.demo.server import DemoInstance
-from pixtag.flow import PARAM_FIELDS, run_settings
+from pixtag.core.config import SettingsError
+from pixtag.pipeline.flow import PARAM_FIELDS, run_settings
+from pixtag_demo.app import DemoInstance
 from tests.conftest import DEMO_TOKEN
 from tests.reliability.cases import BAD_ENV, BAD_FOR_SETTINGS, BAD_PARAMS, BAD_YAML
 

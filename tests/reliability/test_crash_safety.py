@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pixtag import dataset
-from pixtag.backbones import LITE0
-from pixtag.config import load_settings
-from pixtag.demo.server import DemoInstance
-from pixtag.storage import LocalStorage
+from pixtag.core import dataset
+from pixtag.core.config import load_settings
+from pixtag.core.storage import LocalStorage
+from pixtag.model.backbones import LITE0
+from pixtag_demo.app import DemoInstance
 from tests.conftest import DEMO_TOKEN, REPO
 from tests.reliability.cases import FEATURE_KILLS, KILL_SEED, SCRAPE_KILLS, TRAIN_KILLS
 from tests.reliability.crashpoint import counting
@@ -72,7 +72,7 @@ def forked(work: Callable[[], None]) -> int:
 
 
 def test_killed_scrapes_resume_to_the_uninterrupted_dataset(world: Any, wordnet: Any, tmp_path: Path) -> None:
-    from pixtag.scrape import scrape
+    from pixtag.data.scrape import scrape
 
     rng = random.Random(f"{KILL_SEED}:scrape")
     classes, per_class = ["cat", "dog"], 30
@@ -125,16 +125,16 @@ def test_killed_feature_extraction_resumes_to_the_same_cache(small_dataset: Path
                                                              tmp_path: Path) -> None:
     import shutil
 
-    from pixtag.features import features, read_cache
+    from pixtag.model.features import features, read_cache
 
     reference = read_cache(LocalStorage(small_features), LITE0)
     root = tmp_path / "ds"
     shutil.copytree(small_dataset, root)
     store = LocalStorage(root)
     rng = random.Random(f"{KILL_SEED}:features")
-    code = ("import sys, pixtag.features as f; f.SHARD_SIZE = int(sys.argv[1]); from pixtag.cli import main; "
-            "main(sys.argv[2:])")
-    args = [sys.executable, "-c", code, str(SHARD), "features", "--storage", str(root), "--backbone", LITE0,
+    code = ("import sys, pixtag.model.features as f; f.SHARD_SIZE = int(sys.argv[1]); "
+            "from pixtag.cli.app import main; main(sys.argv[2:])")
+    args = [sys.executable, "-c", code, str(SHARD), "features", str(root), "--backbone", LITE0,
             "--batch-size", str(SHARD)]
 
     def shards() -> int:
@@ -198,8 +198,8 @@ def test_killed_training_and_gate_resume_to_the_uninterrupted_registry(
 
     from mlflow import MlflowClient
 
-    from pixtag.registry import RegistryError, register
-    from pixtag.train import train
+    from pixtag.model.registry import RegistryError, register
+    from pixtag.model.train import train
 
     values = {"storage": str(small_features), "backbone": LITE0, "accuracy_floor": 0.5}
     reference = load_settings(**values, mlflow_uri=new_mlflow(tmp_path / "reference"))

@@ -15,13 +15,15 @@ from urllib.parse import parse_qs, urlsplit
 import pandas as pd
 import pytest
 
-from pixtag import dataset, openset
-from pixtag.config import load_settings
-from pixtag.demo.server import DemoInstance, Faults
-from pixtag.http import HTTPError, TransientError
-from pixtag.pixelfed import BadResponse, Client
-from pixtag.scrape import scrape
-from pixtag.storage import LocalStorage
+from pixtag.core import dataset
+from pixtag.core.config import load_settings
+from pixtag.core.storage import LocalStorage
+from pixtag.data.scrape import scrape
+from pixtag.model import openset
+from pixtag.sources.http import HTTPError, TransientError
+from pixtag.sources.pixelfed import BadResponse, Client
+from pixtag_demo.app import DemoInstance
+from pixtag_demo.faults import Faults
 from tests.conftest import demo_settings
 from tests.reliability.cases import (
     ABSORBED,
@@ -253,7 +255,7 @@ def test_unexpected_json_is_counted_and_fails_closed(photos: Path, tmp_path: Pat
 # --- trending ---------------------------------------------------------------------------------
 def test_trending_under_mixed_faults_counts_what_a_clean_sample_counts(demo: DemoInstance, fresh_demo: DemoInstance,
                                                                        tmp_path: Path) -> None:
-    from pixtag.tags import trending
+    from pixtag.tags.trending import trending
 
     clean = trending(load_settings(**demo_settings(demo.url, storage=str(tmp_path / "a"))), posts=300)
     fresh_demo.faults = ABSORBED["mixed"]

@@ -1,7 +1,7 @@
 """The gate when MLflow goes away: a real ``mlflow server`` is stopped between training and the
 gate. The gate fails with one clear, retryable error and promotes nothing; once MLflow is back,
 the retried gate rejects the worse candidate and the champion stays. (The gate's rules, and a
-failure in the middle of the gate, are tested in tests/test_registry.py.)"""
+failure in the middle of the gate, are tested in tests/model/test_registry.py.)"""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from pixtag.backbones import LITE0
 from pixtag.cli import main
-from pixtag.config import load_settings
-from pixtag.registry import RegistryUnavailable, register
-from pixtag.train import train
+from pixtag.core.config import load_settings
+from pixtag.model.backbones import LITE0
+from pixtag.model.registry import RegistryUnavailable, register
+from pixtag.model.train import train
 from tests.helpers import random_weights
-from tests.test_suggest import free_port, start, stop, wait_for
+from tests.model.test_suggest import free_port, start, stop, wait_for
 
 pytestmark = pytest.mark.slow
 TINY = "mobilenetv3_small_050"

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixtag import dataset
-from pixtag.config import load_settings
-from pixtag.scrape import scrape
-from pixtag.storage import LocalStorage
+from pixtag.core import dataset
+from pixtag.core.config import load_settings
+from pixtag.core.storage import LocalStorage
+from pixtag.data.scrape import scrape
 from tests.scripted_server import Reply, scripted
 
 pytestmark = pytest.mark.usefixtures("wordnet")

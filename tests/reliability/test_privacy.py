@@ -17,13 +17,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from pixtag import dataset
-from pixtag.config import load_settings
-from pixtag.demo.server import DemoInstance
-from pixtag.demo.world import Post, World
-from pixtag.features import features, read_cache
-from pixtag.scrape import scrape
-from pixtag.storage import LocalStorage
+from pixtag.core import dataset
+from pixtag.core.config import load_settings
+from pixtag.core.storage import LocalStorage
+from pixtag.data.scrape import scrape
+from pixtag.model.features import features, read_cache
+from pixtag_demo.app import DemoInstance
+from pixtag_demo.world.entities import Post
+from pixtag_demo.world.model import World
 from tests.conftest import DEMO_TOKEN, demo_settings
 from tests.helpers import random_weights
 from tests.reliability.cases import PLANTED_DEMO, PLANTED_SCRIPTED
@@ -86,7 +87,7 @@ def pipeline(world: World, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     """scrape → features → train on the planted instance; what each stage kept."""
     import mlflow
 
-    from pixtag.train import train
+    from pixtag.model.train import train
 
     root = tmp_path_factory.mktemp("privacy")
     planted_world, planted = plant(world)

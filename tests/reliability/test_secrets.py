@@ -20,10 +20,10 @@ from urllib.parse import quote
 import pytest
 
 from pixtag.cli import main
-from pixtag.config import load_settings
-from pixtag.demo.server import DemoInstance
-from pixtag.demo.world import World
-from pixtag.pixelfed import Client
+from pixtag.core.config import load_settings
+from pixtag.sources.pixelfed import Client
+from pixtag_demo.app import DemoInstance
+from pixtag_demo.world.model import World
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("wordnet")]
 
@@ -144,7 +144,7 @@ def test_the_token_is_nowhere_after_a_whole_run_and_a_wrong_token_run(
     records = "\n".join(logs_of(caplog.records))
     # pixtag logged at DEBUG (every request it made), as PIXTAG_LOG_LEVEL asked
     assert logging.getLogger("pixtag").level == logging.DEBUG
-    assert any(r.name == "pixtag.http" and r.levelno == logging.DEBUG for r in caplog.records)
+    assert any(r.name == "pixtag.sources.http" and r.levelno == logging.DEBUG for r in caplog.records)
     mlflow_root = Path(str(load_settings().mlflow_uri).removeprefix("sqlite:///")).parent
     for secret in (TOKEN, WRONG):
         found = leaks(iter([("console", console.encode()), ("log records", records.encode()),

@@ -13,11 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from pixtag import dataset
-from pixtag.config import load_settings
-from pixtag.http import AddressPolicy, BlockedURL, HttpSession, TransientError
-from pixtag.scrape import scrape
-from pixtag.storage import LocalStorage
+from pixtag.core import dataset
+from pixtag.core.config import load_settings
+from pixtag.core.storage import LocalStorage
+from pixtag.data.scrape import scrape
+from pixtag.sources.http import AddressPolicy, BlockedURL, HttpSession, TransientError
 from tests.reliability.cases import DNS_TRAPS, FAST_RETRIES
 from tests.scripted_server import Reply, scripted
 
@@ -146,8 +146,8 @@ def test_the_configured_instance_host_is_trusted_other_private_hosts_are_not(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """No ``allow_private_hosts``: the instance on 127.0.0.1 answers; a media host that resolves
     to a private address, and a redirect from the instance to another local name, are refused."""
-    from pixtag.pixelfed import Client
-    from pixtag.scrape import media_session
+    from pixtag.data.scrape import media_session
+    from pixtag.sources.pixelfed import Client
 
     fake_dns(monkeypatch, {"private.evil.example": lambda: DNS_TRAPS["private.evil.example"],
                            "localhost.evil.example": lambda: "127.0.0.1"})

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from pixtag.pixelfed import Status
-from pixtag.storage import LocalStorage
-from pixtag.tags import TagCounts, count_tags, latest_run, list_runs, save_run, top_changes, word_counts
+from pixtag.core.storage import LocalStorage
+from pixtag.sources.pixelfed import Status
+from pixtag.tags.trending import TagCounts, count_tags, latest_run, list_runs, save_run, top_changes, word_counts
 
 pytestmark = pytest.mark.usefixtures("wordnet")
 
@@ -84,7 +84,8 @@ def test_display_spelling_prefers_word_boundaries_then_frequency() -> None:
 
 def test_the_top_100_figure_shows_the_normalised_words() -> None:
     """The study's Fig. 2 is of the words after normalisation, not of the raw hashtags."""
-    from pixtag.tags import TagCounts, top_tags_figure
+    from pixtag.tags.figures import top_tags_figure
+    from pixtag.tags.trending import TagCounts
 
     counts = TagCounts(raw={"CatsOfPixelfed": 5, "cats": 4, "Dogs": 3}, words={"cat": 9, "dog": 3, "pixelfed": 5},
                        posts=12)

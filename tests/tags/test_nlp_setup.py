@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pixtag import nlp
+from pixtag.tags import nlp
 from tests.conftest import REPO
 from tests.tags.conftest import run_python
 
@@ -101,7 +101,7 @@ def test_setup_keeps_a_downloaded_wordnet(tmp_path: Path, monkeypatch: pytest.Mo
 
 LOAD_CODE = """
 import json, nltk
-from pixtag import nlp
+from pixtag.tags import nlp
 wn = nlp.wordnet()
 cat, dog = wn.synset("cat.n.01"), wn.synset("dog.n.01")
 print(json.dumps({"root": str(wn.root), "wup": cat.wup_similarity(dog), "lemma": nlp.lemmatize("cats"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pixtag.tags import normalize, split_words
+from pixtag.tags.normalize import normalize, split_words
 
 pytestmark = pytest.mark.usefixtures("wordnet")
 
@@ -81,8 +81,8 @@ def test_normalize_returns_a_fresh_list() -> None:
 
 REMEMBERED_CODE = """
 import json, sys
-from pixtag.storage import open_storage
-from pixtag.tags import normalize, remembered_normalizations
+from pixtag.core.storage import open_storage
+from pixtag.tags.normalize import normalize, remembered_normalizations
 with remembered_normalizations(open_storage(sys.argv[1])):
     known = normalize("CatsOfPixelfed")
     print(json.dumps({"known": known, "nltk_imported": "nltk" in sys.modules}), flush=True)
@@ -95,8 +95,8 @@ with remembered_normalizations(open_storage(sys.argv[1])):
 def test_remembered_normalizations_need_no_wordnet(tmp_path: Path) -> None:
     import nltk
 
-    from pixtag.storage import open_storage
-    from pixtag.tags import NORMALIZED, remembered_normalizations
+    from pixtag.core.storage import open_storage
+    from pixtag.tags.normalize import NORMALIZED, remembered_normalizations
     from tests.tags.conftest import run_python
 
     store = open_storage(str(tmp_path / "store"))

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from pixtag import tags
-from pixtag.tags import (
+from pixtag.tags import select as tags
+from pixtag.tags.select import (
     DEFAULT_DENY,
     check_added,
     concreteness_problem,

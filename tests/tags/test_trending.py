@@ -9,10 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from click.testing import CliRunner
 
-from pixtag.cli import cli
-from pixtag.config import load_settings
-from pixtag.storage import LocalStorage
-from pixtag.tags import latest_run, list_runs, trending
+from pixtag.cli.app import cli
+from pixtag.core.config import load_settings
+from pixtag.core.storage import LocalStorage
+from pixtag.tags.trending import latest_run, list_runs, trending
 from tests.scripted_server import Reply, scripted
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("wordnet")]

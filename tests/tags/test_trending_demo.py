@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from pixtag.config import load_settings
-from pixtag.demo.server import DemoInstance
-from pixtag.storage import LocalStorage
-from pixtag.tags import latest_run, select_classes, trending
+from pixtag.core.config import load_settings
+from pixtag.core.storage import LocalStorage
+from pixtag.tags.select import select_classes
+from pixtag.tags.trending import latest_run, trending
+from pixtag_demo.app import DemoInstance
 from tests.conftest import demo_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("wordnet")]
@@ -58,12 +59,12 @@ def test_a_timeline_with_nothing_new_is_not_sampled_again(demo: DemoInstance, tm
 
 def test_the_same_trending_counts_select_the_same_classes_without_wordnet(
         demo: DemoInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pixtag import flow, tags
-
+    from pixtag.pipeline import flow
+    from pixtag.tags import select as tags
     settings = load_settings(**demo_settings(demo.url, storage=str(tmp_path / "store")))
     flow.refresh_trending(settings)
     first = flow.select_classes(settings)
-    assert set(first["classes"]) == {"cat", "dog", "bird", "flower", "car"}
+    assert set(first.classes) == {"cat", "dog", "bird", "flower", "car"}
 
     def no_wordnet(*_: object, **__: object) -> None:
         raise AssertionError("selected again although the counts and settings did not change")
@@ -77,8 +78,8 @@ def test_the_same_trending_counts_select_the_same_classes_without_wordnet(
 
 def test_the_timeline_setting_picks_the_feed(demo: DemoInstance, tmp_path: Path) -> None:
     """federated: the remote accounts' posts only (``acct`` with a domain), as the study sampled."""
-    from pixtag.pixelfed import Client
-    from pixtag.tags import count_tags
+    from pixtag.sources.pixelfed import Client
+    from pixtag.tags.trending import count_tags
 
     settings = load_settings(**demo_settings(demo.url, storage=str(tmp_path / "store"), timeline="federated"))
     with Client(settings) as client:

@@ -94,10 +94,11 @@ def artifacts() -> Path:
 @pytest.fixture
 def airflow_stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                   photos: Path, artifacts: Path) -> Iterator[Any]:
-    """``pixtag.local.stack`` on free ports with all state under tmp (the developer's var/ is
+    """``pixtag.stack.local.stack`` on free ports with all state under tmp (the developer's var/ is
     untouched); afterwards no process that inherited this test's marker may be left."""
-    from pixtag.config import load_settings
-    from pixtag.local import Layout, Ports, stack
+    from pixtag.core.config import load_settings
+    from pixtag.stack.local import stack
+    from pixtag.stack.process import Layout, Ports
 
     marker = f"pixtag-ui-{uuid.uuid4().hex}"
     monkeypatch.setenv(MARKER, marker)  # every process the stack starts inherits it

@@ -1,5 +1,5 @@
 """The issue's browser test: real ``airflow standalone`` (with MLflow and the local instance, via
-``pixtag.local.stack``) driven by headless Chromium: log in, find ``pixtag_retrain``, trigger it
+``pixtag.stack.local.stack``) driven by headless Chromium: log in, find ``pixtag_retrain``, trigger it
 with a tag added in the trigger form, wait for success, and keep screenshots as artifacts.
 On the way the run waits twice for a person (``review: new_images``, ``promotion: human``): the
 test answers both required actions with HTTP calls to Airflow's REST API (exclusions in the
@@ -7,7 +7,7 @@ review, *Approve* in the approval) and shows the approval's page in the browser 
 
 The run's settings make the automatic classes the four most frequent concrete tags of the local
 instance (bird, car, dog, cat); "flower" is the fifth, so it only becomes a class through the form.
-Added tags count towards ``max_classes`` (pixtag.tags.select_classes), so it takes the place of the
+Added tags count towards ``max_classes`` (pixtag.tags.select.select_classes), so it takes the place of the
 least frequent automatic class.
 """
 
@@ -88,7 +88,7 @@ def wait_for_required_action(api: Any, run_id: str, task_id: str) -> dict[str, A
     """Poll the REST API until ``task_id`` waits for a person; its HITL detail."""
     import time
 
-    from pixtag.local import StackError
+    from pixtag.stack.process import StackError
 
     deadline = time.monotonic() + RUN_TIMEOUT
     while time.monotonic() < deadline:
@@ -149,7 +149,7 @@ def wait_for_run(ui: Page, api: Any, run_id: str, run_page: str) -> str:
     """Follow the run through the API with the browser parked (the run page refreshes itself every
     few seconds, which competes with the run for the 2 cores), then show the run's page again and
     return the state its badge shows."""
-    from pixtag.local import StackError
+    from pixtag.stack.process import StackError
 
     ui.driver.get("about:blank")
     try:

@@ -1,0 +1,1 @@
+"""The base layer: settings, errors, logging, storage and the dataset layout. Imports nothing else of pixtag."""

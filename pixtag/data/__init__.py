@@ -1,0 +1,2 @@
+"""The dataset: scraping, image checks and preprocessing, validation, descriptive figures,
+review, the suggestion ledger."""

@@ -1,0 +1,2 @@
+"""Backbones and their runtimes, features, the classifier, training, the promotion gate,
+evaluation, the served model."""

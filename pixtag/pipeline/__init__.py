@@ -1,0 +1,1 @@
+"""The functions the DAG's tasks call, one per task, and the person in the loop."""

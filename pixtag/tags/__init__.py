@@ -1,0 +1,1 @@
+"""Hashtags to classes: NLTK data, normalisation, trending counts, class selection, drift."""

@@ -1,0 +1,56 @@
+"""The flow's class selection: tags a person adds are checked like any class, refused ones are
+reported with their reason (summary and log), forced ones are kept."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from pixtag.core.config import load_settings
+from pixtag.core.storage import open_storage
+from pixtag.pipeline import flow
+from pixtag.tags.select import FORCE_HINT
+from pixtag.tags.trending import TagCounts, save_run
+
+pytestmark = pytest.mark.usefixtures("wordnet")
+WORDS = {"cat": 50, "dog": 40, "bird": 30, "animal": 20, "puppy": 10}
+
+
+def test_configured_classes_check_the_added_tags(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settings = load_settings(storage=str(tmp_path / "store"), classes=["cat", "dog"], add_tags=["tabby"])
+    with caplog.at_level(logging.WARNING, logger="pixtag.pipeline.flow"):
+        selection = flow.select_classes(settings, add=["ferret", "Sundays"])
+    assert selection.classes == ["cat", "dog", "ferret"]
+    assert selection.refused == {"tabby": f"added tag refused: hyponym of cat; {FORCE_HINT}",
+                                 "sunday": f"added tag refused: temporal (noun.time); {FORCE_HINT}"}
+    assert selection.rejected["tabby"] == selection.refused["tabby"]
+    assert "'tabby' is not made a class: added tag refused: hyponym of cat" in caplog.text
+    # forced: kept without the checks, and it lasts (stored in the vocabulary) until removed
+    forced = flow.select_classes(settings, force=["Sunday"])
+    assert forced.classes == ["cat", "dog", "ferret", "sunday"] and "sunday" not in forced.refused
+    assert forced.vocabulary.forced == ["sunday"]
+    assert "sunday" in flow.select_classes(settings).classes
+    removed = flow.select_classes(settings, remove=["sunday"])
+    assert "sunday" not in removed.classes and "forced" not in removed.xcom()["vocabulary"]
+
+
+def test_trending_classes_check_the_added_tags(tmp_path: Path) -> None:
+    store = open_storage(str(tmp_path / "store"))
+    save_run(store, TagCounts(raw=dict(WORDS), words=dict(WORDS), posts=100, tagged_posts=100,
+                              time="2026-12-01T00:00:00+00:00"))
+    settings = load_settings(storage=str(tmp_path / "store"), max_classes=3)
+    selection = flow.select_classes(settings, add=["poodle", "car"])
+    assert selection.refused == {"poodle": f"added tag refused: hyponym of dog; {FORCE_HINT}"}
+    assert selection.classes == ["cat", "dog", "car"]  # car displaces bird, the rarest
+    report = flow.report(selection, None, None, None)
+    assert report.refused == selection.refused and report.counts == {} and report.decision is None
+    forced = flow.select_classes(settings, force=["poodle"])
+    assert "poodle" in forced.classes and not forced.refused
+
+
+def test_run_params_reach_the_settings() -> None:
+    settings = flow.run_settings({"timeline": "federated", "compare_backbones": ["vgg16"], "backbone": None})
+    assert settings.timeline == "federated" and settings.compare_backbones == ["vgg16"]
+    assert flow.run_settings({}).timeline == "local"
