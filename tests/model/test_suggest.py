@@ -315,7 +315,7 @@ def test_the_model_loads_outside_the_checkout_from_its_own_files_and_requirement
     names = {canonicalize_name(r.split("==")[0]) for r in requirements}
     assert {"mlflow", "onnxruntime", "pillow", "imagehash"} <= names
     assert not names & {"torch", "timm"}  # the ONNX graph serves: no PyTorch to install
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -407,7 +407,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 def readme_serve_command() -> str:
     """The README's serve command (the line that starts the server)."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     lines = [line for line in readme.splitlines() if line.startswith(".venv/bin/pixtag serve")]
     assert len(lines) == 1, lines
     return lines[0]

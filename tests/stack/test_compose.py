@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yaml"
 DOCKER = REPO / "docker"
 ENV_EXAMPLE = DOCKER / ".env.example"
