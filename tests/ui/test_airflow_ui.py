@@ -14,6 +14,7 @@ least frequent automatic class.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -85,7 +86,8 @@ def hitl_path(run_id: str, task_id: str) -> str:
 
 
 def wait_for_required_action(api: Any, run_id: str, task_id: str) -> dict[str, Any]:
-    """Poll the REST API until ``task_id`` waits for a person; its HITL detail."""
+    """Poll the REST API until ``task_id`` waits for a person (and the scheduler has seen the
+    waiting task's process end, see :func:`_paused_process_reported`); its HITL detail."""
     import time
 
     from pixtag.stack.process import StackError
@@ -93,7 +95,7 @@ def wait_for_required_action(api: Any, run_id: str, task_id: str) -> dict[str, A
     deadline = time.monotonic() + RUN_TIMEOUT
     while time.monotonic() < deadline:
         states = {t["task_id"]: t["state"] for t in api.task_instances(DAG_ID, run_id) if t["map_index"] == -1}
-        if states.get(task_id) == "awaiting_input":
+        if states.get(task_id) == "awaiting_input" and _paused_process_reported(task_id):
             return dict(api.call("GET", hitl_path(run_id, task_id)))
         if states.get(task_id) in ("success", "failed", "skipped", "upstream_failed") or \
                 api.call("GET", f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}")["state"] == "failed":
@@ -101,6 +103,23 @@ def wait_for_required_action(api: Any, run_id: str, task_id: str) -> dict[str, A
                              f"{api.failure_logs(DAG_ID, run_id)}")
         time.sleep(3)
     raise StackError(f"{task_id} did not wait for a person within {RUN_TIMEOUT:.0f} s")
+
+
+SCHEDULER_LOG: list[Path] = []  # the stack's airflow.log, set by the test
+
+
+def _paused_process_reported(task_id: str) -> bool:
+    """Whether the scheduler has received the executor's event for the process that paused
+    ``task_id``. Airflow 3.3 with the LocalExecutor races an answer given before that (seconds
+    after the pause, as no person answers): the answer reschedules the task, the late "success"
+    of the paused process then finds it queued and the scheduler marks it failed ("finished with
+    state success, but the task instance's state attribute is queued"). People never answer
+    that fast; the test waits as they would, for the event, not for a guessed number of seconds."""
+    if not SCHEDULER_LOG:
+        return True
+    text = SCHEDULER_LOG[0].read_text(errors="replace") if SCHEDULER_LOG[0].is_file() else ""
+    return f"Received executor event with state success for task instance TaskInstanceKey(dag_id='{DAG_ID}', " \
+           f"task_id='{task_id}'" in text
 
 
 def answer_review(ui: Page, api: Any, run_id: str, base: str) -> list[str]:
@@ -272,6 +291,7 @@ def check_approval_recorded(mlflow_url: str) -> None:
 @pytest.mark.timeout(2400)
 def test_trigger_with_an_added_tag_from_the_ui(airflow_stack: Any, browser: Page) -> None:
     ui, api, base = browser, airflow_stack.api, airflow_stack.airflow_url
+    SCHEDULER_LOG[:] = [airflow_stack.layout.logfile("airflow")]
     assert api.call("GET", f"/dags/{DAG_ID}")["is_paused"] is True
 
     log_in(ui, base, airflow_stack.admin_password())
