@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     compare_backbones: TagList = Field(
         default_factory=list, description="Backbones `train` also compares on the same folds (with the run's own).")
     batch_size: int = Field(32, gt=0, le=1024)
+    serve_batch: int = Field(
+        8, gt=0, le=1024, description="Most crops the served model runs in one backbone call (concurrent "
+        "requests share it; a bound on its memory).")
     runtime: Literal["auto", "torch", "onnx"] = Field(
         "auto", description="What runs the backbone: auto = ONNX Runtime on CPU, PyTorch on CUDA.")
     onnx_tolerance: float = Field(

@@ -143,9 +143,10 @@ def open_session(graph: Path | bytes, threads: int | None = None, server: bool =
     process may use).
 
     A ``server`` session's idle threads sleep instead of busy-waiting for the next call (the
-    server's other threads, HTTP and decoding, need the cores), and it allocates each call's
-    buffers afresh instead of growing an arena that requests of mixed batch sizes fragment
-    (its memory stays flat over a server's life).
+    server's other threads, HTTP and decoding, need the cores). It keeps ONNX Runtime's CPU
+    arena: without it every call allocates its buffers afresh, 20-25 % slower at batches of 4-16
+    on 2 cores, and the process's memory still grew. The arena grows to the largest batch the
+    server has run (at most ``batch_size``) and is reused after that.
     """
     import onnxruntime as ort
 
@@ -155,7 +156,6 @@ def open_session(graph: Path | bytes, threads: int | None = None, server: bool =
     options.log_severity_level = 3  # warnings about unused initialisers are noise here
     if server:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.enable_cpu_mem_arena = False
     source = str(graph) if isinstance(graph, Path) else graph
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 

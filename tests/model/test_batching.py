@@ -36,10 +36,10 @@ def queued(batcher: Batcher, count: int) -> None:
 
 def run_concurrently(batcher: Batcher, inputs: list[np.ndarray], release: threading.Event) -> list:
     with ThreadPoolExecutor(len(inputs)) as pool:
-        first = pool.submit(batcher.embed, inputs[0])
+        first = pool.submit(batcher, inputs[0])
         while not batcher._busy:  # the first call is running (and held)
             time.sleep(0.001)
-        rest = [pool.submit(batcher.embed, x) for x in inputs[1:]]
+        rest = [pool.submit(batcher, x) for x in inputs[1:]]
         queued(batcher, len(inputs) - 1)
         release.set()
         return [f.result() if f.exception() is None else f.exception() for f in [first, *rest]]
@@ -63,12 +63,27 @@ def test_an_error_reaches_every_caller_of_its_batch_and_the_batcher_recovers() -
     results = run_concurrently(batcher, inputs, release)
     assert isinstance(results[0], np.ndarray)
     assert all(isinstance(r, RuntimeError) for r in results[1:]) and calls == [1, 3]
-    batcher.embed_fn = lambda x: np.zeros((len(x), 1), np.float32)
-    assert batcher.embed(inputs[0]).shape == (1, 1)
+    batcher.fn = lambda x: np.zeros((len(x), 1), np.float32)
+    assert batcher(inputs[0]).shape == (1, 1)
 
 
 def test_a_lone_call_larger_than_a_batch_runs_whole() -> None:
     batcher = Batcher(lambda x: x.reshape(len(x), -1)[:, :1].astype(np.float32), max_batch=4)
-    assert batcher.embed(np.zeros((9, 3, 2, 2), np.uint8)).shape == (9, 1) and batcher.batches == 1
+    assert batcher(np.zeros((9, 3, 2, 2), np.uint8)).shape == (9, 1) and batcher.batches == 1
     with pytest.raises(ValueError):
         Batcher(lambda x: x, max_batch=0)
+
+
+def test_lists_are_grouped_too_as_the_served_model_groups_ledger_writes() -> None:
+    release, writes = threading.Event(), []
+
+    def write(hashes: list[str]) -> list[str]:
+        writes.append(list(hashes))
+        if len(writes) == 1:
+            assert release.wait(30)
+        return hashes
+
+    batcher = Batcher(write, max_batch=1024)
+    inputs = [[f"{k:016x}"] * n for k, n in enumerate([1, 2, 1, 3], start=1)]
+    assert run_concurrently(batcher, inputs, release) == inputs
+    assert writes == [inputs[0], [h for part in inputs[1:] for h in part]]  # one write for the waiting three

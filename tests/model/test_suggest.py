@@ -202,8 +202,9 @@ raw = model.get_raw_model()
 with ThreadPoolExecutor(4) as pool:  # as the scoring server's threads call it
     many = list(pool.map(lambda _: model.predict(pd.DataFrame({"image": [image]}))[0]["tags"], range(8)))
 print(json.dumps({"backbone": type(raw.backbone).__name__, "tags": out[0]["tags"], "many": many,
-                  "arena": raw.backbone.session.get_session_options().enable_cpu_mem_arena,
-                  "batched_rows": raw.batcher.rows, "views": out[0]["views"],
+                  "spinning": raw.backbone.session.get_session_options().get_session_config_entry(
+                      "session.intra_op.allow_spinning"),
+                  "batched_rows": raw.batcher.rows, "max_batch": raw.batcher.max_batch, "views": out[0]["views"],
                   "loaded": sorted(m for m in ("torch", "timm", "click") if m in sys.modules),
                   "pixtag_cli": sorted(m for m in sys.modules if m == "pixtag.cli" or m.startswith("pixtag.cli."))}))
 """
@@ -227,8 +228,9 @@ def test_the_served_model_runs_its_onnx_graph_without_torch_or_timm(model, photo
     assert out["backbone"] == "OnnxBackbone" and out["tags"][0]["tag"] == "dog"
     assert "torch" not in out["loaded"] and "timm" not in out["loaded"]
     assert out["pixtag_cli"] == []  # loading and serving the model never imports the CLI (mlflow brings click)
-    # Concurrent requests share the backbone (a server session: no arena) and get the same answer.
-    assert out["arena"] is False and out["batched_rows"] == 9 * out["views"]
+    # Concurrent requests share the backbone (a server session: no spinning) and get the same answer.
+    assert out["spinning"] == "0" and out["batched_rows"] == 9 * out["views"]
+    assert out["max_batch"] == model["settings"].serve_batch == 8  # calls capped: bounded arena
     for tags in out["many"]:
         assert [t["tag"] for t in tags] == [t["tag"] for t in out["tags"]]
         assert abs(tags[0]["probability"] - out["tags"][0]["probability"]) < 1e-3
