@@ -12,13 +12,13 @@ the model's configuration, ``MLFLOW_PYFUNC_INFERENCE_CONFIG``) and drives it wit
 * one 32-image request;
 * the server's memory (RSS of its process tree) once loaded, after a warm-up that sends each
   kind of request once, after each phase and at the end; its CPU time per image at each
-  concurrency.
+  concurrency, and the clients' (this process's), which share the same cores.
 
 Beside them, the extractor's model-only throughput for the same number of crops (one image per
 call, what a single-image request runs) for each runtime, in this process. The unseen photos
 sent are near-square (one crop each). Clients and server share the machine's cores.
 
-    python bench/serve.py [--per-class 40] [--seconds 10] [--requests 40]
+    python bench/serve.py [--per-class 40] [--seconds 10] [--requests 40] [--runtimes onnx,torch]
 
 The last line is JSON: per runtime the figures above, plus ``onnx_vs_torch_8_clients`` and
 ``<runtime>_8_clients_vs_model_only``. Target: 8-client throughput >= 0.8 x model-only, 0
@@ -158,10 +158,11 @@ def drive(url: str, bodies: list[str], clients: int, seconds: float) -> dict[str
                     errors[0] += not ok
                 i += clients
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(client, range(clients)))
-    return {"img_s": round(done[0] / (time.perf_counter() - start), 2), "errors": errors[0]}
+    return {"img_s": round(done[0] / (time.perf_counter() - start), 2), "errors": errors[0],
+            "client_cpu_ms_per_img": round((time.process_time() - cpu) * 1000 / max(done[0], 1), 1)}
 
 
 def serve(runtime: str, uri: str, photos: list[Path], tmp: Path, args: argparse.Namespace) -> dict:
@@ -244,6 +245,7 @@ def main() -> None:
     parser.add_argument("--background", type=int, default=80)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--runtimes", default="onnx,torch", help="comma-separated, run in this order")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -253,7 +255,8 @@ def main() -> None:
               f"{args.background} background; {len(photos)} unseen near-square photos sent")
         data = [p.read_bytes() for p in photos]
         out: dict = {}
-        for runtime in ("onnx", "torch"):
+        runtimes = args.runtimes.split(",")
+        for runtime in runtimes:
             img_s, cpu_ms = model_only(runtime, uri, data, 64)
             out[f"{runtime}_model_only_img_s"] = round(img_s, 2)
             out[f"{runtime}_model_only_cpu_ms_per_img"] = round(cpu_ms, 1)
@@ -262,8 +265,9 @@ def main() -> None:
                   f"served {json.dumps(out[runtime])}")
             out[f"{runtime}_8_clients_vs_model_only"] = round(
                 out[runtime]["clients_8"]["img_s"] / out[f"{runtime}_model_only_img_s"], 3)
-        out["onnx_vs_torch_8_clients"] = round(out["onnx"]["clients_8"]["img_s"]
-                                               / out["torch"]["clients_8"]["img_s"], 3)
+        if {"onnx", "torch"} <= set(runtimes):
+            out["onnx_vs_torch_8_clients"] = round(out["onnx"]["clients_8"]["img_s"]
+                                                   / out["torch"]["clients_8"]["img_s"], 3)
     print(f"load after: {os.getloadavg()[0]:.1f}")
     print(json.dumps(out))
 
