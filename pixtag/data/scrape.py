@@ -382,6 +382,10 @@ class _ClassCollector:
         if verdict:
             self._drop(status, None, tag, verdict)
             return
+        self._fetch_media(status, tag, pool)
+
+    def _fetch_media(self, status: Status, tag: str, pool: ThreadPoolExecutor) -> None:
+        """Each attachment of an accepted post: dropped with its reason, or its download started."""
         for media in status.media_attachments:
             media_verdict = screen_media(media)
             if media_verdict:
@@ -440,13 +444,7 @@ class _BackgroundCollector(_ClassCollector):
         if verdict:
             self._drop(status, None, tag, verdict)
             return
-        for media in status.media_attachments:
-            media_verdict = screen_media(media)
-            if media_verdict:
-                self._drop(status, media, tag, media_verdict)
-            else:
-                future = pool.submit(self.fetcher.fetch, media.url or "")
-                self.inflight.append((self.seq, Candidate(status, media, self.label), future))
+        self._fetch_media(status, tag, pool)
 
 
 def scrape_class(
