@@ -146,7 +146,7 @@ def open_session(graph: Path | bytes, threads: int | None = None, server: bool =
     server's other threads, HTTP and decoding, need the cores). It keeps ONNX Runtime's CPU
     arena: without it every call allocates its buffers afresh, 20-25 % slower at batches of 4-16
     on 2 cores, and the process's memory still grew. The arena grows to the largest batch the
-    server has run (at most ``batch_size``) and is reused after that.
+    server has run (the served model caps calls at ``serve_batch`` crops) and is reused after that.
     """
     import onnxruntime as ort
 

@@ -32,7 +32,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -238,12 +238,14 @@ class TagModel:
             results[i].update(tags=tags, no_confident_tag=not tags, views=len(probs))
         return results
 
-    def _ledger(self, source: str) -> Batcher:
-        """Ledger writes of one source: concurrent calls' hashes go into one ledger object."""
+    def _ledger(self, source: str) -> Callable[[list[str]], list[str]]:
+        """Ledger writes of one source: concurrent calls' hashes go into one ledger object
+        (past ``MAX_LEDGER_SOURCES`` sources, each call writes its own)."""
+        write = functools.partial(self._append, source)
         with self._lock:
             if source not in self._ledgers and len(self._ledgers) < MAX_LEDGER_SOURCES:
-                self._ledgers[source] = Batcher(functools.partial(self._append, source), LEDGER_BATCH)
-            return self._ledgers.get(source) or Batcher(functools.partial(self._append, source))
+                self._ledgers[source] = Batcher(write, LEDGER_BATCH)
+            return self._ledgers.get(source) or write
 
     def _append(self, source: str, phashes: list[str]) -> list[str]:
         assert self.ledger_store is not None
