@@ -6,7 +6,7 @@
 
 The stored JPEGs are made from the photos in ``--photos`` (CLASS/*.jpg) by the scraper's own
 ``pixtag.data.images.prepare`` (the study's resize to 224 px) into a temporary dataset folder. Both
-runtimes run the same weights (ONNX: the graph ``pixtag.model.runtime`` exports and checks). Rounds
+runtimes run the same weights (ONNX: the graph ``pixtag.model.backbones.onnx_runtime`` exports and checks). Rounds
 alternate (torch model-only, torch end-to-end, onnx model-only, onnx end-to-end, ...) so all
 four see the same machine load; each figure is the best round.
 
@@ -48,9 +48,9 @@ def main() -> None:
 
     from pixtag.core.storage import open_storage
     from pixtag.data.images import prepare
-    from pixtag.model.backbones import create_backbone
-    from pixtag.model.features import decode_image, embed_keys, loader_workers
-    from pixtag.model.runtime import to_onnx
+    from pixtag.model.backbones.onnx_runtime import to_onnx
+    from pixtag.model.backbones.pytorch import create_backbone
+    from pixtag.model.features.decoding import decode_image, embed_keys, loader_workers
 
     photos = Path(args.photos)
     files = sorted(photos.glob("*/*.jpg"))

@@ -90,7 +90,8 @@ def sync(device: Any) -> None:
 def build(args: argparse.Namespace, variant: str, device: str) -> Any:
     import timm
 
-    from pixtag.model.backbones import WeightsSource, wrap
+    from pixtag.model.backbones.pytorch import wrap
+    from pixtag.model.backbones.weights import WeightsSource
 
     autocast, channels_last, compile_ = VARIANTS[variant]
     model = timm.create_model(args.model, pretrained=False, num_classes=0)
@@ -116,7 +117,7 @@ def model_only(backbone: Any, batch: np.ndarray, batches: int, warmup: int) -> f
 def end_to_end(backbone: Any, store: Any, keys: list[str], batch_size: int, workers: int,
                warmup: int) -> tuple[float, float]:
     """(steady images/s after ``warmup`` batches, images/s over all ``keys``) of embed_keys."""
-    from pixtag.model.features import embed_keys
+    from pixtag.model.features.decoding import embed_keys
 
     sync(backbone.device)
     cold = time.perf_counter()
@@ -141,7 +142,7 @@ def e2e_warmup_batches(args: argparse.Namespace) -> int:
 
 def run_variant(args: argparse.Namespace, variant: str, store: Any, keys: list[str],
                 device: str) -> dict[str, Any]:
-    from pixtag.model.features import decode_image
+    from pixtag.model.features.decoding import decode_image
 
     backbone = build(args, variant, device)
     batch = np.stack([decode_image(store.read_bytes(k), backbone.input_size)
@@ -181,8 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from pixtag.core.storage import open_storage
-    from pixtag.model.backbones import pick_device
-    from pixtag.model.features import loader_workers
+    from pixtag.model.backbones.pytorch import pick_device
+    from pixtag.model.features.decoding import loader_workers
 
     device = pick_device(None if args.device == "auto" else args.device)
     if args.threads:

@@ -4,9 +4,9 @@ Training set: the first ``--per-class`` usable photos of each class of ``--photo
 ``--background`` everyday photos of ``--others`` (drawn from one half of every subject folder,
 ``--seed``). Unseen: the remaining class photos and the other half of ``--others``.
 
-1. pixtag's own path: the datasets are stored as pixtag datasets, ``pixtag.model.train.train`` fits the
+1. pixtag's own path: the datasets are stored as pixtag datasets, ``pixtag.model.training.train.train`` fits the
    classifier with the background and chooses the threshold on out-of-fold images
-   (``--target``), and ``pixtag.model.evaluate.evaluate`` scores the logged model on the unseen
+   (``--target``), and ``pixtag.model.serving.evaluate.evaluate`` scores the logged model on the unseen
    *files* (decode, sliding windows, served code), as ``pixtag evaluate --photos --others`` does.
 2. Side by side on the same cached features (every threshold chosen on training data only):
    A the closed-set champion (5 classes, probability >= 0.5: the old behaviour); A2 the same with
@@ -100,7 +100,7 @@ def link_folder(root: Path, rows: list[tuple[str, dict]]) -> Path:
 def features(settings, root: Path) -> tuple[np.ndarray, np.ndarray]:
     from pixtag.core.dataset import read_manifest
     from pixtag.core.storage import open_storage
-    from pixtag.model.features import compute, select
+    from pixtag.model.features.compute import compute, select
 
     store = open_storage(str(root))
     rows = select(read_manifest(store))
@@ -112,7 +112,7 @@ def imagenet_head() -> tuple[np.ndarray, np.ndarray]:
     """The offline backbone's ImageNet classifier (its pooled features are pixtag's features)."""
     import torch
 
-    from pixtag.model.backbones import lite0_weights_path
+    from pixtag.model.backbones.weights import lite0_weights_path
 
     state = torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
     weight, bias = list(state.values())[-2:]
@@ -136,7 +136,7 @@ def wordnet_mass_matrix(classes: list[str]) -> np.ndarray:
 
 
 def figures(truth: np.ndarray, top: np.ndarray, suggested: np.ndarray, share: float) -> dict:
-    from pixtag.model.openset import open_set_metrics
+    from pixtag.model.classifier.openset import open_set_metrics
 
     m = open_set_metrics(truth, top, suggested, share)
     keep = ("accuracy", "abstention_rate", "false_suggestion_rate", "precision_at_share", "suggested_accuracy")
@@ -146,8 +146,15 @@ def figures(truth: np.ndarray, top: np.ndarray, suggested: np.ndarray, share: fl
 def side_by_side(Xtr, ytr, Xun, yun, classes, target: float, share: float, seed: int) -> dict[str, dict]:
     from scipy.special import softmax
 
-    from pixtag.model.openset import BACKGROUND, choose_threshold, confidence, wrong_confidence
-    from pixtag.model.train import closed_predict, cv_and_refit, new_classifier
+    from pixtag.model.classifier.crossval import cv_and_refit
+    from pixtag.model.classifier.openset import (
+        BACKGROUND,
+        choose_threshold,
+        closed_predict,
+        confidence,
+        wrong_confidence,
+    )
+    from pixtag.model.training.runs import new_classifier
 
     bg_tr, cls_tr = ytr == BACKGROUND, ytr != BACKGROUND
     out: dict[str, dict] = {}
@@ -208,10 +215,10 @@ def main() -> None:
     args = ap.parse_args()
 
     from pixtag.core.config import load_settings
-    from pixtag.model.backbones import LITE0
-    from pixtag.model.evaluate import evaluate
-    from pixtag.model.openset import BACKGROUND
-    from pixtag.model.train import train
+    from pixtag.model.backbones.weights import LITE0
+    from pixtag.model.classifier.openset import BACKGROUND
+    from pixtag.model.serving.evaluate import evaluate
+    from pixtag.model.training.train import train
 
     start = time.perf_counter()
     classes, train_cls, train_bg, unseen_cls, unseen_bg = split_files(

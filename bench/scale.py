@@ -8,7 +8,7 @@ sha256 is that of the stored bytes, as no original is kept). For each size, the 
 first N rows and the feature cache is emptied; then, each in a fresh subprocess:
 
 * extraction: ``pixtag.model.features.features(settings, store=...)``, exactly the production stage;
-* training: ``pixtag.model.train.load_data`` (the cached vectors of the manifest's images) and
+* training: ``pixtag.model.training.protocol.load_data`` (the cached vectors of the manifest's images) and
   ``cv_and_refit(LinearSVMClassifier(), ...)`` on the training split, ``--folds`` folds.
 
 Each child reports its wall seconds (torch/timm imports excluded) and its peak RSS (VmHWM; for extraction
@@ -127,7 +127,7 @@ def random_weights(name: str, path: Path) -> Path:
     import timm
     import torch
 
-    from pixtag.model.backbones import timm_arch
+    from pixtag.model.backbones.weights import timm_arch
 
     torch.manual_seed(0)
     torch.save(timm.create_model(timm_arch(name), pretrained=False).state_dict(), path)
@@ -157,7 +157,7 @@ def child_settings(args: argparse.Namespace, weights: dict[str, str]) -> Any:
 def backbone_weights(name: str, path: Path) -> tuple[dict[str, str], str]:
     """Settings.weights for ``name`` and what they are: the offline package's or the hub's
     pretrained weights when available, else random ones written to ``path`` (once)."""
-    from pixtag.model.backbones import LITE0, BackboneError, weights_source
+    from pixtag.model.backbones.weights import LITE0, BackboneError, weights_source
 
     if name == LITE0:
         return {}, "pretrained (offline package)"
@@ -175,7 +175,7 @@ def child_extract(args: argparse.Namespace) -> dict[str, Any]:
     import torch  # noqa: F401
 
     from pixtag.core.storage import open_storage
-    from pixtag.model.features import features
+    from pixtag.model.features.compute import features
 
     weights, note = backbone_weights(args.backbone, Path(args.random_weights))
     settings = child_settings(args, weights)
@@ -190,8 +190,9 @@ def child_extract(args: argparse.Namespace) -> dict[str, Any]:
 
 def child_train(args: argparse.Namespace) -> dict[str, Any]:
     from pixtag.core.storage import open_storage
-    from pixtag.model.classifier import LinearSVMClassifier
-    from pixtag.model.train import cv_and_refit, load_data
+    from pixtag.model.classifier.crossval import cv_and_refit
+    from pixtag.model.classifier.estimator import LinearSVMClassifier
+    from pixtag.model.training.protocol import load_data
 
     settings = child_settings(args, json.loads(args.weights))
     start = time.perf_counter()
@@ -261,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def measure(args: argparse.Namespace, sizes: list[int], workdir: Path) -> dict[str, Any]:
     from pixtag.core.dataset import MANIFEST
-    from pixtag.model.features import FEATURES_DIR
+    from pixtag.model.features.cache import FEATURES_DIR
 
     root = workdir / "dataset"
     root.mkdir(exist_ok=True)

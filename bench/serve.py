@@ -78,10 +78,10 @@ def champion(tmp: Path, args: argparse.Namespace) -> tuple[str, list[Path]]:
     from bench.openset import store_dataset, usable
     from pixtag.core.config import load_settings
     from pixtag.data.images import ASPECT_RANGE
-    from pixtag.model.backbones import LITE0
-    from pixtag.model.openset import BACKGROUND
-    from pixtag.model.registry import register
-    from pixtag.model.train import train
+    from pixtag.model.backbones.weights import LITE0
+    from pixtag.model.classifier.openset import BACKGROUND
+    from pixtag.model.promotion.register import register
+    from pixtag.model.training.train import train
 
     photos, others = Path(args.photos), Path(args.others)
     rows: list[tuple[str, dict]] = []
@@ -116,8 +116,9 @@ def model_only(runtime: str, uri: str, images: list[bytes], calls: int) -> tuple
     import mlflow
 
     from pixtag.data.images import decode, to_rgb
-    from pixtag.model.runtime import from_graph
-    from pixtag.model.suggest import ONNX_FILE, windows
+    from pixtag.model.backbones.onnx_runtime import from_graph
+    from pixtag.model.serving.loader import ONNX_FILE
+    from pixtag.model.serving.tagmodel import windows
 
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model("models:/pixtag@champion", model_config={"runtime": runtime}).get_raw_model()

@@ -1,6 +1,6 @@
 """Time pixtag's classifier against a plain ``SVC(kernel="linear")``, side by side in one run.
 
-Both go through the same protocol code (``pixtag.model.train.cv_and_refit``: stratified 5-fold CV
+Both go through the same protocol code (``pixtag.model.classifier.crossval.cv_and_refit``: stratified 5-fold CV
 and a refit on all rows, six jobs in threads, one BLAS thread each). Features are either
 synthetic (default: 4,500 x 768, five classes, power-law variance like backbone features,
 class separation tuned so a linear SVM scores ~0.97, close to the study's ViT) or the cached
@@ -39,8 +39,9 @@ def synthetic(n: int, dim: int, classes: int, seed: int,
 def cached(store_uri: str, backbone: str) -> tuple[np.ndarray, np.ndarray]:
     from pixtag.core.dataset import read_manifest
     from pixtag.core.storage import open_storage
-    from pixtag.model.backbones import cache_key
-    from pixtag.model.features import read_cache, select, stack
+    from pixtag.model.backbones.weights import cache_key
+    from pixtag.model.features.cache import read_cache, stack
+    from pixtag.model.features.compute import select
 
     store = open_storage(store_uri)
     rows = select(read_manifest(store))
@@ -50,7 +51,7 @@ def cached(store_uri: str, backbone: str) -> tuple[np.ndarray, np.ndarray]:
 
 def timed(estimator: object, X: np.ndarray, y: np.ndarray, seed: int) -> tuple[float, float, float]:
     """Wall seconds, CPU seconds (all threads: what the work costs whatever else runs) and CV accuracy."""
-    from pixtag.model.train import cv_and_refit
+    from pixtag.model.classifier.crossval import cv_and_refit
 
     start, cpu = time.perf_counter(), time.process_time()
     scores, _ = cv_and_refit(estimator, X, y, 5, seed)
@@ -69,7 +70,7 @@ def main() -> None:
 
     from sklearn.svm import SVC
 
-    from pixtag.model.classifier import LinearSVMClassifier
+    from pixtag.model.classifier.estimator import LinearSVMClassifier
 
     if args.store:
         X, y = cached(args.store, args.backbone)

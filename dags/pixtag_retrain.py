@@ -26,6 +26,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLEntr
 from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from pixtag.core.config import AUTO_BACKBONE, BACKBONES
 from pixtag.pipeline.flow import dag_config
 
 CONFIG = dag_config()
@@ -142,7 +143,7 @@ class ApprovePromotion(ApprovalOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        from pixtag.model.registry import record_approval
+        from pixtag.model.promotion.approval import record_approval
         from pixtag.pipeline.results import Decision
 
         decision = Decision.model_validate(context["ti"].xcom_pull(task_ids="register"))
@@ -176,10 +177,10 @@ class ApprovePromotion(ApprovalOperator):
         "per_class": Param(None, type=["null", "integer"], minimum=10, maximum=20000,
                            title="Images per class", description="Empty: the configured value (per_class)."),
         "backbone": Param(None, type=["null", "string"],
-                          enum=[None, "auto", "efficientnet_lite0", "vit_base_patch16_224", "vgg16"],
+                          enum=[None, AUTO_BACKBONE, *BACKBONES],
                           title="Backbone", description="Feature extractor (timm name). Empty: configured."),
         "compare_backbones": Param(None, type=["null", "array"], items={"type": "string",
-                                   "enum": ["efficientnet_lite0", "vit_base_patch16_224", "vgg16"]},
+                                   "enum": list(BACKBONES)},
                                    title="Compare backbones", description="Also compare the run's backbone "
                                    "with these on the same folds (Mann-Whitney U and a paired test). "
                                    "Empty: configured."),

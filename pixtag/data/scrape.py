@@ -16,7 +16,7 @@ Flow per class (``scrape_class``, the unit the Airflow DAG maps over):
 Background (``scrape_class(label=BACKGROUND)``): the newest posts of the local public timeline
 that carry none of the classes' tags (neither a raw spelling nor a normalised word), under the
 same consent, privacy, image and ledger rules, kept under the reserved label
-:data:`pixtag.model.openset.BACKGROUND` so that the model learns what is none of the classes.
+:data:`pixtag.core.dataset.BACKGROUND` so that the model learns what is none of the classes.
 
 ``assemble`` then merges the classes (and the background) in a fixed order, drops duplicates across classes and
 writes ``manifest.parquet`` and ``dropped.parquet``. Every decision is a pure function of the

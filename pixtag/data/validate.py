@@ -14,7 +14,7 @@ that depend on the settings are ``{"$PARAMETER": name}`` placeholders filled at 
     one row per class: ``count`` and ``ratio_to_smallest``. "Balanced within ratio" means
     largest/smallest ``<= balance_ratio``, i.e. every ``ratio_to_smallest <= balance_ratio``.
 ``background``
-    the background rows (label :data:`pixtag.model.openset.BACKGROUND`): at least
+    the background rows (label :data:`pixtag.core.dataset.BACKGROUND`): at least
     ``min_background`` of them when the scrape collected background (``dataset.json``), and
     none that is also a class image (same bytes or a near duplicate: ``class_overlap``).
 

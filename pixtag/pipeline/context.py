@@ -26,11 +26,11 @@ class RunContext:
 
     def resolve_backbone(self) -> str:
         """The run's backbone: the carried name, else ``settings.backbone`` with ``auto``
-        resolved (:func:`pixtag.model.backbones.resolve_name`), remembered for this context."""
+        resolved (:func:`pixtag.model.backbones.weights.resolve_name`), remembered for this context."""
         if self.backbone is None:
-            from pixtag.model import backbones
+            from pixtag.model.backbones import weights
 
-            self.backbone = backbones.resolve_name(self.settings.backbone, self.settings.weights)
+            self.backbone = weights.resolve_name(self.settings.backbone, self.settings.weights)
         return self.backbone
 
 

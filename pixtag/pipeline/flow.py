@@ -252,7 +252,7 @@ def validate(run: RunContext | Settings, classes: list[str]) -> Validation:
 def extract_features(run: RunContext | Settings, label: str) -> FeatureSummary:
     """Features of one label's images with the run's backbone (``run.backbone``: carried from
     ``select_classes``; resolved here only outside a run)."""
-    from pixtag.model.features import features
+    from pixtag.model.features.compute import features
 
     run = as_context(run)
     return FeatureSummary.model_validate(features(run.settings, labels=[label], backbone=run.resolve_backbone(),
@@ -273,7 +273,7 @@ TRAINED_KEYS = ("run_id", "model_uri", "backbone", "labels", "images", "train_im
 def train(run: RunContext | Settings) -> Trained:
     """Cross-validate, refit and log a candidate with the run's backbone; returns its figures
     and MLflow run."""
-    from pixtag.model.train import train as fit
+    from pixtag.model.training.train import train as fit
 
     run = as_context(run)
     settings, backbone = run.settings, run.resolve_backbone()
@@ -285,17 +285,17 @@ def train(run: RunContext | Settings) -> Trained:
         result["compare"] = compare_backbones(run, summary["backbone"])
     ui = mlflow_ui(settings)
     if ui:
-        from mlflow import MlflowClient
+        from pixtag.model.tracking import connect
 
-        experiment = MlflowClient(settings.mlflow_uri).get_run(summary["run_id"]).info.experiment_id
+        experiment = connect(settings).get_run(summary["run_id"]).info.experiment_id
         result["mlflow_run_url"] = f"{ui}/#/experiments/{experiment}/runs/{summary['run_id']}"
     return Trained.model_validate(result)
 
 
 def compare_backbones(run: RunContext | Settings, backbone: str) -> Comparison:
-    """:func:`pixtag.model.train.compare` of this run's backbone and ``settings.compare_backbones``
+    """:func:`pixtag.model.training.train.compare` of this run's backbone and ``settings.compare_backbones``
     (same folds); returns its MLflow run, the tests and their notes."""
-    from pixtag.model.train import compare
+    from pixtag.model.training.train import compare
 
     run = as_context(run)
     names = list(dict.fromkeys([backbone, *run.settings.compare_backbones]))
@@ -314,7 +314,7 @@ def register(run: RunContext | Settings, trained: Trained) -> Decision:
     ``new_champion`` is false when a reused candidate (nothing new was trained) already was the
     champion: the registry is unchanged and there is nothing to announce.
     """
-    from pixtag.model.registry import register as gate
+    from pixtag.model.promotion.register import register as gate
 
     run = as_context(run)
     decision = gate(run.settings, trained.run_id, store=run.store)

@@ -6,7 +6,7 @@ operators) show, and what is done with the answers. No Airflow import here.
   or a sha256, one per line) that go to ``exclusions.json``, honoured by this run's training
   and by later scrapes.
 * **Promotion** (``promotion: human``): the candidate beside the champion on the same test
-  images; approving moves ``@champion`` (:func:`pixtag.model.registry.record_approval`).
+  images; approving moves ``@champion`` (:func:`pixtag.model.promotion.approval.record_approval`).
 """
 
 from __future__ import annotations
@@ -33,16 +33,15 @@ class ReviewInputError(PixtagError, ValueError):
 
 def champion_images(settings: Settings) -> set[str] | None:
     """The sha256 of the images the champion was trained and tested on (``None``: no champion)."""
-    import mlflow
+    from pixtag.model.promotion.versions import CHAMPION, aliases
+    from pixtag.model.tracking import connect, load_dict
 
-    from pixtag.model.registry import CHAMPION, aliases, client_for
-
-    client = client_for(settings)
+    client = connect(settings)
     version = aliases(client, settings.model_name).get(CHAMPION)
     if version is None:
         return None
     run_id = client.get_model_version(settings.model_name, version).run_id
-    split = mlflow.artifacts.load_dict(f"runs:/{run_id}/split.json")
+    split = load_dict(f"runs:/{run_id}/split.json")
     return set(split.get("train", [])) | set(split.get("test", []))
 
 

@@ -192,7 +192,7 @@ class Trained(Result):
 
 
 class ChampionScore(Result):
-    """The champion the candidate was compared with (:class:`pixtag.model.registry.Champion`)."""
+    """The champion the candidate was compared with (:class:`pixtag.model.promotion.gate.Champion`)."""
 
     version: str
     labels: list[str]
@@ -204,7 +204,7 @@ class ChampionScore(Result):
 
 
 class Decision(Result):
-    """``register``: the gate's decision on the candidate (:func:`pixtag.model.registry.register`)."""
+    """``register``: the gate's decision on the candidate (:func:`pixtag.model.promotion.register.register`)."""
 
     model_name: str
     version: str

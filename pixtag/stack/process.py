@@ -56,6 +56,12 @@ class Layout:
         return self.var / "mlflow"
 
     @property
+    def mlflow_db(self) -> Path:
+        """The registry's database: what ``sqlite:///var/mlflow/mlflow.db`` (the commands'
+        default) names from the project folder."""
+        return self.mlflow_dir / "mlflow.db"
+
+    @property
     def data(self) -> Path:
         return self.var / "data"
 
@@ -176,11 +182,16 @@ def bin_path(name: str) -> str:
 
 
 def mlflow_argv(layout: Layout, port: int) -> list[str]:
+    """The local stack's MLflow server on the registry every command finds by default
+    (:data:`pixtag.core.config.DEFAULT_MLFLOW_URI`, ``var/mlflow/mlflow.db``), its artifacts plain
+    files beside it (``mlruns/``, as :func:`pixtag.model.tracking.local_artifact_root` puts them):
+    clients on this machine read and write them directly, so ``pixtag suggest`` finds the champion
+    with the server up or stopped."""
     layout.mlflow_dir.mkdir(parents=True, exist_ok=True)
     return [
         bin_path("mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{layout.mlflow_dir / 'mlflow.db'}",
-        "--artifacts-destination", str(layout.mlflow_dir / "artifacts"),
+        "--backend-store-uri", f"sqlite:///{layout.mlflow_db}",
+        "--default-artifact-root", (layout.mlflow_dir / "mlruns").resolve().as_uri(), "--no-serve-artifacts",
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]
 

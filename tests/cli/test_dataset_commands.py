@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from pixtag.cli.app import cli, main
 from pixtag.core import dataset
 from pixtag.core.storage import LocalStorage
-from pixtag.model.backbones import LITE0
+from pixtag.model.backbones.weights import LITE0
 from pixtag_demo.app import DemoInstance
 from tests.conftest import DEMO_TOKEN
 

@@ -26,7 +26,18 @@ def test_env_overrides_yaml_and_lists_parse(monkeypatch: pytest.MonkeyPatch, tmp
 
 def test_mlflow_tracking_uri_is_honoured_below_pixtag_settings(monkeypatch: pytest.MonkeyPatch,
                                                                  tmp_path: Path) -> None:
-    assert load_settings().mlflow_uri == "sqlite:///var/mlflow.db"
+    # by default, the local stack's registry (what `make run` promotes the champion in)
+    from pixtag.model.tracking import local_artifact_root, sqlite_path
+    from pixtag.stack.process import Layout, mlflow_argv
+
+    default = load_settings().mlflow_uri
+    assert default == "sqlite:///var/mlflow/mlflow.db"
+    assert sqlite_path(default) == Layout(tmp_path).mlflow_db.resolve()  # the tests run in tmp_path
+    assert local_artifact_root(default) == (Layout(tmp_path).mlflow_dir / "mlruns").resolve().as_uri()
+    argv = mlflow_argv(Layout(tmp_path), 5000)  # the stack's server: same database, same plain-file artifacts
+    assert argv[argv.index("--backend-store-uri") + 1] == f"sqlite:///{Layout(tmp_path).mlflow_db}"
+    assert argv[argv.index("--default-artifact-root") + 1] == local_artifact_root(default)
+    assert "--no-serve-artifacts" in argv
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
     assert load_settings().mlflow_uri == "http://mlflow.example:5000"
     cfg = tmp_path / "conf.yaml"

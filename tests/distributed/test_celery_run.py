@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from pixtag.core.config import load_settings
-from pixtag.model.suggest import DATA_DIR
+from pixtag.model.serving.loader import DATA_DIR
 from pixtag.stack.airflow import DAG_ID
 from pixtag.stack.cluster import BUCKET, ClusterPorts, cluster, postgres_dir, worker_name
 from pixtag.stack.process import Layout

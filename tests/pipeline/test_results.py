@@ -101,7 +101,8 @@ def test_a_result_refuses_a_shape_it_does_not_declare() -> None:
 def test_the_domain_outputs_fit_the_results() -> None:
     from pixtag.data.scrape import ClassSummary
     from pixtag.data.validate import FailedExpectation, ValidationReport
-    from pixtag.model.registry import Champion, _result
+    from pixtag.model.promotion.gate import Champion
+    from pixtag.model.promotion.register import _result
 
     assert ScrapeSummary(**asdict(ClassSummary("dog", kept=3))).kept == 3
     report = ValidationReport("/s", True, 10, 0, {"cat": 5, "dog": 5}, 4, 4,
@@ -117,7 +118,10 @@ def test_the_domain_outputs_fit_the_results() -> None:
 def test_a_run_resolves_auto_once_and_carries_the_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """select_classes resolves ``auto``; the features (one task per label), train and register
     are handed the name through the typed XComs and resolve nothing again."""
-    from pixtag.model import backbones, features, registry, train
+    from pixtag.model.backbones import weights as backbones
+    from pixtag.model.features import compute as features
+    from pixtag.model.promotion import register as registry
+    from pixtag.model.training import train
 
     resolved: list[str] = []
 

@@ -57,8 +57,8 @@ def small_dataset(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def small_features(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the small dataset with its EfficientNet-Lite0 features cached (in-process)."""
     from pixtag.core.config import load_settings
-    from pixtag.model.backbones import LITE0
-    from pixtag.model.features import features
+    from pixtag.model.backbones.weights import LITE0
+    from pixtag.model.features.compute import features
 
     root = tmp_path_factory.mktemp("small-features") / "ds"
     shutil.copytree(small_dataset, root)

@@ -24,7 +24,7 @@ import pytest
 from pixtag.core import dataset
 from pixtag.core.config import load_settings
 from pixtag.core.storage import LocalStorage
-from pixtag.model.backbones import LITE0
+from pixtag.model.backbones.weights import LITE0
 from pixtag_demo.app import DemoInstance
 from tests.conftest import DEMO_TOKEN, REPO
 from tests.reliability.cases import FEATURE_KILLS, KILL_SEED, SCRAPE_KILLS, TRAIN_KILLS
@@ -125,14 +125,15 @@ def test_killed_feature_extraction_resumes_to_the_same_cache(small_dataset: Path
                                                              tmp_path: Path) -> None:
     import shutil
 
-    from pixtag.model.features import features, read_cache
+    from pixtag.model.features.cache import read_cache
+    from pixtag.model.features.compute import features
 
     reference = read_cache(LocalStorage(small_features), LITE0)
     root = tmp_path / "ds"
     shutil.copytree(small_dataset, root)
     store = LocalStorage(root)
     rng = random.Random(f"{KILL_SEED}:features")
-    code = ("import sys, pixtag.model.features as f; f.SHARD_SIZE = int(sys.argv[1]); "
+    code = ("import sys, pixtag.model.features.compute as f; f.SHARD_SIZE = int(sys.argv[1]); "
             "from pixtag.cli.app import main; main(sys.argv[2:])")
     args = [sys.executable, "-c", code, str(SHARD), "features", str(root), "--backbone", LITE0,
             "--batch-size", str(SHARD)]
@@ -198,8 +199,9 @@ def test_killed_training_and_gate_resume_to_the_uninterrupted_registry(
 
     from mlflow import MlflowClient
 
-    from pixtag.model.registry import RegistryError, register
-    from pixtag.model.train import train
+    from pixtag.model.promotion.register import register
+    from pixtag.model.promotion.versions import RegistryError
+    from pixtag.model.training.train import train
 
     values = {"storage": str(small_features), "backbone": LITE0, "accuracy_floor": 0.5}
     reference = load_settings(**values, mlflow_uri=new_mlflow(tmp_path / "reference"))

@@ -19,7 +19,7 @@ from pixtag.core import dataset
 from pixtag.core.config import load_settings
 from pixtag.core.storage import LocalStorage
 from pixtag.data.scrape import scrape
-from pixtag.model import openset
+from pixtag.model.classifier import openset
 from pixtag.sources.http import HTTPError, TransientError
 from pixtag.sources.pixelfed import BadResponse, Client
 from pixtag_demo.app import DemoInstance

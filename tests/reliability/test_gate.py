@@ -1,7 +1,7 @@
 """The gate when MLflow goes away: a real ``mlflow server`` is stopped between training and the
 gate. The gate fails with one clear, retryable error and promotes nothing; once MLflow is back,
 the retried gate rejects the worse candidate and the champion stays. (The gate's rules, and a
-failure in the middle of the gate, are tested in tests/model/test_registry.py.)"""
+failure in the middle of the gate, are tested in tests/model/promotion/test_registry.py.)"""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ import pytest
 
 from pixtag.cli import main
 from pixtag.core.config import load_settings
-from pixtag.model.backbones import LITE0
-from pixtag.model.registry import RegistryUnavailable, register
-from pixtag.model.train import train
+from pixtag.model.backbones.weights import LITE0
+from pixtag.model.promotion.register import register
+from pixtag.model.promotion.versions import RegistryUnavailable
+from pixtag.model.training.train import train
 from tests.helpers import random_weights
 from tests.model.test_suggest import free_port, start, stop, wait_for
 

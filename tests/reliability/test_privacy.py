@@ -21,7 +21,8 @@ from pixtag.core import dataset
 from pixtag.core.config import load_settings
 from pixtag.core.storage import LocalStorage
 from pixtag.data.scrape import scrape
-from pixtag.model.features import features, read_cache
+from pixtag.model.features.cache import read_cache
+from pixtag.model.features.compute import features
 from pixtag_demo.app import DemoInstance
 from pixtag_demo.world.entities import Post
 from pixtag_demo.world.model import World
@@ -87,7 +88,7 @@ def pipeline(world: World, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     """scrape → features → train on the planted instance; what each stage kept."""
     import mlflow
 
-    from pixtag.model.train import train
+    from pixtag.model.training.train import train
 
     root = tmp_path_factory.mktemp("privacy")
     planted_world, planted = plant(world)

@@ -16,7 +16,7 @@ from pixtag.core import dataset
 from pixtag.core.config import load_settings
 from pixtag.core.storage import LocalStorage, open_storage
 from pixtag.data.scrape import scrape
-from pixtag.model.openset import BACKGROUND
+from pixtag.model.classifier.openset import BACKGROUND
 from pixtag_demo.app import DemoInstance
 from pixtag_demo.world.model import World
 from tests.conftest import DEMO_TOKEN, demo_settings

@@ -1,0 +1,156 @@
+"""Score a registered model on a labelled folder of photos (``CLASS/*.jpg``).
+
+Reports top-1 accuracy (the most probable tag, whatever the threshold), accuracy among the
+images that got a confident tag, the abstention rate (no tag passed the threshold), per-class
+precision and recall, and the confusion matrix (rows: folder classes, columns: model tags).
+With ``--others DIR`` (photos of none of the classes, in any sub-folders), also the
+false-suggestion rate (share of those photos that got a tag) and the precision of suggestions
+on a timeline where ``in_class_share`` of the posts show a class.
+Evaluation does not write to the suggestion ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pixtag.core import logs
+from pixtag.core.errors import PixtagError
+from pixtag.data.images import decode, to_rgb
+from pixtag.model.classifier.openset import BACKGROUND, class_columns, precision_at, tag_probabilities
+from pixtag.model.serving.loader import load_tag_model
+from pixtag.model.serving.suggest import champion_uri
+from pixtag.model.serving.tagmodel import combine
+
+if TYPE_CHECKING:
+    from pixtag.core.config import Settings
+    from pixtag.model.serving.tagmodel import TagModel
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
+CHUNK = 64
+
+
+class EvaluateError(PixtagError):
+    """The folder cannot be evaluated."""
+
+
+def labelled_files(photos: Path) -> list[tuple[str, Path]]:
+    """(class, file) for every image in ``photos/CLASS/``, sorted."""
+    if not photos.is_dir():
+        raise EvaluateError(f"{photos} is not a folder")
+    files = [(d.name, f) for d in sorted(photos.iterdir()) if d.is_dir()
+             for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise EvaluateError(f"no images in {photos}/CLASS/ (expected CLASS/*.jpg)")
+    return files
+
+
+def other_files(others: Path) -> list[tuple[str, Path]]:
+    """(BACKGROUND, file) for every image anywhere below ``others``, sorted."""
+    if not others.is_dir():
+        raise EvaluateError(f"{others} is not a folder")
+    files = [(BACKGROUND, f) for f in sorted(others.rglob("*"))
+             if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise EvaluateError(f"no images below {others}")
+    return files
+
+
+def summarise(truth: list[str], top: list[str], confident: list[bool],
+              labels: list[str]) -> dict[str, Any]:
+    """The report from true classes, top-1 tags and whether a tag passed the threshold."""
+    t, p, c = np.asarray(truth), np.asarray(top), np.asarray(confident, dtype=bool)
+    classes = sorted(set(truth))
+    per_class = {}
+    for cls in classes:
+        mine, predicted = t == cls, p == cls
+        per_class[cls] = {
+            "n": int(mine.sum()),
+            "recall": float(np.mean(p[mine] == cls)),
+            "precision": float(np.mean(t[predicted] == cls)) if predicted.any() else 0.0,
+            "abstention_rate": float(np.mean(~c[mine])),
+        }
+    confusion = [[int(np.sum((t == a) & (p == b))) for b in labels] for a in classes]
+    return {
+        "images": len(t),
+        "accuracy": float(np.mean(t == p)),
+        "confident_accuracy": float(np.mean(t[c] == p[c])) if c.any() else None,
+        "abstention_rate": float(np.mean(~c)),
+        "per_class": per_class,
+        "confusion": {"rows": classes, "columns": labels, "matrix": confusion},
+        "unknown_classes": [cls for cls in classes if cls not in labels],
+    }
+
+
+def predictions(model: TagModel, files: list[tuple[str, Path]]
+                ) -> tuple[list[str], list[str], list[bool], list[dict[str, str]]]:
+    """True labels, top-1 tags, whether a tag passed the threshold, and unreadable files."""
+    truth: list[str] = []
+    top: list[str] = []
+    confident: list[bool] = []
+    errors: list[dict[str, str]] = []
+    threshold = float(model.config["threshold"])
+    bar = logs.progress(total=len(files), desc="evaluate", unit="img")
+    for start in range(0, len(files), CHUNK):
+        chunk, images = [], []
+        for label, path in files[start:start + CHUNK]:
+            try:
+                images.append(to_rgb(decode(path.read_bytes(),
+                                            int(model.config["max_image_pixels"]))[0]))
+                chunk.append(label)
+            except PixtagError as exc:
+                errors.append({"file": str(path), "error": str(exc)})
+        for label, raw in zip(chunk, model.view_scores(images), strict=True):
+            probs = tag_probabilities(raw, model.fitted_labels)
+            _, passed, _ = combine(probs, model.config["window_combine"], threshold)
+            closed = raw[:, class_columns(model.fitted_labels)].mean(axis=0)
+            truth.append(label)
+            top.append(model.labels[int(np.argmax(closed))])
+            confident.append(bool(passed.any()))
+        bar.update(len(files[start:start + CHUNK]))
+    bar.close()
+    return truth, top, confident, errors
+
+
+def score_files(model: TagModel, files: list[tuple[str, Path]], others: list[tuple[str, Path]] = (),
+                share: float = 0.15) -> dict[str, Any]:
+    truth, top, confident, errors = predictions(model, files)
+    if not truth:
+        raise EvaluateError("no image could be decoded")
+    report = summarise(truth, top, confident, model.labels)
+    if others:
+        _, _, tagged, more = predictions(model, list(others))
+        errors += more
+        if not tagged:
+            raise EvaluateError("no image of --others could be decoded")
+        right = float(np.mean([t == p and c for t, p, c in zip(truth, top, confident, strict=True)]))
+        report |= {"others_images": len(tagged), "false_suggestion_rate": float(np.mean(tagged)),
+                   "in_class_share": share,
+                   "precision_at_share": precision_at(share, right, 1 - report["abstention_rate"],
+                                                      float(np.mean(tagged)))}
+    report["errors"] = errors
+    return report
+
+
+def evaluate(settings: Settings, photos: str | Path, model_uri: str | None = None,
+             others: str | Path | None = None) -> dict[str, Any]:
+    """Score ``model_uri`` (default the champion) on ``photos/CLASS/*`` (and ``others``)."""
+    start = time.perf_counter()
+    uri = model_uri or champion_uri(settings)
+    files = labelled_files(Path(photos))
+    extra = other_files(Path(others)) if others is not None else []
+    model = load_tag_model(uri, settings, **({} if settings.threshold is None
+                                              else {"threshold": settings.threshold}))
+    report = {"model": uri, "photos": str(photos), "others": str(others) if others else None,
+              "threshold": model.config["threshold"],
+              **score_files(model, files, extra, settings.in_class_share),
+              "seconds": round(time.perf_counter() - start, 2)}
+    log.info("%s on %s: accuracy %.4f, abstention %.4f over %d images", uri, photos,
+             report["accuracy"], report["abstention_rate"], report["images"])
+    return report

@@ -1,0 +1,223 @@
+"""The training stages: :func:`train` cross-validates, refits, tests and logs a candidate (run +
+model) to MLflow; :func:`compare` runs the same folds for several backbones and tests their fold
+accuracies pairwise (the study's Mann-Whitney U, and a paired test).
+
+CV and test accuracy are the study's closed-set figures over class images only; the suggestion
+threshold is chosen on the folds' held-out images (:func:`pixtag.model.classifier.openset.pick_threshold`)
+and the test part gives the abstention and false-suggestion rates.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pixtag.core.dataset import read_manifest
+from pixtag.core.storage import Storage, open_storage
+from pixtag.model.classifier.crossval import TrainError
+from pixtag.model.classifier.openset import (
+    BACKGROUND,
+    DEFAULT_THRESHOLD,
+    confidence,
+    open_set_metrics,
+    pick_threshold,
+)
+from pixtag.model.features.compute import select
+from pixtag.model.training.figures import write_model_figures
+from pixtag.model.training.fit import Scored, fit_and_score
+from pixtag.model.training.protocol import Data, dataset_hash, load_data, post_time
+from pixtag.model.training.runs import log_candidate, settings_params, trained_before, training_key
+from pixtag.model.training.statistics import PAIRING_NOTE, mann_whitney, paired_tests
+
+if TYPE_CHECKING:
+    from pixtag.core.config import Settings
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_NOTE = ("Offline, only efficientnet_lite0 has real (ImageNet) weights, from its package; any other "
+                "backbone uses the weights file given in settings.weights as it is (the test suite gives a "
+                "randomly initialised one, whose figures are not the study's).")
+
+__all__ = ["TrainError", "compare", "open_set_line", "train"]
+
+
+def train(settings: Settings, *, backbone: str | None = None,
+          store: Storage | None = None, reuse: bool = True) -> dict[str, Any]:
+    """Cross-validate, refit, test and log a candidate (run + model) to MLflow.
+
+    With ``reuse``, a finished candidate with the same :func:`~pixtag.model.training.runs.training_key`
+    (same images, backbone, protocol and settings) is returned instead of training again
+    (``reused: true``). Returns a JSON-able summary with ``run_id`` and ``model_uri`` (not yet
+    registered: see :func:`pixtag.model.promotion.register.register`).
+    """
+    from pixtag.model.tracking import use_experiment
+
+    store = store or open_storage(settings.storage, settings.s3_endpoint_url)
+    key = training_key(settings, select(read_manifest(store)), backbone)
+    if reuse:
+        use_experiment(settings)
+        before = trained_before(settings, key)
+        if before is not None:
+            log.info("nothing new to train: run %s has the same images, backbone and settings", before["run_id"])
+            return before
+    data = load_data(settings, store, backbone)
+    scored = fit_and_score(settings, data)
+    summary = candidate_summary(settings, data, scored, key)
+    log_run(settings, summary, data, scored, store)
+    log.info("trained %s on %d images: CV %.4f ± %.4f, test %.4f, false suggestions %s at "
+             "threshold %.3f (run %s)", summary["backbone"], len(data.rows), summary["cv_mean"], summary["cv_var"],
+             summary["test_accuracy"], summary["false_suggestion_rate"], summary["threshold"], summary["run_id"])
+    return summary
+
+
+def open_set_figures(settings: Settings, data: Data, scored: Scored) -> dict[str, Any]:
+    """The threshold (and where it came from), and the test part's open-set figures at it."""
+    fitted = [str(c) for c in scored.model.classes_]
+    threshold, source = pick_threshold(settings, scored.oof, data.y[data.train], fitted)
+    Xte, yte = data.X[data.test], data.y[data.test]
+    suggested = confidence(scored.model.predict_tag_proba(Xte), fitted) >= threshold
+    opened = open_set_metrics(yte, scored.test_predictions, suggested, settings.in_class_share)
+    return {
+        "threshold": threshold,
+        "threshold_source": source,
+        "abstention_rate": opened.get("abstention_rate"),
+        "false_suggestion_rate": opened.get("false_suggestion_rate"),
+        "precision_at_share": opened.get("precision_at_share"),
+        "suggested_accuracy": opened.get("suggested_accuracy"),
+        "test_background_images": opened["background_images"],
+    }
+
+
+def candidate_summary(settings: Settings, data: Data, scored: Scored, key: str) -> dict[str, Any]:
+    """The candidate's figures and provenance (``report.json`` of its run, less ``features``)."""
+    return {
+        "backbone": data.features["backbone"],
+        "cache_key": data.features["cache_key"],
+        "labels": scored.labels,
+        "dataset_hash": dataset_hash(data.rows),
+        "images": len(data.rows),
+        "class_counts": {str(k): int(v) for k, v in zip(*np.unique(data.y, return_counts=True), strict=True)},
+        "oldest_post": post_time(data.rows, min),
+        "newest_post": post_time(data.rows, max),
+        "group_by": settings.group_by,
+        "train_groups": len(np.unique(data.groups[data.train])),
+        "test_groups": len(np.unique(data.groups[data.test])),
+        "train_images": len(data.train),
+        "test_images": len(data.test),
+        "cv_accuracy": scored.folds,
+        "cv_mean": float(np.mean(scored.folds)),
+        "cv_var": float(np.var(scored.folds)),
+        "test_accuracy": scored.test["accuracy"],
+        "background_images": int(np.sum(data.y == BACKGROUND)),
+        **open_set_figures(settings, data, scored),
+        "in_class_share": settings.in_class_share,
+        "per_class": scored.test["per_class"],
+        "confusion": scored.test["confusion"],
+        "cv_confusion": scored.cv_confusions,
+        "cv_confusion_mean": scored.cv_confusion_mean,
+        "train_seconds": round(scored.seconds, 3),
+        "features": data.features,
+        "train_key": key,
+        "reused": False,
+    }
+
+
+def log_run(settings: Settings, summary: dict[str, Any], data: Data, scored: Scored, store: Storage) -> None:
+    """The candidate's MLflow run and model; adds ``run_id`` and ``model_uri`` to ``summary``."""
+    import mlflow
+
+    from pixtag.model.serving.packaging import log_model
+    from pixtag.model.tracking import use_experiment
+
+    use_experiment(settings)
+    with mlflow.start_run(run_name=f"train-{summary['backbone']}") as run, tempfile.TemporaryDirectory() as tmp:
+        log_candidate(summary, settings, scored.model, data, Path(tmp), scored.test_predictions, store)
+        info = log_model(scored.model, summary["backbone"], settings, threshold=summary["threshold"], store=store)
+        mlflow.set_tag("pixtag.model_uri", info.model_uri)
+        summary["run_id"] = run.info.run_id
+        summary["model_uri"] = info.model_uri
+
+
+def compare(settings: Settings, backbones: Sequence[str],
+            store: Storage | None = None) -> dict[str, Any]:
+    """Same split and folds for each backbone; per backbone the fold accuracies, the confusion
+    averaged over the folds, the test confusion and the t-SNE; across them the study's
+    Mann-Whitney U test and a paired test on the shared folds, all logged to one MLflow run."""
+    from pixtag.model.backbones.weights import weights_source
+
+    if len(set(backbones)) < 2:
+        raise TrainError("--compare needs two or more different backbones")
+    store = store or open_storage(settings.storage, settings.s3_endpoint_url)
+    results: dict[str, dict[str, Any]] = {}
+    loaded: dict[str, Data] = {}
+    for name in backbones:
+        data = loaded[name] = load_data(settings, store, name)
+        scored = fit_and_score(settings, data)
+        resolved = data.features["backbone"]
+        results[name] = {
+            "cv_accuracy": scored.folds, "cv_mean": float(np.mean(scored.folds)),
+            "cv_var": float(np.var(scored.folds)),
+            "test_accuracy": scored.test["accuracy"],
+            "train_seconds": round(scored.seconds, 3),
+            "dim": int(data.X.shape[1]),
+            "weights": weights_source(resolved, settings.weights, check_hub=False).describe(),
+            "labels": scored.labels, "backbone": resolved, "confusion": scored.test["confusion"],
+            "cv_confusion": scored.cv_confusions, "cv_confusion_mean": scored.cv_confusion_mean,
+        }
+    accuracies = {k: v["cv_accuracy"] for k, v in results.items()}
+    k = settings.cv_folds
+    summary = {"backbones": results, "mann_whitney": mann_whitney(accuracies),
+               "paired": paired_tests(accuracies),
+               "notes": [PAIRING_NOTE.format(k=k, floor=2 / 2 ** k), WEIGHTS_NOTE],
+               "dataset_hash": dataset_hash(data.rows)}
+    summary["run_id"] = log_comparison(settings, summary, loaded)
+    return summary
+
+
+def log_comparison(settings: Settings, summary: dict[str, Any], loaded: dict[str, Data]) -> str:
+    """One MLflow run for a comparison: each backbone's figures, the tests; returns its id."""
+    import mlflow
+
+    from pixtag.model.tracking import use_experiment
+
+    results = summary["backbones"]
+    use_experiment(settings)
+    with mlflow.start_run(run_name="compare-" + "-vs-".join(results)) as run, \
+            tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params(settings_params(settings))
+        mlflow.set_tags({"pixtag.compare": ",".join(results),
+                         "pixtag.dataset_hash": summary["dataset_hash"]})
+        for name, res in results.items():
+            mlflow.log_metrics({f"{name}.cv_mean": res["cv_mean"], f"{name}.cv_var": res["cv_var"],
+                                f"{name}.test_accuracy": res["test_accuracy"]})
+            for step, acc in enumerate(res["cv_accuracy"]):
+                mlflow.log_metric(f"{name}.cv_accuracy", acc, step=step)
+            out = Path(tmp) / name
+            out.mkdir()
+            write_model_figures(res, loaded[name], out, settings.seed)
+            mlflow.log_artifacts(str(out), name)
+        for t in summary["mann_whitney"]:
+            mlflow.log_metric(f"mann_whitney_p.{t['a']}.{t['b']}", t["p"])
+        for t in summary["paired"]:
+            mlflow.log_metric(f"wilcoxon_p.{t['a']}.{t['b']}", t["p"])
+        mlflow.log_dict(summary, "compare.json")
+        return str(run.info.run_id)
+
+
+def open_set_line(result: dict[str, Any]) -> str:
+    """One line on abstention: threshold, false suggestions, abstention, precision."""
+    fsr = result.get("false_suggestion_rate")
+    if fsr is None:
+        return (f"threshold {result.get('threshold', DEFAULT_THRESHOLD):.3f}; no background images, so "
+                "the false-suggestion rate is unmeasured (set background > 0)")
+    precision = result.get("precision_at_share")
+    return (f"threshold {result['threshold']:.3f}: false suggestions {fsr:.1%} of "
+            f"{result.get('test_background_images')} held-out background images, abstained on "
+            f"{result['abstention_rate']:.1%} of class images, precision "
+            f"{'n/a' if precision is None else f'{precision:.1%}'} at {result.get('in_class_share', 0.15):.0%} "
+            "in-class posts")
