@@ -37,8 +37,8 @@ def train_model(photos: Path, work: Path) -> Path:
     import mlflow
 
     from pixtag.core.config import load_settings
-    from pixtag.model.registry import register
-    from pixtag.model.train import train
+    from pixtag.model.promotion.register import register
+    from pixtag.model.training.train import train
     from tests.helpers import shared_dataset
 
     settings = load_settings(storage=str(shared_dataset(photos, 40)), backbone="efficientnet_lite0",
