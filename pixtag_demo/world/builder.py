@@ -47,6 +47,7 @@ from pixtag_demo.world.vocab import (
     CAPITALISED_RATE,
     CAPTIONS,
     CLEAN_MAX_DAYS,
+    CLEAN_SKEW,
     COMPANION_RATE,
     DIRECT_POSTS,
     FILLER_CAPTIONS,
@@ -180,7 +181,7 @@ class Builder(TrapPosts):
 
     # ------------------------------------------------------------------- drawing ---------
     def when(self, rng: random.Random, max_days: float, min_days: float = 0.01,
-             skew: float = 1.6, u: float | None = None) -> datetime:
+             skew: float = CLEAN_SKEW, u: float | None = None) -> datetime:
         """A moment ``min_days..max_days`` ago, skewed towards now (instances grow); ``u``: the
         uniform draw to use (see :meth:`spread`)."""
         u = rng.random() if u is None else u
@@ -265,10 +266,11 @@ class Builder(TrapPosts):
 
     def clean_days(self, cls: str) -> float:
         """How far back a class's clean posts go: :data:`CLEAN_MAX_DAYS` for the largest class,
-        proportionally less for a smaller one (fox: 109 photos), so that every class is posted
-        at about the same rate and trends alike (at least 60 days)."""
+        less for a smaller one (fox: 109 photos), so that every class is posted at the same rate
+        in recent days and trends alike (``n ~ days ** (1 / skew)`` for the skewed dates of
+        :meth:`when`; at least 60 days)."""
         largest = max(len(f) for f in self.files.values())
-        return max(60.0, CLEAN_MAX_DAYS * len(self.files[cls]) / largest)
+        return max(60.0, CLEAN_MAX_DAYS * (len(self.files[cls]) / largest) ** CLEAN_SKEW)
 
     def clean_posts(self, cls: str, photos: list[str], authors: list[Account]) -> None:
         rng = self.rng("clean", cls)

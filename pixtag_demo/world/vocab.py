@@ -13,6 +13,7 @@ from dataclasses import dataclass
 ALBUM_RATE = 0.06  # share of clean posts that are albums of 2-3 photos
 VARIANT_ONLY_EVERY = 30  # one clean post in this many carries only a variant, not the base tag
 CLEAN_MAX_DAYS = 175  # clean posts stay inside the 6-month tag wall
+CLEAN_SKEW = 1.6  # post dates are skewed towards now (instances grow): days = max * u ** skew
 FILLER_PER_PHOTO = 0.3  # off-topic posts (synthetic images) per photo
 NOISE_PER_PHOTO = 0.25  # #nofilter posts, mostly private/unlisted (short tag-timeline pages)
 TEXT_PER_PHOTO = 0.03  # media-less posts
@@ -59,8 +60,8 @@ KNOWN_CLASS_TAGS: dict[str, ClassTags] = {
                           (("hedgie", 0.08),)),
     "motorcycle": ClassTags("motorcycle", (("Motorcycles", 0.25), ("MotorcyclesOfPixelfed", 0.15)),
                             (("motorbike", 0.06), ("moto", 0.06))),
-    "mushroom": ClassTags("mushroom", (("Mushrooms", 0.3), ("FungiFriday", 0.1)),
-                          (("fungi", 0.1), ("shroom", 0.05))),
+    "mushroom": ClassTags("mushroom", (("Mushrooms", 0.3), ("MushroomsOfPixelfed", 0.12)),
+                          (("fungi", 0.1), ("FungiFriday", 0.06), ("shroom", 0.05))),
     "pizza": ClassTags("pizza", (("PizzaTime", 0.15), ("HomemadePizza", 0.12), ("Pizzas", 0.05))),
     "rabbit": ClassTags("rabbit", (("Rabbits", 0.2), ("RabbitsOfPixelfed", 0.15)),
                         (("bunny", 0.12),)),
