@@ -22,13 +22,19 @@ from pixtag_demo.world.builder import build_world
 from pixtag_demo.world.entities import DEFAULT_NOW
 from pixtag_demo.world.model import World
 
+DEFAULT_PHOTO_FOLDERS = ("photos5", "photos_more")  # under ../shared/data next to the repository
 
-def default_photos() -> Path:
-    """$PIXTAG_PHOTOS, else ../shared/data/photos5 next to the repository."""
+
+def default_photos() -> list[Path]:
+    """The labelled photo folders: $PIXTAG_PHOTOS (several separated by ``os.pathsep``), else
+    ../shared/data/photos5 and ../shared/data/photos_more next to the repository, those that
+    exist (photos5 when none does, so that the error names it)."""
     env = os.environ.get("PIXTAG_PHOTOS")
     if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "photos5"
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return [shared / d for d in DEFAULT_PHOTO_FOLDERS if (shared / d).is_dir()] or \
+        [shared / DEFAULT_PHOTO_FOLDERS[0]]
 
 
 def default_others() -> Path | None:
@@ -76,9 +82,10 @@ _rate = click.FloatRange(0.0, 1.0)
 
 
 @click.command("pixtag-demo", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--photos", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Labelled photos CLASS/*.jpg (default: $PIXTAG_PHOTOS or "
-                   "../shared/data/photos5).")
+@click.option("--photos", type=click.Path(file_okay=False, path_type=Path), multiple=True,
+              help="Labelled photos CLASS/*.jpg; may be given several times, the classes are "
+                   "those of all folders (default: $PIXTAG_PHOTOS, several joined by "
+                   f"{os.pathsep!r}, or ../shared/data/photos5 and photos_more).")
 @click.option("--others", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Everyday photos SUBJECT/*.jpg of none of the classes, served as most of the "
                    "timeline (default: $PIXTAG_OTHERS or ../shared/data/others when it exists).")
@@ -100,7 +107,7 @@ _rate = click.FloatRange(0.0, 1.0)
 @click.option("--corrupt-media-rate", type=_rate, default=0.0, help="Share of garbled media.")
 @click.option("--fault-seed", type=int, default=0, show_default=True)
 @click.pass_context
-def demo_cmd(ctx: click.Context, photos: Path | None, others: Path | None,
+def demo_cmd(ctx: click.Context, photos: tuple[Path, ...], others: Path | None,
              no_others: bool, port: int, seed: int, token: str,
              now_text: str | None, rate_429: float, retry_after: int, rate_5xx: float,
              slow_rate: float, slow_seconds: float, truncate_media_rate: float,
@@ -118,7 +125,7 @@ def demo_cmd(ctx: click.Context, photos: Path | None, others: Path | None,
         others = None if no_others else (others or default_others())
         if others is not None and not others.is_dir():
             raise DemoError(f"--others {others} is not a folder (expected SUBJECT/*.jpg)")
-        world = build_world(photos or default_photos(), seed, now, others)
+        world = build_world(list(photos) or default_photos(), seed, now, others)
         _announce(world, f"http://{HOST}:{sock.getsockname()[1]}",
                   _token_hint(ctx.get_parameter_source("token"), token))
         make_server(create_app(world, token, faults)).run(sockets=[sock])

@@ -19,8 +19,10 @@ DEMO_TOKEN = "test-demo-token"
 
 
 def photos_dir() -> Path:
-    """The labelled photos (CLASS/*.jpg): $PIXTAG_PHOTOS or ../shared/data/photos5."""
-    return Path(os.environ.get("PIXTAG_PHOTOS") or REPO.parent / "shared" / "data" / "photos5")
+    """The labelled photos (CLASS/*.jpg): $PIXTAG_PHOTOS (its first folder, where it names several
+    as the local instance allows) or ../shared/data/photos5."""
+    env = os.environ.get("PIXTAG_PHOTOS", "").split(os.pathsep)[0]
+    return Path(env or REPO.parent / "shared" / "data" / "photos5")
 
 
 @pytest.fixture(scope="session")

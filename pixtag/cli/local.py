@@ -17,7 +17,8 @@ def local_cmd() -> None:
 
 @local_cmd.command("run")
 @click.option("--photos", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Photos (CLASS/*.jpg) for the local instance (default ../shared/data/photos5).")
+              help="Photos (CLASS/*.jpg) for the local instance (default: $PIXTAG_PHOTOS, or "
+                   "../shared/data/photos5 and ../shared/data/photos_more).")
 @click.option("--conf", "conf_json", default="{}", help="JSON conf for the DAG run (its Params).")
 @click.option("--keep/--no-keep", default=None, help="Keep the UIs up after the run (default: if interactive).")
 @click.option("--timeout", type=float, default=3600, help="Seconds to wait for the run.")

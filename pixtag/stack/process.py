@@ -14,6 +14,7 @@ import string
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from pixtag.core.errors import PixtagError
 log = logs.get_logger(__name__)
 
 DEMO_TOKEN_FILE = "demo-token"
+DEMO_PHOTO_FOLDERS = ("photos5", "photos_more")  # the local instance's photos, under ../shared/data
 
 
 def echo(message: object = "") -> None:
@@ -224,23 +226,39 @@ class Instance:
     url: str
     token: str | None = field(repr=False)  # never in a log line or traceback
     demo: bool
-    photos: Path | None = None
+    photos: tuple[Path, ...] = ()  # the local instance's photo folders
 
 
-def choose_instance(settings: Settings, layout: Layout, photos: Path | None, demo_port: int) -> Instance:
-    """The configured instance (URL + token), else the local instance on ``photos``."""
+def demo_photos(layout: Layout) -> list[Path]:
+    """The local instance's photo folders: $PIXTAG_PHOTOS (several separated by ``os.pathsep``),
+    else ../shared/data/photos5 and photos_more, those that exist (photos5 when none does);
+    the same default as ``pixtag-demo``'s."""
+    env = os.environ.get("PIXTAG_PHOTOS")
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    shared = layout.project.parent / "shared" / "data"
+    return [shared / d for d in DEMO_PHOTO_FOLDERS if (shared / d).is_dir()] or [shared / DEMO_PHOTO_FOLDERS[0]]
+
+
+def choose_instance(settings: Settings, layout: Layout, photos: Path | Sequence[Path] | None,
+                    demo_port: int) -> Instance:
+    """The configured instance (URL + token), else the local instance on ``photos`` (one folder or
+    several; default :func:`demo_photos`)."""
     if settings.instance_url and settings.token_value():
         return Instance(str(settings.instance_url), settings.token_value(), demo=False)
-    photos = photos or Path(os.environ.get("PIXTAG_PHOTOS") or layout.project.parent / "shared/data/photos5")
-    if not photos.is_dir():
-        raise StackError(f"no Pixelfed instance configured and no photos at {photos}: set "
+    folders = [photos] if isinstance(photos, Path) else list(photos or ()) or demo_photos(layout)
+    missing = [str(p) for p in folders if not Path(p).is_dir()]
+    if missing:
+        raise StackError(f"no Pixelfed instance configured and no photos at {', '.join(missing)}: set "
                          "PIXTAG_INSTANCE_URL + PIXTAG_TOKEN, or pass --photos DIR")
-    return Instance(f"http://127.0.0.1:{demo_port}", demo_token(layout), demo=True, photos=photos)
+    return Instance(f"http://127.0.0.1:{demo_port}", demo_token(layout), demo=True,
+                    photos=tuple(Path(p) for p in folders))
 
 
 def start_demo(layout: Layout, instance: Instance, port: int) -> None:
-    """Start the local instance (nothing for a configured one); its token goes by environment."""
+    """Start the local instance (nothing for a configured one) on its photo folders, one
+    ``--photos`` each; its token goes by environment."""
     if instance.demo:
-        start_process(layout, "demo-instance",
-                      [bin_path("pixtag-demo"), "--photos", str(instance.photos), "--port", str(port)],
+        photos = [arg for p in instance.photos for arg in ("--photos", str(p))]
+        start_process(layout, "demo-instance", [bin_path("pixtag-demo"), *photos, "--port", str(port)],
                       {**os.environ, "PIXTAG_DEMO_TOKEN": instance.token or ""})

@@ -1,14 +1,17 @@
-"""``build_world(photos, seed, now)``: the demo instance's content from a folder of labelled photos.
+"""``build_world(photos, seed, now)``: the demo instance's content from folders of labelled photos.
 
-It turns ``photos/CLASS/*.jpg`` into what a real Pixelfed instance holds: ~80 local and a few
-remote accounts, posts spread over a year, hashtags in several spellings, off-topic tags,
-albums, text posts and, per class, a set of **traps** (posts a careful collector must drop:
-locked/unlisted/private, sensitive, opted-out authors, two classes, too old, GIF/video,
-grayscale copies, duplicates...). Every trap is recorded in :attr:`World.traps` so later
-stages can compare what they dropped against what was planted; :attr:`World.clean_images`
-lists the photos in clean, reachable posts.
+It turns ``photos/CLASS/*.jpg`` (one folder or several, see :func:`merge_photos`) into what a
+real Pixelfed instance holds: ~80 local and a few remote accounts, posts spread over a year,
+hashtags in several spellings, off-topic tags, albums, text posts and, per class, a set of
+**traps** (posts a careful collector must drop: locked/unlisted/private, sensitive, opted-out
+authors, two classes, too old, GIF/video, grayscale copies, duplicates...). Every trap is
+recorded in :attr:`World.traps` so later stages can compare what they dropped against what was
+planted; :attr:`World.clean_images` lists the photos in clean, reachable posts. Posts tagged
+with two classes (albums that mix two classes, single photos with a second class tag added out
+of habit) are traps for the study's ``multiple_classes`` rule and are also listed photo by
+photo, with the class each photo really shows, in :attr:`World.two_class_photos`.
 
-Everything is a pure function of (photo folder, seed, now). The only I/O is reading the
+Everything is a pure function of (photo folders, seed, now). The only I/O is reading the
 photos and encoding derived images with Pillow.
 """
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,7 @@ from pixtag_demo.world.vocab import (
     CAPITALISED_RATE,
     CAPTIONS,
     CLEAN_MAX_DAYS,
+    CLEAN_SKEW,
     COMPANION_RATE,
     DIRECT_POSTS,
     FILLER_CAPTIONS,
@@ -88,13 +92,36 @@ def list_photos(photos: Path) -> dict[str, list[str]]:
     return found
 
 
+def merge_photos(folders: Sequence[Path]) -> tuple[dict[str, list[str]], dict[str, Path]]:
+    """The labelled photos of one or more folders ``DIR/CLASS/*.jpg``: ``({class: [key, ...]},
+    {key: file})``, classes sorted.
+
+    The classes are the union of the folders' CLASS sub-folders. A class found in several
+    folders gets the photos of all of them, folder by folder in the order given (by name inside
+    a folder). A photo's key is ``CLASS/NAME``; when an earlier folder already gave that class a
+    photo of that name, it is ``CLASS/<i>/NAME`` (``i``: the folder's 1-based position), so no
+    photo hides another. Every folder must exist and hold photos.
+    """
+    if not folders:
+        raise WorldError("no photo folder given (expected one or more folders of CLASS/*.jpg)")
+    files: dict[str, list[str]] = {}
+    paths: dict[str, Path] = {}
+    for i, folder in enumerate(folders, 1):
+        for cls, names in list_photos(folder).items():
+            for name in names:
+                key = name if name not in paths else f"{cls}/{i}/{name.split('/', 1)[1]}"
+                paths[key] = folder / name
+                files.setdefault(cls, []).append(key)
+    return dict(sorted(files.items())), paths
+
+
 
 class Builder(TrapPosts):
     """Builds a :class:`World`; one instance per build, every random draw from a named stream."""
 
-    def __init__(self, photos: Path, seed: int, now: datetime, others: Path | None = None):
-        self.photos, self.seed, self.now, self.others = photos, seed, now, others
-        self.files = list_photos(photos)
+    def __init__(self, photos: Sequence[Path], seed: int, now: datetime, others: Path | None = None):
+        self.seed, self.now, self.others = seed, now, others
+        self.files, self.photo_files = merge_photos(photos)
         self.other_files = list_photos(others) if others is not None else {}
         self.classes = sorted(self.files)
         self.tags = {c: class_tags_for(c) for c in self.classes}
@@ -103,6 +130,7 @@ class Builder(TrapPosts):
         self._sizes: dict[str, tuple[int, int]] = {}
         self._synthetic = 0
         self.photo_author: dict[str, Account] = {}
+        self.album_queue: dict[str, list[str]] = {}  # class -> photos for albums mixing two classes
 
     def rng(self, *purpose: object) -> random.Random:
         return random.Random(":".join(map(str, (self.seed, *purpose))))
@@ -153,10 +181,20 @@ class Builder(TrapPosts):
 
     # ------------------------------------------------------------------- drawing ---------
     def when(self, rng: random.Random, max_days: float, min_days: float = 0.01,
-             skew: float = 1.6) -> datetime:
-        """A moment ``min_days..max_days`` ago, skewed towards now (instances grow)."""
-        days = min_days + (max_days - min_days) * rng.random() ** skew
+             skew: float = CLEAN_SKEW, u: float | None = None) -> datetime:
+        """A moment ``min_days..max_days`` ago, skewed towards now (instances grow); ``u``: the
+        uniform draw to use (see :meth:`spread`)."""
+        u = rng.random() if u is None else u
+        days = min_days + (max_days - min_days) * u ** skew
         return to_ms(self.now - timedelta(days=days))
+
+    @staticmethod
+    def spread(rng: random.Random, n: int) -> list[float]:
+        """``n`` uniform draws, one in each n-th of [0, 1), shuffled: random moments that fill the
+        time evenly, so that every recent window holds its expected share of a class's posts."""
+        draws = [(k + rng.random()) / n for k in range(n)]
+        rng.shuffle(draws)
+        return draws
 
     def class_hashtags(self, rng: random.Random, cls: str, *, base: bool = True) -> list[str]:
         spec = self.tags[cls]
@@ -181,9 +219,12 @@ class Builder(TrapPosts):
                             else tag)
         return tags
 
+    def photo_path(self, photo: str) -> Path:
+        return self.photo_files[photo]
+
     def photo_media(self, photo: str) -> MediaDraft:
         if photo not in self._sizes:
-            self._sizes[photo] = image_size(self.photos / photo)
+            self._sizes[photo] = image_size(self.photo_path(photo))
         width, height = self._sizes[photo]
         mime = "image/png" if photo.lower().endswith(".png") else "image/jpeg"
         return MediaDraft(f"file:{photo}", mime, width, height, photo=photo)
@@ -223,19 +264,30 @@ class Builder(TrapPosts):
         pool_size = sum(counts[k] for k in POOL_TRAPS)
         return files[pool_size:], files[:pool_size], counts
 
+    def clean_days(self, cls: str) -> float:
+        """How far back a class's clean posts go: :data:`CLEAN_MAX_DAYS` for the largest class,
+        less for a smaller one (fox: 109 photos), so that every class is posted at the same rate
+        in recent days and trends alike (``n ~ days ** (1 / skew)`` for the skewed dates of
+        :meth:`when`; at least 60 days)."""
+        largest = max(len(f) for f in self.files.values())
+        return max(60.0, CLEAN_MAX_DAYS * (len(self.files[cls]) / largest) ** CLEAN_SKEW)
+
     def clean_posts(self, cls: str, photos: list[str], authors: list[Account]) -> None:
         rng = self.rng("clean", cls)
+        max_days = self.clean_days(cls)
         variant_only = set(rng.sample(range(len(photos)), len(photos) // VARIANT_ONLY_EVERY))
+        groups: list[tuple[list[str], bool]] = []  # (photos, with the base tag)
         i = 0
         while i < len(photos):
             size = rng.choice((2, 3)) if len(photos) - i >= 3 and rng.random() < ALBUM_RATE \
                 else 1
-            group, with_base = photos[i:i + size], not (size == 1 and i in variant_only)
+            groups.append((photos[i:i + size], not (size == 1 and i in variant_only)))
             i += size
+        for (group, with_base), u in zip(groups, self.spread(rng, len(groups)), strict=True):
             account = self.author(rng, authors)
             self.photo_author.update(dict.fromkeys(group, account))
             hashtags = self.class_hashtags(rng, cls, base=with_base) + self.off_topic(rng)
-            self.add(PostDraft(account, self.when(rng, CLEAN_MAX_DAYS), self.caption(rng, cls),
+            self.add(PostDraft(account, self.when(rng, max_days, u=u), self.caption(rng, cls),
                                 hashtags, [self.photo_media(p) for p in group], classes=(cls,)))
 
     # ------------------------------------------------------------ everyday photos -------
@@ -310,15 +362,16 @@ class Builder(TrapPosts):
 
 
 # ----------------------------------------------------------------------------- entry -------
-def build_world(photos: Path, seed: int = 0, now: datetime = DEFAULT_NOW,
+def build_world(photos: Path | Sequence[Path], seed: int = 0, now: datetime = DEFAULT_NOW,
                 others: Path | None = None) -> World:
-    """Build the demo instance's content from ``photos/CLASS/*.jpg`` and, if given, everyday
-    photos ``others/SUBJECT/*.jpg`` of none of the classes (pure and deterministic)."""
-    photos = Path(photos)
+    """Build the demo instance's content from ``photos/CLASS/*.jpg`` (one folder, or several:
+    see :func:`merge_photos`) and, if given, everyday photos ``others/SUBJECT/*.jpg`` of none of
+    the classes (pure and deterministic)."""
+    folders = [Path(photos)] if isinstance(photos, str | Path) else [Path(p) for p in photos]
     others = Path(others) if others is not None else None
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     now = to_ms(now.astimezone(UTC))
-    b = Builder(photos, seed, now, others)
+    b = Builder(folders, seed, now, others)
     cast = b.cast()
     clean_images: dict[str, list[str]] = {}
     trap_pool: dict[str, list[str]] = {}
@@ -327,6 +380,7 @@ def build_world(photos: Path, seed: int = 0, now: datetime = DEFAULT_NOW,
         b.clean_posts(cls, clean, [*cast.regular, *cast.remote])
         b.trap_posts(cls, clean, pool, counts, cast)
         clean_images[cls], trap_pool[cls] = sorted(clean), sorted(pool)
+    b.mixed_albums(cast)
     b.background_posts(cast, sum(len(f) for f in b.files.values()))
     other_images = b.other_posts(cast) if others is not None else []
     fin = Finaliser(b)
@@ -335,8 +389,9 @@ def build_world(photos: Path, seed: int = 0, now: datetime = DEFAULT_NOW,
     clean_posts = {c: [p.id for p in fin.posts if p.kind == "clean" and p.classes == (c,)]
                    for c in b.classes}
     return World(
-        seed=seed, now=now, photos=photos, classes=b.classes,
+        seed=seed, now=now, photos=folders[0], classes=b.classes,
         class_tags={c: b.tags[c].names for c in b.classes}, accounts=accounts, posts=fin.posts,
         media=fin.media, hashtags=fin.hashtags, traps=fin.traps, clean_images=clean_images,
         clean_posts=clean_posts, trap_pool=trap_pool, blobs=b.blobs, admin_id=cast.admin.id,
-        others=others, other_images=other_images)
+        others=others, other_images=other_images, photo_files=b.photo_files,
+        two_class_photos=fin.two_class_photos)

@@ -32,6 +32,7 @@ class PostDraft:
     sensitive: bool = False
     spoiler_text: str = ""
     trap_detail: str | None = None
+    mix: str | None = None  # two classes: "album" (photos of both) or "habit" (a second tag)
 
 
 @dataclass

@@ -40,7 +40,7 @@ POOL_TRAPS: dict[str, float] = {
     "media_nsfw": 0.015,
     "opt_out_bio": 0.015,
     "not_indexable": 0.01,
-    "two_classes": 0.02,
+    "two_classes": 0.04,  # half single photos with a habitual second tag, half mixed albums
     "too_old": 0.025,
     "animated": 0.01,
 }
@@ -159,6 +159,20 @@ class Trap:
     cls: str  # the class the post is tagged with (for two_classes: the photo's class)
     photo: str | None  # the labelled photo it derives from (CLASS/NAME), None for video
     detail: str | None = None  # e.g. "#noai", "L", the other class
+
+
+@dataclass(frozen=True)
+class TwoClassPhoto:
+    """A photo in a post tagged with two classes: the class it really shows, and the post's
+    class tags. ``how``: ``album`` (an album with photos of both classes) or ``habit`` (one
+    photo; its author adds the other class's tag, e.g. ``#CatsOfPixelfed``, to every post)."""
+
+    post_id: int
+    media_id: int
+    photo: str  # CLASS/NAME (the key of World.photo_files)
+    shows: str  # the class the photo shows
+    tagged: tuple[str, ...]  # the post's classes (Post.classes): ``shows`` and one other
+    how: str
 
 
 # ----------------------------------------------------------------------------- helpers ------

@@ -17,6 +17,7 @@ from pixtag_demo.world.entities import (
     Media,
     Post,
     Trap,
+    TwoClassPhoto,
     slugify,
     snowflake,
 )
@@ -37,6 +38,7 @@ class Finaliser:
         self.media: dict[int, Media] = {}
         self.hashtags: dict[str, Hashtag] = {}
         self.traps: list[Trap] = []
+        self.two_class_photos: list[TwoClassPhoto] = []
 
     def unique_id(self, when: datetime, offset: int = 0) -> int:
         base = snowflake(when)
@@ -65,9 +67,20 @@ class Finaliser:
             sensitive=d.sensitive, spoiler_text=d.spoiler_text,
             likes=self.rng.randint(0, 60), shares=self.rng.randint(0, 8), kind=d.kind,
             classes=d.classes, quirks=quirks))
-        if d.kind in TRAP_KINDS:  # classes[0] is the tagged class (the photo's for two_classes)
+        if d.mix:  # two class tags: one trap per photo, for the class it shows
+            self.two_classes(post_id, media, d.classes, d.mix)
+        elif d.kind in TRAP_KINDS:  # classes[0] is the tagged class
             self.traps.append(Trap(post_id, media[0].id, d.kind, d.classes[0], media[0].photo,
                                    d.trap_detail))
+
+    def two_classes(self, post_id: int, media: list[Media], tagged: tuple[str, ...],
+                    how: str) -> None:
+        for m in media:
+            assert m.photo is not None
+            shows = m.photo.split("/", 1)[0]
+            other = next(c for c in tagged if c != shows)
+            self.traps.append(Trap(post_id, m.id, "two_classes", shows, m.photo, other))
+            self.two_class_photos.append(TwoClassPhoto(post_id, m.id, m.photo, shows, tagged, how))
 
     def one_media(self, m: MediaDraft, post_id: int, d: PostDraft) -> Media:
         rng = self.rng

@@ -30,6 +30,7 @@ from pixtag_demo.world.entities import (
     Media,
     Post,
     Trap,
+    TwoClassPhoto,
     slugify,
     snowflake,
     sub_months,
@@ -43,7 +44,7 @@ class World:
 
     seed: int
     now: datetime
-    photos: Path
+    photos: Path  # the (first) photo folder
     classes: list[str]
     class_tags: dict[str, list[str]]
     accounts: dict[int, Account]
@@ -58,6 +59,9 @@ class World:
     admin_id: int = 0
     others: Path | None = None  # everyday photos SUBJECT/*.jpg (none of the classes)
     other_images: list[str] = field(default_factory=list)  # SUBJECT/NAME in clean public posts
+    # photo key (CLASS/NAME) -> file, when the photos come from several folders (else photos/KEY)
+    photo_files: dict[str, Path] = field(default_factory=dict, repr=False)
+    two_class_photos: list[TwoClassPhoto] = field(default_factory=list)  # photos of 2-class posts
     posts_by_id: dict[int, Post] = field(init=False, repr=False)
     media_by_path: dict[str, tuple[int, bool]] = field(init=False, repr=False)
     _tag_rows: dict[str, list[Post]] = field(init=False, repr=False)
@@ -97,7 +101,7 @@ class World:
         return self.hashtags.get(slugify(name))
 
     def photo_path(self, photo: str) -> Path:
-        return self.photos / photo
+        return self.photo_files.get(photo) or self.photos / photo
 
     @property
     def tag_wall(self) -> datetime:
@@ -225,6 +229,7 @@ class World:
             "media": [plain(m) for m in self.media.values()],
             "hashtags": [plain(h) for h in self.hashtags.values()],
             "traps": [plain(t) for t in self.traps],
+            "two_class_photos": [plain(t) for t in self.two_class_photos],
             "clean_images": self.clean_images,
             "blobs": {k: hashlib.sha256(v).hexdigest() for k, v in sorted(self.blobs.items())},
         }

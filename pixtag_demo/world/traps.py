@@ -18,7 +18,7 @@ from pixtag_demo.world.entities import (
     Account,
 )
 from pixtag_demo.world.images import animated_gif, encode, fake_mp4, grayscale, near_duplicate
-from pixtag_demo.world.vocab import SPOILERS
+from pixtag_demo.world.vocab import MIXED_ALBUM_BIG_RATE, MIXED_CAPTIONS, SPOILERS, ClassTags
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,11 +26,14 @@ if TYPE_CHECKING:
 
 class TrapPosts:
     """The trap half of :class:`~pixtag_demo.world.builder.Builder` (a mixin: it uses the
-    builder's drawing helpers and its ``photos``, ``classes`` and ``photo_author``)."""
+    builder's drawing helpers and its ``photo_path``, ``classes``, ``tags``, ``photo_author``
+    and ``album_queue``)."""
 
-    photos: Path
     classes: list[str]
+    tags: dict[str, ClassTags]
     photo_author: dict[str, Account]
+    album_queue: dict[str, list[str]]
+    photo_path: Callable[[str], Path]
     rng: Callable[..., random.Random]
     photo_media: Callable[[str], MediaDraft]
     blob_media: Callable[..., MediaDraft]
@@ -88,20 +91,54 @@ class TrapPosts:
         elif kind == "not_indexable":
             account = cast.not_indexable[n % len(cast.not_indexable)]
             self._trap_draft(rng, kind, cls, media, account, trap_detail=account.acct)
-        elif kind == "two_classes":
-            other = others[n % len(others)]
-            tags = self.class_hashtags(rng, cls) + self.class_hashtags(rng, other)
-            self._trap_draft(rng, kind, cls, media, regular, hashtags=tags,
-                             classes=(cls, other), trap_detail=other)
+        elif kind == "two_classes":  # every other one waits for an album of two classes
+            if n % 2:
+                self.album_queue.setdefault(cls, []).append(photo)
+            else:
+                self._habit_post(rng, cls, photo, others[n // 2 % len(others)], cast)
         elif kind == "too_old":
             self._trap_draft(rng, kind, cls, media, regular,
                              created_at=self.when(rng, 330, min_days=192, skew=1.0))
         elif kind == "animated":
-            gif = animated_gif(self.photos / photo)
+            gif = animated_gif(self.photo_path(photo))
             with Image.open(io.BytesIO(gif)) as img:
                 size = img.size
             self._trap_draft(rng, kind, cls, self.blob_media(
                 f"gif-{cls}-{n}", gif, "image/gif", photo, size), regular)
+
+    def _habit_post(self, rng: random.Random, cls: str, photo: str, other: str, cast: Cast) -> None:
+        """One photo of ``cls`` whose author adds ``other``'s tag to every post out of habit
+        (``#CatsOfPixelfed`` under a dog): each other class has one such author."""
+        author = cast.regular[(self.classes.index(other) * 7 + 3) % len(cast.regular)]
+        tags = [*self.class_hashtags(rng, cls), self.tags[other].habit, *self.off_topic(rng)]
+        self._trap_draft(rng, "two_classes", cls, self.photo_media(photo), author,
+                         hashtags=list(dict.fromkeys(tags)), classes=(cls, other),
+                         trap_detail=other, mix="habit")
+
+    def mixed_albums(self, cast: Cast) -> None:
+        """Albums that mix two classes, from :attr:`album_queue`: one or two photos of a class
+        next to one photo of the next class (sorted, wrapping round) that still has some, tagged
+        with both; a photo left without a partner goes out as a habit post instead."""
+        rng = self.rng("mixed-albums")
+        left = {c: list(self.album_queue.get(c, ())) for c in self.classes}
+        while sum(1 for c in self.classes if left[c]) >= 2:
+            for at, cls in enumerate(self.classes):
+                partner = next((c for c in self.classes[at + 1:] + self.classes[:at] if left[c]), None)
+                if not left[cls] or partner is None:
+                    continue
+                take = 2 if len(left[cls]) >= 2 and rng.random() < MIXED_ALBUM_BIG_RATE else 1
+                photos = [left[cls].pop(0) for _ in range(take)] + [left[partner].pop(0)]
+                rng.shuffle(photos)
+                tags = self.class_hashtags(rng, cls) + self.class_hashtags(rng, partner) + \
+                    self.off_topic(rng)
+                self.add(PostDraft(
+                    self.author(rng, cast.regular), self.when(rng, 170), rng.choice(MIXED_CAPTIONS),
+                    list(dict.fromkeys(tags)), [self.photo_media(p) for p in photos],
+                    kind="two_classes", classes=(cls, partner), trap_detail=partner, mix="album"))
+        for at, cls in enumerate(self.classes):
+            for photo in left[cls]:
+                others = self.classes[at + 1:] + self.classes[:at]
+                self._habit_post(rng, cls, photo, others[0], cast)
 
     def _derived_trap(self, rng: random.Random, kind: str, n: int, cls: str,
                       photo: str | None, others: list[str], cast: Cast) -> None:
@@ -113,7 +150,7 @@ class TrapPosts:
         assert photo is not None
         if kind == "grayscale":
             mode = "L" if n % 2 == 0 else "RGB"
-            img = grayscale(self.photos / photo, mode)
+            img = grayscale(self.photo_path(photo), mode)
             media = self.blob_media(f"gray-{cls}-{n}", encode(img, "JPEG", quality=85),
                                     "image/jpeg", photo, img.size)
             self._trap_draft(rng, kind, cls, media, regular, trap_detail=mode)
@@ -122,7 +159,7 @@ class TrapPosts:
             other = self.author(rng, [a for a in cast.regular if a.id != original.id])
             self._trap_draft(rng, kind, cls, self.photo_media(photo), other)
         elif kind == "duplicate_near":
-            img = near_duplicate(self.photos / photo)
+            img = near_duplicate(self.photo_path(photo))
             media = self.blob_media(f"near-{cls}-{n}", encode(img, "JPEG", quality=60),
                                     "image/jpeg", photo, img.size)
             self._trap_draft(rng, kind, cls, media, regular)

@@ -28,11 +28,33 @@ def test_help_lists_the_options() -> None:
         assert option in result.output
 
 
-def test_default_photos_is_the_shared_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_photos_are_the_shared_folders(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PIXTAG_PHOTOS", raising=False)
-    assert default_photos() == REPO.parent / "shared" / "data" / "photos5"
+    shared = REPO.parent / "shared" / "data"
+    more = shared / "photos_more"
+    assert default_photos() == [shared / "photos5", *([more] if more.is_dir() else [])]
     monkeypatch.setenv("PIXTAG_PHOTOS", "/somewhere/else")
-    assert default_photos() == Path("/somewhere/else")
+    assert default_photos() == [Path("/somewhere/else")]
+    monkeypatch.setenv("PIXTAG_PHOTOS", os.pathsep.join(["/a", "/b", ""]))
+    assert default_photos() == [Path("/a"), Path("/b")]
+
+
+def test_photos_may_be_given_several_times(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    import pixtag_demo.cli as cli
+
+    for folder, cls in (("a", "boat"), ("b", "kite"), ("b", "boat")):
+        (tmp_path / folder / cls).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 30), (90, 120, 200)).save(tmp_path / folder / cls / f"{folder}.jpg")
+    served = []
+    monkeypatch.setattr(cli, "create_app", lambda world, token, faults: served.append(world))
+    monkeypatch.setattr(cli, "make_server", lambda app: type("S", (), {"run": lambda self, sockets: None})())
+    args = ["--photos", str(tmp_path / "a"), "--photos", str(tmp_path / "b"), "--no-others", "--port", "0"]
+    assert main(args) == 0
+    (world,) = served
+    assert world.classes == ["boat", "kite"]
+    assert sorted(world.photo_files) == ["boat/a.jpg", "boat/b.jpg", "kite/b.jpg"]
 
 
 def test_missing_photos_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
