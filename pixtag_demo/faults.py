@@ -73,7 +73,7 @@ class Faults:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "routes": list(self.routes)}
 
 
     def applies(self, method: str, path: str) -> bool:
