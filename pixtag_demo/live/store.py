@@ -154,7 +154,7 @@ class Live(Feeds):
                 self._demo_id = self.add_account(name, display_name="Demo user", seq=DEMO_SEQ).id
             return self.accounts[self._demo_id]
 
-    def follows_(self, follower_id: int, following_id: int) -> bool:
+    def is_following(self, follower_id: int, following_id: int) -> bool:
         return (follower_id, following_id) in self.follows
 
     def follow(self, follower_id: int, following_id: int, on: bool = True) -> None:
@@ -167,7 +167,7 @@ class Live(Feeds):
         if post.visibility in ("public", "unlisted"):
             return True
         if post.visibility == "private":
-            return viewer_id == post.account_id or self.follows_(viewer_id, post.account_id)
+            return viewer_id == post.account_id or self.is_following(viewer_id, post.account_id)
         return viewer_id == post.account_id
 
     # ---------------------------------------------------------------------- media ---------
@@ -323,7 +323,7 @@ class Live(Feeds):
         message request) when the recipient is local (``public_dm`` is off by default) or
         locked and does not follow the sender."""
         with self.lock:
-            hidden = (recipient.local or recipient.locked) and not self.follows_(recipient.id, sender.id)
+            hidden = (recipient.local or recipient.locked) and not self.is_following(recipient.id, sender.id)
             created = self.now()
             status = LivePost(  # no lexer runs on a direct message: no tags, no mentions
                 id=self._next_id(created), account_id=sender.id, created_at=created,

@@ -111,7 +111,7 @@ async def demo_follows(request: Request) -> Response:
         return _invalid("follower", "follower and following must name known accounts")
     demo.live.follow(follower.id, following.id, on=request.method == "POST")
     return JSONResponse({"follower": str(follower.id), "following": str(following.id),
-                         "follows": demo.live.follows_(follower.id, following.id)})
+                         "follows": demo.live.is_following(follower.id, following.id)})
 
 
 @router.post("/_demo/remote_statuses")
