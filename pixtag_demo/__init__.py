@@ -5,5 +5,7 @@ the planted traps) from a folder of labelled photos; :mod:`pixtag_demo.app` serv
 Pixelfed API (:func:`~pixtag_demo.app.create_app`, :class:`~pixtag_demo.app.DemoInstance`) with
 the routes of :mod:`pixtag_demo.routes`, the OAuth flows of :mod:`pixtag_demo.oauth` and the
 faults of :mod:`pixtag_demo.faults`; ``pixtag-demo`` (:mod:`pixtag_demo.cli`) runs it in the
-foreground. Nothing in ``pixtag`` imports this package.
+foreground. It is writable as Pixelfed is (uploads, statuses, mentions, notifications, direct
+messages, a bot account): what is written lives in :mod:`pixtag_demo.live`, over the unchanged
+world. Nothing in ``pixtag`` imports this package.
 """

@@ -4,9 +4,17 @@ served with the endpoints, JSON shapes, auth behaviour, caps, paging and quirks 
 fields) and :class:`DemoInstance`, which runs it in a background thread for tests, benchmarks
 and the demo (``pixtag-demo`` runs it in the foreground, :mod:`pixtag_demo.cli`).
 
-Control endpoints that no real instance has (no auth): ``GET /_demo/stats`` (requests per
-route kind, monotonic timestamps of API requests), ``DELETE /_demo/stats``,
-``GET|PUT /_demo/faults`` and ``GET /_demo/world`` (counts, classes, traps).
+The instance is writable like Pixelfed (uploads, statuses, replies, mentions, notifications,
+contexts, direct messages: :mod:`pixtag_demo.routes.write`, ``notifications``, ``direct``,
+``accounts``); what is written lives in the app's :class:`~pixtag_demo.live.store.Live`, never in
+the world. ``bot_token`` makes the bot account ``pixtag`` (``bot: true``, read+write token).
+
+Control endpoints that no real instance has (no auth; :mod:`pixtag_demo.routes.control`):
+``GET /_demo/stats`` (requests per route kind, monotonic timestamps of API requests),
+``DELETE /_demo/stats``, ``GET|PUT /_demo/faults`` (knobs, optionally for chosen routes only),
+``GET /_demo/world`` (counts, classes, traps), ``GET /_demo/accounts``, ``POST /_demo/tokens``
+(a token for a local account, made when new), ``POST|DELETE /_demo/follows`` and
+``POST /_demo/remote_statuses`` (a status from a remote account, media URLs as given).
 """
 
 from __future__ import annotations
@@ -39,11 +47,15 @@ DEFAULT_PORT = 8765
 DEFAULT_TOKEN = "demo-token"
 
 
-def create_app(world: World, token: str = DEFAULT_TOKEN, faults: Faults | None = None) -> FastAPI:
-    """The FastAPI app serving ``world``; ``token`` is the demo user's bearer token."""
+def create_app(world: World, token: str = DEFAULT_TOKEN, faults: Faults | None = None,
+               bot_token: str | None = None) -> FastAPI:
+    """The FastAPI app serving ``world``; ``token`` is the demo user's bearer token,
+    ``bot_token`` (optional) the token of the bot account ``pixtag``."""
     if not token:
         raise DemoError("the demo instance needs a non-empty token")
-    api = DemoState(world, token, faults)
+    if bot_token is not None and (not bot_token or bot_token == token):
+        raise DemoError("the bot token must be non-empty and differ from the demo user's token")
+    api = DemoState(world, token, faults, bot_token)
     app = FastAPI(title="pixtag demo instance", docs_url=None, redoc_url=None, openapi_url=None)
     for router in ROUTERS:
         app.include_router(router)
@@ -102,17 +114,18 @@ class DemoInstance:
 
     ``with DemoInstance(photos) as demo: ... demo.url ... demo.world``. Port 0 picks a free
     port; leaving the block stops the server and frees the port. Pass ``world`` to reuse an
-    already built world (tests build it once).
+    already built world (tests build it once); ``bot_token`` adds the bot account.
     """
 
     def __init__(self, photos: Path | None = None, seed: int = 0, token: str = DEFAULT_TOKEN,
                  port: int = 0, now: datetime | None = None, faults: Faults | None = None,
-                 world: World | None = None, others: Path | None = None):
+                 world: World | None = None, others: Path | None = None,
+                 bot_token: str | None = None):
         if world is None and photos is None:
             raise DemoError("DemoInstance needs a photo folder or a built world")
         self._photos, self._seed, self._now = photos, seed, now or DEFAULT_NOW
         self._others = others
-        self.token, self.port = token, port
+        self.token, self.port, self.bot_token = token, port, bot_token
         self._faults = faults
         self.world = world
         self.app: FastAPI | None = None
@@ -144,7 +157,7 @@ class DemoInstance:
     def start(self, timeout: float = 20.0) -> DemoInstance:
         if self.world is None:
             self.world = build_world(Path(self._photos or "."), self._seed, self._now, self._others)
-        self.app = create_app(self.world, self.token, self._faults)
+        self.app = create_app(self.world, self.token, self._faults, self.bot_token)
         self._sock = bind_socket(self.port)
         self.port = self._sock.getsockname()[1]
         self._server = make_server(self.app)

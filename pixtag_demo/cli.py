@@ -1,7 +1,8 @@
 """``pixtag-demo`` (also ``python -m pixtag_demo``): serve a demo world on 127.0.0.1 in the foreground.
 
 The options are those ``pixtag demo-instance`` had: the photo folders, port, seed, token
-(``PIXTAG_DEMO_TOKEN``), the instance's clock and the fault knobs. :func:`main` exits as the
+(``PIXTAG_DEMO_TOKEN``), the instance's clock and the fault knobs; ``--bot-token``
+(``PIXTAG_DEMO_BOT_TOKEN``) adds the bot account ``pixtag`` (``bot: true``) with that token. :func:`main` exits as the
 ``pixtag`` command does: expected failures print one line and exit 2, no traceback.
 """
 
@@ -95,6 +96,8 @@ _rate = click.FloatRange(0.0, 1.0)
 @click.option("--seed", type=int, default=0, show_default=True, help="World seed.")
 @click.option("--token", envvar="PIXTAG_DEMO_TOKEN", default=DEFAULT_TOKEN, show_envvar=True,
               help="Bearer token of the demo user.")
+@click.option("--bot-token", envvar="PIXTAG_DEMO_BOT_TOKEN", default=None, show_envvar=True,
+              help="Make the bot account 'pixtag' (bot: true) whose read+write token this is.")
 @click.option("--now", "now_text", default=None, metavar="ISO",
               help="The instance's clock (default 2026-11-01T00:00:00Z, fixed).")
 @click.option("--rate-429", type=_rate, default=0.0, help="Share of requests answered 429.")
@@ -108,13 +111,15 @@ _rate = click.FloatRange(0.0, 1.0)
 @click.option("--fault-seed", type=int, default=0, show_default=True)
 @click.pass_context
 def demo_cmd(ctx: click.Context, photos: tuple[Path, ...], others: Path | None,
-             no_others: bool, port: int, seed: int, token: str,
+             no_others: bool, port: int, seed: int, token: str, bot_token: str | None,
              now_text: str | None, rate_429: float, retry_after: int, rate_5xx: float,
              slow_rate: float, slow_seconds: float, truncate_media_rate: float,
              corrupt_media_rate: float, fault_seed: int) -> None:
     """Serve a local Pixelfed-compatible instance built from a folder of labelled photos."""
     if not token:
         raise DemoError("the token must not be empty")
+    if bot_token is not None and (not bot_token or bot_token == token):
+        raise DemoError("--bot-token must not be empty nor the demo user's token")
     faults = Faults(seed=fault_seed, rate_429=rate_429, retry_after=retry_after,
                     rate_5xx=rate_5xx, slow_rate=slow_rate, slow_seconds=slow_seconds,
                     truncate_media_rate=truncate_media_rate,
@@ -128,7 +133,7 @@ def demo_cmd(ctx: click.Context, photos: tuple[Path, ...], others: Path | None,
         world = build_world(list(photos) or default_photos(), seed, now, others)
         _announce(world, f"http://{HOST}:{sock.getsockname()[1]}",
                   _token_hint(ctx.get_parameter_source("token"), token))
-        make_server(create_app(world, token, faults)).run(sockets=[sock])
+        make_server(create_app(world, token, faults, bot_token)).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
         pass
     finally:

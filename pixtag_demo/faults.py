@@ -5,6 +5,7 @@ truncated or garbled media)."""
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 import random
 import threading
@@ -25,6 +26,9 @@ class Faults:
     ``retry_after`` is the Retry-After value sent with a 429 (``None``: no header);
     ``repeat_page`` is how many times the tag timeline ignores ``max_id`` and serves the
     previous page again; ``endless_pages`` makes the tag timeline never answer ``[]``.
+    ``routes`` limits the request faults (slow, 429, 5xx, HTML, cut JSON, cut or garbled media)
+    to the requests it names, each ``"METHOD /path"`` or ``"/path"`` (any method), the path a
+    glob (``/api/v1/statuses/*/context``); empty: every API and media request.
     """
 
     seed: int = 0
@@ -39,8 +43,12 @@ class Faults:
     malformed_json_rate: float = 0.0
     repeat_page: int = 0
     endless_pages: bool = False
+    routes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        self.routes = tuple(self.routes)
+        for route in self.routes:
+            parse_route(route)
         for f in fields(self):
             value = getattr(self, f.name)
             if "rate" in f.name and not 0.0 <= float(value) <= 1.0:
@@ -65,10 +73,37 @@ class Faults:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "routes": list(self.routes)}
+
+
+    def applies(self, method: str, path: str) -> bool:
+        """Whether the request faults apply to this request (see ``routes``)."""
+        if not self.routes:
+            return True
+        for route in self.routes:
+            want, glob = parse_route(route)
+            if (want is None or want == method.upper()) and fnmatch.fnmatchcase(path, glob):
+                return True
+        return False
+
+
+def parse_route(route: str) -> tuple[str | None, str]:
+    """``"POST /api/v1/statuses"`` -> ("POST", "/api/v1/statuses"); ``"/x"`` -> (None, "/x")."""
+    parts = route.split()
+    if len(parts) == 1 and parts[0].startswith("/"):
+        return None, parts[0]
+    if len(parts) == 2 and parts[0].isalpha() and parts[1].startswith("/"):
+        return parts[0].upper(), parts[1]
+    raise ValueError(f'a fault route is "METHOD /path" or "/path", not {route!r}')
 
 
 def coerce_knob(name: str, value: Any) -> Any:
+    if name == "routes":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError('routes must be a list of "METHOD /path" strings')
+        return tuple(value)
     if name == "endless_pages":
         if not isinstance(value, bool):
             raise ValueError("endless_pages must be true or false")
@@ -101,9 +136,12 @@ class FaultDice:
         return rate > 0 and self.rng.random() < rate
 
 
-async def fault_response(dice: FaultDice, stats: Stats, kind: str) -> Response | None:
+async def fault_response(dice: FaultDice, stats: Stats, kind: str, method: str = "GET",
+                         path: str = "/") -> Response | None:
     """The fault the dice pick for one API or media request (a slow one only waits), or None."""
     f = dice.faults
+    if not f.applies(method, path):
+        return None
     if dice.roll(f.slow_rate):
         stats.fault("slow")
         await asyncio.sleep(f.slow_seconds)

@@ -29,7 +29,7 @@ class Instrument:
                 stats.status(message["status"])
             await send(message)
 
-        fault = (await fault_response(self.api.dice, stats, kind)
+        fault = (await fault_response(self.api.dice, stats, kind, scope["method"], path)
                  if kind in API_KINDS or kind == "media" else None)
         if fault is not None:
             await fault(scope, receive, counted_send)

@@ -19,11 +19,14 @@ DEFAULT_SCOPES = "read write follow"
 
 @dataclass(frozen=True)
 class Grant:
-    """What a bearer token stands for: a user (the demo user) or an app only."""
+    """What a bearer token stands for: a user or an app only. ``account_id`` is the user's
+    account; None is the demo user (``--token`` and the OAuth flow), whose account the live
+    state makes on its first write (:meth:`pixtag_demo.live.store.Live.demo_account`)."""
 
     kind: str  # user | app
     scopes: frozenset[str]
     client_id: str | None = None
+    account_id: int | None = None
 
 
 @dataclass
@@ -81,6 +84,11 @@ class OAuthServer:
         self.apps: dict[str, OAuthApp] = {}
         self.codes: dict[str, AuthCode] = {}
         self._lock = threading.Lock()
+
+    def add_token(self, token: str, grant: Grant) -> None:
+        """Registers a token minted outside the OAuth flows (the bot's, the control endpoint's)."""
+        with self._lock:
+            self.tokens[token] = grant
 
     def register(self, name: str, redirect_uris: str, website: str | None) -> OAuthApp:
         with self._lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import Request
@@ -73,3 +74,57 @@ async def form_params(request: Request) -> dict[str, str]:
     parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     params.update({k: v[-1] for k, v in parsed.items()})
     return params
+
+
+async def request_input(request: Request) -> dict[str, Any]:
+    """Laravel's ``$request->all()``: query string plus a JSON, form-encoded or multipart body;
+    ``name[]`` fields become lists under ``name``, strings are trimmed and ``""`` becomes None
+    (TrimStrings, ConvertEmptyStringsToNull); uploads stay :class:`UploadFile` objects."""
+    items: list[tuple[str, Any]] = list(request.query_params.multi_items())
+    kind = request.headers.get("content-type", "")
+    if "json" in kind:
+        body = await request.body()
+        try:
+            data = json.loads(body) if body.strip() else {}
+        except json.JSONDecodeError:
+            raise ApiError(400, "Malformed JSON body") from None
+        out = _merge(items)
+        if isinstance(data, dict):
+            out.update({k: _clean(v) for k, v in data.items()})
+        return out
+    if "form" in kind:
+        items += list((await request.form()).multi_items())
+    return _merge(items)
+
+
+def _merge(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in items:
+        if key.endswith("[]"):
+            out.setdefault(key[:-2], [])
+            if isinstance(out[key[:-2]], list):
+                out[key[:-2]].append(_clean(value))
+        else:
+            out[key] = _clean(value)
+    return out
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def filled(value: Any) -> bool:
+    """Laravel's ``filled()``: present and not null, blank or an empty list."""
+    return value is not None and value != [] and value != ""
+
+
+def boolean(value: Any) -> bool:
+    """Laravel's ``$request->boolean()`` for a value already read."""
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "on", "yes")

@@ -8,7 +8,8 @@ from collections import Counter
 from typing import Any
 
 API_KINDS = frozenset({"public_timeline", "tag_timeline", "status", "trending", "trends", "tag",
-                       "instance", "api_other"})
+                       "instance", "api_other", "post_status", "media_upload", "notifications",
+                       "direct", "accounts"})
 
 
 class Stats:
@@ -62,6 +63,12 @@ _ROUTE_KINDS = (
     ("/api/v1/timelines/public", "public_timeline"),
     ("/api/v1/timelines/tag/", "tag_timeline"),
     ("/api/v1/statuses/", "status"),
+    ("/api/v1/statuses", "post_status"),
+    ("/api/v1/media", "media_upload"),
+    ("/api/v2/media", "media_upload"),
+    ("/api/v1/notifications", "notifications"),
+    ("/api/v1.1/direct/", "direct"),
+    ("/api/v1/accounts/", "accounts"),
     ("/api/v1.1/discover/posts/hashtags", "trending"),
     ("/api/pixelfed/v1/discover/posts/hashtags", "trending"),
     ("/api/v1/trends", "trends"),

@@ -8,7 +8,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pixtag_demo.routes import control, instance, media, oauth, statuses, tags, timelines, web
+from pixtag_demo.routes import (
+    accounts,
+    control,
+    direct,
+    instance,
+    media,
+    notifications,
+    oauth,
+    statuses,
+    tags,
+    timelines,
+    web,
+    write,
+)
 
-ROUTERS: tuple[APIRouter, ...] = tuple(m.router for m in (timelines, statuses, tags, instance, oauth,
-                                                          web, media, control))
+ROUTERS: tuple[APIRouter, ...] = tuple(m.router for m in (
+    timelines, statuses, write, notifications, direct, accounts, tags, instance, oauth, web, media,
+    control))

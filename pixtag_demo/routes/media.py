@@ -1,5 +1,6 @@
-"""``/storage/...``: media files (v2 and legacy v1 paths, ``_thumb`` previews), the default
-avatar and header, ``no-preview.png``; truncated or garbled bodies as faults."""
+"""``/storage/...``: media files (v2 and legacy v1 paths, ``_thumb`` previews; uploads as they
+were sent, their preview is the original), the default avatar and header, ``no-preview.png``;
+truncated or garbled bodies as faults."""
 
 from __future__ import annotations
 
@@ -28,13 +29,19 @@ async def storage(request: Request) -> Response:
     if path in static:
         data, mime = _static_image(static[path])
         return Response(data, media_type=mime)
+    uploaded = demo.live.media_by_path.get(path)
     hit = demo.world.media_by_path.get(path)
-    if hit is None:
+    if uploaded is not None:
+        media, data = demo.live.media[uploaded], demo.live.blobs[uploaded]
+    elif hit is not None:
+        media = demo.world.media[hit[0]]
+        data = demo.world.thumb_bytes(media) if hit[1] else demo.world.media_bytes(media)
+    else:
         raise StarletteHTTPException(404, "Not Found")
-    media = demo.world.media[hit[0]]
-    data = demo.world.thumb_bytes(media) if hit[1] else demo.world.media_bytes(media)
     headers = {"Cache-Control": "public, max-age=31536000"}
     f = demo.dice.faults
+    if not f.applies(request.method, path):
+        return Response(data, media_type=media.mime, headers=headers)
     if demo.dice.roll(f.corrupt_media_rate):
         demo.stats.fault("corrupt_media")
         data = garble(data, demo.dice.rng)

@@ -1,4 +1,4 @@
-"""``GET /api/v1/statuses/{id}``."""
+"""``GET /api/v1/statuses/{id}`` (world's and live statuses)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,18 @@ router = APIRouter()
 
 @router.get("/api/v1/statuses/{status_id}")
 async def status(request: Request) -> Response:
-    """``GET /api/v1/statuses/{id}``: 404 missing, 403 private, 400 direct."""
+    """``GET /api/v1/statuses/{id}``: 404 missing or deleted, 403 private (unless the caller is
+    the author or follows them; the demo user follows nobody), 400 direct."""
     demo = demo_state(request)
-    demo.grant(request)
+    grant = demo.grant(request)
     raw = request.path_params["status_id"]
-    post = demo.world.posts_by_id.get(int(raw)) if raw.isdigit() else None
+    post = demo.live.post(int(raw)) if raw.isdigit() else None
     if post is None:
         raise ApiError(404, "Record not found")
-    if post.visibility == "private":  # the demo user follows nobody
+    viewer = demo.viewer_id(grant)
+    if post.visibility == "private" and not demo.live.visible_to(post, viewer or -1):
         raise ApiError(403, "This action is unauthorized.")
     if post.visibility == "direct":
         raise ApiError(400, "Invalid request")
     pe = "_pe" in request.query_params
-    return JSONResponse(render_status(demo.world, post, base_url(request), pe))
+    return JSONResponse(render_status(demo.live, post, base_url(request), pe))

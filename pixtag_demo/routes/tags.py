@@ -40,7 +40,7 @@ async def tag(request: Request) -> Response:
     demo.grant(request, scope=None)
     name = request.path_params["tag"]
     base = base_url(request)
-    hashtag = demo.world.find_hashtag(name)
+    hashtag = demo.live.find_hashtag(name)
     if hashtag is None:
         return JSONResponse({"name": name, "url": f"{base}/i/web/hashtag/{name}",
                              "history": [], "following": False})
@@ -48,5 +48,5 @@ async def tag(request: Request) -> Response:
                             "url": f"{base}/i/web/hashtag/{hashtag.slug}",
                             "history": [], "following": False}
     if "_pe" in request.query_params:
-        body["count"] = demo.world.tag_count(hashtag.slug)
+        body["count"] = demo.live.tag_count(hashtag.slug)
     return JSONResponse(body)

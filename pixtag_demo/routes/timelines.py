@@ -30,11 +30,11 @@ async def public_timeline(request: Request) -> Response:
     remote = "remote" in request.query_params and bool_param(request, "remote")
     local = bool_param(request, "local")
     pe = "_pe" in request.query_params
-    posts = demo.world.public_timeline(local=local, remote=remote, max_id=max_id,
+    posts = demo.live.public_timeline(local=local, remote=remote, max_id=max_id,
                                        min_id=min_id, limit=limit)
     base = base_url(request)
     link = public_link(base, posts, limit=limit, pe=pe, remote=remote, local=local)
-    return JSONResponse([render_status(demo.world, p, base, pe) for p in posts],
+    return JSONResponse([render_status(demo.live, p, base, pe) for p in posts],
                         headers={"Link": link} if link else None)
 
 
@@ -48,14 +48,14 @@ async def tag_timeline(request: Request) -> Response:
     limit = min(int_param(request, "limit", minimum=1) or 20, MAX_LIMIT)
     int_param(request, "page", maximum=40)  # validated, then ignored (as in Pixelfed)
     pe = "_pe" in request.query_params
-    hashtag = demo.world.find_hashtag(name)
+    hashtag = demo.live.find_hashtag(name)
     slug = hashtag.slug if hashtag else None
     if slug and max_id and demo.dice.repeats_left and slug in demo.last_tag_page:
         demo.dice.repeats_left -= 1
         demo.stats.fault("repeat_page")
         posts = demo.last_tag_page[slug]
     else:
-        posts = demo.world.tag_timeline(name, max_id=max_id, min_id=min_id, limit=limit,
+        posts = demo.live.tag_timeline(name, max_id=max_id, min_id=min_id, limit=limit,
                                         only_media=bool_param(request, "only_media", True))
     if not posts and slug and demo.dice.faults.endless_pages:
         demo.stats.fault("endless_pages")
@@ -63,12 +63,12 @@ async def tag_timeline(request: Request) -> Response:
     if slug:
         demo.last_tag_page[slug] = posts
     base = base_url(request)
-    return JSONResponse([render_status(demo.world, p, base, pe) for p in posts])
+    return JSONResponse([render_status(demo.live, p, base, pe) for p in posts])
 
 
 def endless_page(demo: DemoState, slug: str, max_id: int | None, limit: int) -> list[Post]:
     """Real posts of the tag again, under fresh fake ids below ``max_id`` (a fault)."""
-    source = demo.world.tag_timeline(slug, limit=MAX_LIMIT)
+    source = demo.live.tag_timeline(slug, limit=MAX_LIMIT)
     if not source:
         return []
     start = max_id or source[0].id
