@@ -383,7 +383,7 @@ def build_world(photos: Path | Sequence[Path], seed: int = 0, now: datetime = DE
     b.mixed_albums(cast)
     b.background_posts(cast, sum(len(f) for f in b.files.values()))
     other_images = b.other_posts(cast) if others is not None else []
-    fin = Finaliser(b)
+    fin = Finaliser(b.drafts, b.rng("finalise"))
     fin.run()
     accounts = {a.id: a for a in cast.all()}
     clean_posts = {c: [p.id for p in fin.posts if p.kind == "clean" and p.classes == (c,)]

@@ -6,7 +6,6 @@ import random
 import string
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from pixtag_demo.world.drafts import MediaDraft, PostDraft
 from pixtag_demo.world.entities import (
@@ -23,16 +22,13 @@ from pixtag_demo.world.entities import (
 )
 from pixtag_demo.world.vocab import ALT_TEXTS, LICENSES, MEDIA_QUIRKS, POST_QUIRKS
 
-if TYPE_CHECKING:
-    from pixtag_demo.world.builder import Builder
-
 
 class Finaliser:
     """Turns drafts into posts and media with snowflake ids, URL paths and quirks."""
 
-    def __init__(self, builder: Builder):
-        self.b = builder
-        self.rng = builder.rng("finalise")
+    def __init__(self, drafts: list[PostDraft], rng: random.Random):
+        self.drafts = drafts
+        self.rng = rng
         self.seqs: Counter[int] = Counter()
         self.posts: list[Post] = []
         self.media: dict[int, Media] = {}
@@ -46,9 +42,9 @@ class Finaliser:
         return base | (offset + self.seqs[base])
 
     def run(self) -> None:
-        order = sorted(range(len(self.b.drafts)), key=lambda i: (self.b.drafts[i].created_at, i))
+        order = sorted(range(len(self.drafts)), key=lambda i: (self.drafts[i].created_at, i))
         for i in order:
-            self.post(self.b.drafts[i])
+            self.post(self.drafts[i])
         self.posts.reverse()  # newest first
 
     def post(self, d: PostDraft) -> None:

@@ -48,7 +48,7 @@ def test_photos_may_be_given_several_times(tmp_path: Path, monkeypatch: pytest.M
         (tmp_path / folder / cls).mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (40, 30), (90, 120, 200)).save(tmp_path / folder / cls / f"{folder}.jpg")
     served = []
-    monkeypatch.setattr(cli, "create_app", lambda world, token, faults: served.append(world))
+    monkeypatch.setattr(cli, "create_app", lambda world, token, faults, bot_token=None: served.append(world))
     monkeypatch.setattr(cli, "make_server", lambda app: type("S", (), {"run": lambda self, sockets: None})())
     args = ["--photos", str(tmp_path / "a"), "--photos", str(tmp_path / "b"), "--no-others", "--port", "0"]
     assert main(args) == 0
