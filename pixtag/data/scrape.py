@@ -629,15 +629,23 @@ def assemble(settings: Settings, classes: list[str], out: str,
     dropped_frames = [store.read_parquet(f"{PARTS}/{label}.dropped.parquet") for label in labels]
     rows = pd.concat(parts, ignore_index=True) if parts else dataset.empty_frame(dataset.MANIFEST_COLUMNS)
     keep = {label: settings.background_images if label == BACKGROUND else per_class for label in labels}
-    manifest, clashing = _merge(rows, labels, keep, settings.phash_distance)
-    found = manifest["label"].value_counts()
-    left_out = too_few_images({c: int(found.get(c, 0)) for c in labels if c != BACKGROUND}, settings)
+    # First the classes too small by their own scrape, then (merging again) those that cross-class
+    # duplicates with the classes kept bring below the minimum: a left-out class's images cost no
+    # other class anything.
+    own = rows["label"].value_counts()
+    left_out = too_few_images({c: min(int(own.get(c, 0)), keep[c]) for c in labels if c != BACKGROUND}, settings)
+    while True:
+        labels = [label for label in labels if label not in left_out]
+        manifest, clashing = _merge(rows, labels, keep, settings.phash_distance)
+        found = manifest["label"].value_counts()
+        more = too_few_images({c: int(found.get(c, 0)) for c in labels if c != BACKGROUND}, settings)
+        if not more:
+            break
+        left_out |= more
     if left_out:
         log.warning("%s", left_out_line(left_out))
-        labels = [label for label in labels if label not in left_out]
         left_rows = rows[rows["label"].isin(left_out)]
         dropped_frames.append(_dropped_frame(left_rows, LEFT_OUT, lambda r: left_out[r["label"]]))
-        manifest, clashing = _merge(rows, labels, keep, settings.phash_distance)
     dropped_frames.append(_dropped_frame(clashing, "duplicate_cross_class",
                                          "the same image is posted under another class"))
     dropped = pd.concat([f for f in dropped_frames if len(f)] or [dataset.empty_frame(dataset.DROPPED_COLUMNS)],
