@@ -11,7 +11,7 @@ import pytest
 from pixtag.core.config import load_settings
 from pixtag.core.storage import open_storage
 from pixtag.pipeline import flow
-from pixtag.tags.select import FORCE_HINT
+from pixtag.tags.select import CONFIRM_HINT, FORCE_HINT
 from pixtag.tags.trending import TagCounts, save_run
 
 pytestmark = pytest.mark.usefixtures("wordnet")
@@ -77,7 +77,7 @@ def test_the_cli_and_the_dag_choose_the_classes_through_one_path(tmp_path: Path)
     settings = load_settings(storage=str(store))
     dag = flow.select_classes(settings)
     assert dag.classes == cli_classes(store)["classes"] == ["cat", "dog", "bird", "flower", "car"]
-    assert dag.notes["ramen"] == "not in WordNet 3.0; confirm it in the trigger form (Tags to confirm) to make it a class"
+    assert dag.notes["ramen"] == f"not in WordNet 3.0; {CONFIRM_HINT}"
     # a person changes the vocabulary in the trigger form: the CLI reads the same storage and follows
     changed = flow.select_classes(settings, add=["horse"], remove=["car"], confirm=["ramen"])
     assert changed.vocabulary.confirmed == ["ramen"]
