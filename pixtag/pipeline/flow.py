@@ -225,11 +225,15 @@ def assemble(run: RunContext | Settings, classes: list[str],
 
     A class whose images are too few (``min_per_class``, ``balance_ratio``) is left out of this
     run (``left_out``, with its count and the minimum) and the others go on; fewer than two
-    classes left stops the run (:class:`FlowError`)."""
+    classes left stops the run (:class:`FlowError`). The classes left out are remembered
+    (:func:`pixtag.tags.select.remember_left_out`): the automatic selection does not pick them
+    again until more posts carry them."""
     from pixtag.data.scrape import assemble as merge
+    from pixtag.tags.select import remember_left_out
 
     run = as_context(run)
     merged = merge(run.settings, classes, run.settings.storage, store=run.store)
+    remember_left_out(run.store, merged.left_out, merged.classes)
     if merged.left_out and len(merged.classes) < 2:
         from pixtag.data.scrape import left_out_line
 

@@ -273,6 +273,7 @@ def select_classes(
     force: Iterable[str] = (),
     confirm: Iterable[str] | Mapping[str, str] = (),
     remove: Iterable[str] = (),
+    too_small: Mapping[str, Mapping[str, Any]] | None = None,
     limit: int = CANDIDATE_LIMIT,
 ) -> Selection:
     """Up to ``max_classes`` classes from normalised word counts, plus the tags a person added.
@@ -283,7 +284,10 @@ def select_classes(
     and neither hyponym, hypernym nor synonym of a more frequent class (:func:`overlap_problem`).
     A word WordNet lacks passes only when ``confirm`` holds it (word -> who confirmed it, or
     just the words). A removed word (``remove``) keeps its place in the ranking and is left out,
-    so removing a class does not pull a less frequent word in behind it.
+    so removing a class does not pull a less frequent word in behind it. So does a word whose
+    last scrape was too small (``too_small``: word -> ``{"why", "posts"}``, see
+    :func:`remember_left_out`) while no more posts carry it than then: the same evidence would
+    give the same too few images.
 
     ``add``: tags a person added, classes once they pass :func:`check_added` (or are in
     ``force``). An added tag adds a class: it never pushes out an automatic one while there is
@@ -296,12 +300,14 @@ def select_classes(
     allowed = {v for entry in allow for v in _variants(entry)}
     confirmed = dict(confirm) if isinstance(confirm, Mapping) else dict.fromkeys(_words(confirm), "confirmed")
     removed = set(_words(remove))
+    too_small = too_small or {}
+    asked = set(_words(add))  # a person's addition is scraped whatever happened before
     kept: dict[str, Any] = {}  # removed classes stay here until the end: later words are checked against them
     rejected: dict[str, str] = {}
     notes: dict[str, str] = {}
     senses: dict[str, Any | None] = {}
     room = max_classes
-    for word, _count in list(_sorted_counts(counts).items())[:limit]:
+    for word, count in list(_sorted_counts(counts).items())[:limit]:
         sense = senses[word] = first_sense(word)
         reason = _judge(word, sense, allowed, deny_reasons, user_deny, confirmed)
         if reason is None and sense is not None and word not in allowed:
@@ -310,6 +316,11 @@ def select_classes(
             notes[word] = reason  # WordNet lacks it, and it would have been a class: a person may confirm it
         if reason is None and room == 0:
             reason = f"beyond the {max_classes} most frequent classes"
+        if reason is None and word in too_small and word not in asked and count <= too_small[word].get("posts", 0):
+            reason = notes[word] = (f"too few images when last scraped ({too_small[word].get('why', '?')}); "
+                                    f"tried again when more posts carry it ({count} now, "
+                                    f"{too_small[word].get('posts', 0)} then)")
+            room -= 1  # keeps its place: no less frequent word is pulled in behind it to be scraped in vain
         if reason:
             rejected[word] = reason
             continue
@@ -351,6 +362,32 @@ CONFIRMED_IN_FORM = "a person confirmed it in the trigger form (Tags to confirm)
 
 
 CONFIRMED_BY_SETTING = "the settings confirm it (confirm_tags)"
+
+
+LEFT_OUT = "tags/left_out.json"  # classes a run left out for too few images, and their trending count then
+
+
+def read_left_out(store: Storage) -> dict[str, dict[str, Any]]:
+    """Classes left out of an earlier run for too few images: word -> ``{"why", "posts"}``."""
+    return dict(store.read_json(LEFT_OUT)) if store.exists(LEFT_OUT) else {}
+
+
+def remember_left_out(store: Storage, left_out: Mapping[str, str], kept: Iterable[str]) -> None:
+    """Remember the classes this run left out (``why``, and ``posts``: their count in the newest
+    trending run), forget the ones it trained. The automatic selection skips a remembered word
+    until more posts carry it; a person can still add it."""
+    from pixtag.tags.trending import latest_run
+
+    memory = read_left_out(store)
+    before = dict(memory)
+    for word in kept:
+        memory.pop(word, None)
+    if left_out:
+        run = latest_run(store)
+        words = run.words if run is not None else {}
+        memory |= {word: {"why": why, "posts": int(words.get(word, 0))} for word, why in left_out.items()}
+    if memory != before:
+        store.write_json(LEFT_OUT, memory)
 
 
 def read_vocabulary(store: Storage) -> dict[str, list[str]]:
@@ -401,7 +438,9 @@ def choose_classes(settings: Settings, store: Storage, counts: Mapping[str, int]
             raise TagsError(f"no trending run in {store.url(RUNS_PREFIX)}: run `pixtag trending` "
                             "first or pass --counts FILE.json")
         counts = run.words
+    too_small = {} if settings.classes else read_left_out(store)
     inputs = {"words": None if settings.classes else dict(counts or {}), "classes": list(settings.classes),
+              "too_small": too_small,
               "max": settings.max_classes, "allow": list(settings.allow_tags), "deny": list(settings.deny_tags),
               "add": add, "force": force, "confirm": confirmed, "remove": sorted(removed),
               "rules": normalizer_version(), "selection": SELECTION_RULES}
@@ -412,7 +451,7 @@ def choose_classes(settings: Settings, store: Storage, counts: Mapping[str, int]
         else:
             selection = select_classes(counts or {}, settings.max_classes, allow=settings.allow_tags,
                                        deny=settings.deny_tags, add=add, force=force, confirm=confirmed,
-                                       remove=removed)
+                                       remove=removed, too_small=too_small)
         # pairs: the order (most frequent first) survives the JSON file
         store.write_json(key, {"classes": selection.classes, "rejected": list(selection.rejected.items()),
                                "wup": selection.wup, "notes": list(selection.notes.items())})

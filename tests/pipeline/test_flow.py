@@ -105,3 +105,25 @@ def test_confirming_and_removing_the_same_tag_is_refused(tmp_path: Path) -> None
         flow.update_vocabulary(store, confirm=["ramen"], remove=["ramen"])
     assert flow.update_vocabulary(store, confirm=["#Ramen"]) == {"added": [], "removed": [], "confirmed": ["ramen"]}
     assert flow.update_vocabulary(store, remove=["ramen"]) == {"added": [], "removed": ["ramen"]}
+
+
+def test_a_class_left_out_waits_until_more_posts_carry_it(tmp_path: Path) -> None:
+    from pixtag.tags.select import read_left_out, remember_left_out
+
+    store = open_storage(str(tmp_path / "store"))
+    words = {"cat": 50, "dog": 40, "sea": 30}
+    save_run(store, TagCounts(raw=dict(words), words=dict(words), posts=100, time="2026-12-01T00:00:00+00:00"))
+    settings = load_settings(storage=str(tmp_path / "store"))
+    assert flow.select_classes(settings).classes == ["cat", "dog", "sea"]
+    remember_left_out(store, {"sea": "12 images, minimum 50"}, ["cat", "dog"])  # what assemble does
+    assert read_left_out(store) == {"sea": {"why": "12 images, minimum 50", "posts": 30}}
+    again = flow.select_classes(settings)
+    assert again.classes == cli_classes(tmp_path / "store")["classes"] == ["cat", "dog"]
+    assert again.notes["sea"] == ("too few images when last scraped (12 images, minimum 50); tried again when "
+                                  "more posts carry it (30 now, 30 then)")
+    assert flow.report(again, None, None, None).notes["sea"] == again.notes["sea"]
+    more = {**words, "sea": 45}
+    save_run(store, TagCounts(raw=more, words=more, posts=100, time="2026-12-08T00:00:00+00:00"))
+    assert flow.select_classes(settings).classes == ["cat", "sea", "dog"]  # new posts: scraped again
+    remember_left_out(store, {}, ["cat", "dog", "sea"])  # and this time it trained
+    assert read_left_out(store) == {}
