@@ -178,7 +178,7 @@ def select_classes(run: RunContext | Settings, add: Iterable[str] = (), remove: 
         raise FlowError(f"{exc} (the DAG's first task, refresh_trending, stores one)") from None
     refused = {w: r for w, r in selection.rejected.items() if r.startswith("added tag refused")}
     rejected = {w: r for w, r in list(selection.rejected.items())[:40] if r != REMOVED}
-    rejected |= {w: r for w, r in selection.rejected.items() if r == REMOVED} | refused
+    rejected |= {w: r for w, r in selection.rejected.items() if r == REMOVED or w in selection.notes} | refused
     for word, reason in refused.items():
         log.warning("tag %r is not made a class: %s", word, reason)
     for word, note in selection.notes.items():
