@@ -167,7 +167,7 @@ def select_classes(run: RunContext | Settings, add: Iterable[str] = (), remove: 
     tasks read it from this result.
     """
     from pixtag.tags.normalize import TagsError, remembered_normalizations
-    from pixtag.tags.select import REMOVED, choose_classes
+    from pixtag.tags.select import REMOVED, TOO_FEW_BEFORE, choose_classes
 
     run = as_context(run)
     with remembered_normalizations(run.store):
@@ -183,6 +183,9 @@ def select_classes(run: RunContext | Settings, add: Iterable[str] = (), remove: 
         log.warning("tag %r is not made a class: %s", word, reason)
     for word, note in selection.notes.items():
         log.info("%s: %s", word, note)
+    for word, reason in selection.rejected.items():
+        if reason.startswith(TOO_FEW_BEFORE):
+            log.info("%s: %s", word, reason)
     classes = selection.classes
     if len(classes) < 2:
         raise FlowError(f"need at least two classes to train a classifier, got {classes}")

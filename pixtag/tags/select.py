@@ -166,6 +166,9 @@ CONFIRM_HINT = "confirm it in the trigger form (Tags to confirm) to make it a cl
 REMOVED = "removed by a manual trigger (Param remove_tags)"
 
 
+TOO_FEW_BEFORE = "too few images when last scraped"
+
+
 def not_in_wordnet() -> str:
     """The reason for a word WordNet lacks, and what a person can do about it."""
     return f"not in WordNet {wordnet_version()}; {CONFIRM_HINT}"
@@ -302,6 +305,7 @@ def select_classes(
     removed = set(_words(remove))
     too_small = too_small or {}
     asked = set(_words(add))  # a person's addition is scraped whatever happened before
+    unknown: dict[str, str] = {}  # words WordNet lacks that had room
     kept: dict[str, Any] = {}  # removed classes stay here until the end: later words are checked against them
     rejected: dict[str, str] = {}
     notes: dict[str, str] = {}
@@ -313,13 +317,12 @@ def select_classes(
         if reason is None and sense is not None and word not in allowed:
             reason = overlap_problem(sense, kept)
         if reason is not None and sense is None and room > 0 and word not in deny_reasons:
-            notes[word] = reason  # WordNet lacks it, and it would have been a class: a person may confirm it
+            unknown[word] = reason  # WordNet lacks it, and it would have been a class: a person may confirm it
         if reason is None and room == 0:
             reason = f"beyond the {max_classes} most frequent classes"
         if reason is None and word in too_small and word not in asked and count <= too_small[word].get("posts", 0):
-            reason = notes[word] = (f"too few images when last scraped ({too_small[word].get('why', '?')}); "
-                                    f"tried again when more posts carry it ({count} now, "
-                                    f"{too_small[word].get('posts', 0)} then)")
+            reason = (f"{TOO_FEW_BEFORE} ({too_small[word].get('why', '?')}); "
+                      f"tried again when more posts carry it ({count} now, {too_small[word].get('posts', 0)} then)")
             room -= 1  # keeps its place: no less frequent word is pulled in behind it to be scraped in vain
         if reason:
             rejected[word] = reason
@@ -327,6 +330,9 @@ def select_classes(
         kept[word] = sense
         room -= 1
     automatic = [w for w in kept if w not in removed]
+    # a word WordNet lacks is worth a person's look when it is as frequent as a class picked
+    least = min((counts.get(w, 0) for w in automatic), default=0)
+    notes |= {w: r for w, r in unknown.items() if counts.get(w, 0) >= least}
     added = [w for w in _words(add) if w not in removed]
     accepted, refused = check_added(added, automatic, force=force, allow=allow, confirm=confirmed)
     rejected |= refused

@@ -119,9 +119,8 @@ def test_a_class_left_out_waits_until_more_posts_carry_it(tmp_path: Path) -> Non
     assert read_left_out(store) == {"sea": {"why": "12 images, minimum 50", "posts": 30}}
     again = flow.select_classes(settings)
     assert again.classes == cli_classes(tmp_path / "store")["classes"] == ["cat", "dog"]
-    assert again.notes["sea"] == ("too few images when last scraped (12 images, minimum 50); tried again when "
-                                  "more posts carry it (30 now, 30 then)")
-    assert flow.report(again, None, None, None).notes["sea"] == again.notes["sea"]
+    assert again.rejected["sea"] == ("too few images when last scraped (12 images, minimum 50); tried again "
+                                     "when more posts carry it (30 now, 30 then)")
     more = {**words, "sea": 45}
     save_run(store, TagCounts(raw=more, words=more, posts=100, time="2026-12-08T00:00:00+00:00"))
     assert flow.select_classes(settings).classes == ["cat", "sea", "dog"]  # new posts: scraped again
