@@ -356,4 +356,5 @@ def report(selection: ClassSelection, dataset: DatasetSummary | None, trained: T
         decision=decision,
         left_out=dict(dataset.left_out) if dataset else {},
         notes=dict(selection.notes),
+        rejected=dict(selection.rejected),
     )

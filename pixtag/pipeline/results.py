@@ -257,6 +257,7 @@ class Report(Result):
     decision: Decision | None = None
     left_out: dict[str, str] = Field(default_factory=dict)  # selected classes not trained this run, and why
     notes: dict[str, str] = Field(default_factory=dict)  # the class selection's notes (made room, WordNet)
+    rejected: dict[str, str] = Field(default_factory=dict)  # the candidates that are not classes, and why
 
 
 __all__ = ["BackboneScore", "ChampionScore", "ClassSelection", "Comparison", "DatasetSummary", "Decision", "Drift",

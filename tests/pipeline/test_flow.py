@@ -11,7 +11,7 @@ import pytest
 from pixtag.core.config import load_settings
 from pixtag.core.storage import open_storage
 from pixtag.pipeline import flow
-from pixtag.tags.select import CONFIRM_HINT, FORCE_HINT
+from pixtag.tags.select import CONFIRM_HINT, FORCE_HINT, REMOVED
 from pixtag.tags.trending import TagCounts, save_run
 
 pytestmark = pytest.mark.usefixtures("wordnet")
@@ -90,7 +90,8 @@ def test_the_cli_and_the_dag_choose_the_classes_through_one_path(tmp_path: Path)
     assert five.classes == cli_classes(store, "--max", "5")["classes"] == ["cat", "dog", "bird", "ramen", "horse"]
     assert five.notes["flower"].startswith("made room for the added tag horse: the classes were full (max_classes 5)")
     report = flow.report(five, None, None, None)
-    assert report.notes == five.notes and report.left_out == {}
+    assert report.notes == five.notes and report.left_out == {} and report.rejected == five.rejected
+    assert report.rejected["flower"] == five.notes["flower"] and report.rejected["car"] == REMOVED
 
 
 def test_a_run_param_raises_or_lowers_the_number_of_classes() -> None:
