@@ -1,15 +1,17 @@
 """
 ### pixtag_retrain: keep the hashtag tagger fresh
 
-refresh trending tags → select classes → scrape (one task per class) → merge the dataset →
-validate it with Great Expectations (a failure stops the run) → with `review: new_images`, wait
+refresh trending tags → select classes → scrape (one task per class) → merge the dataset (a
+class with too few images is left out of this run, named in the report) → validate it with Great
+Expectations (a failure stops the run) → with `review: new_images`, wait
 for a person to review the new images (*Required actions*) → extract features (one task per
 class, `gpu` pool and queue) → train and cross-validate → register in MLflow, promoting only
 through the accuracy gate → with `promotion: human`, wait for a person to approve the
 `@challenger` (*Required actions*) → announce a new champion (Asset) → report.
 
-Trigger it by hand to change the classes: **add_tags** / **remove_tags** persist for later
-runs until undone. Every stage is a function in `pixtag.pipeline.flow`; each task pushes its
+Trigger it by hand to change the classes: **add_tags** / **remove_tags** / **confirm_tags**
+persist for later runs until undone; **max_classes** caps the classes (default 20). Every
+stage is a function in `pixtag.pipeline.flow`; each task pushes its
 typed result (`pixtag.pipeline.results`) as one JSON XCom: storage URIs and small summaries,
 never images or features. A task is handed only the results it reads; edges that only order
 are `>>`. The backbone (`auto` resolved) is chosen once, by `select_classes`, and carried.
@@ -174,6 +176,13 @@ class ApprovePromotion(ApprovalOperator):
                             "class checks (concrete, not polysemous, no hyponym/hypernym/synonym of a class)."),
         "remove_tags": Param([], type="array", items={"type": "string", "pattern": TAG_PATTERN},
                              title="Tags to remove", description="Stop using these tags as classes."),
+        "confirm_tags": Param([], type="array", items={"type": "string", "pattern": TAG_PATTERN},
+                              title="Tags to confirm", description="Words WordNet lacks (the run's report "
+                              "names them) that are concrete, visual things: they then compete like any "
+                              "trending tag, and an added one is kept. Lasts until removed."),
+        "max_classes": Param(None, type=["null", "integer"], minimum=2, maximum=100,
+                             title="Most classes", description="Automatic classes plus added tags (the "
+                             "study's protocol: 5). Empty: the configured value (max_classes, 20)."),
         "per_class": Param(None, type=["null", "integer"], minimum=10, maximum=20000,
                            title="Images per class", description="Empty: the configured value (per_class)."),
         "backbone": Param(None, type=["null", "string"],
@@ -219,7 +228,7 @@ def pixtag_retrain() -> None:
         params = get_current_context()["params"]
         with final_errors():
             return flow.select_classes(run_context(), params["add_tags"], params["remove_tags"],
-                                       params.get("force_tags") or []).xcom()
+                                       params.get("force_tags") or [], params.get("confirm_tags") or []).xcom()
 
     @task
     def class_names(selection: dict[str, Any]) -> list[str]:
@@ -240,10 +249,16 @@ def pixtag_retrain() -> None:
         with final_errors():
             return flow.assemble(run_context(), classes, [ScrapeSummary.model_validate(s) for s in scraped]).xcom()
 
+    @task
+    def kept_labels(dataset: dict[str, Any]) -> list[str]:
+        """The labels the dataset holds: the classes minus those left out for too few images,
+        then the background. Feature extraction maps over these."""
+        return DatasetSummary.model_validate(dataset).labels
+
     @task(retries=0, multiple_outputs=False)
-    def validate(classes: list[str]) -> dict[str, Any]:
+    def validate(dataset: dict[str, Any]) -> dict[str, Any]:
         with final_errors():
-            return flow.validate(run_context(), classes).xcom()
+            return flow.validate(run_context(), DatasetSummary.model_validate(dataset).classes).xcom()
 
     @task(pool="gpu", queue=CONFIG.gpu_queue, map_index_template="{{ label }}", multiple_outputs=False)
     def extract_features(label: str, selection: dict[str, Any]) -> dict[str, Any]:
@@ -282,15 +297,14 @@ def pixtag_retrain() -> None:
     classes = class_names(selection)
     labels = labels_of(classes)
     dataset = assemble(classes, scrape.partial(classes=classes).expand(label=labels))
-    validation = validate(classes)
-    dataset >> validation
+    validation = validate(dataset)
     on_timeout = ["OK"] if CONFIG.review_on_timeout == "go_on" else None
     reviewed = ReviewImages(
         task_id="review_images", subject="Review the new images before training",
         params={"exclusions": Param("", type="string", title="Exclusions",
                                     description="Images to leave out, one per line: label:n or a sha256.")},
         defaults=on_timeout, response_timeout=timedelta(hours=CONFIG.review_timeout_hours), retries=0)
-    extracted = extract_features.partial(selection=selection).expand(label=labels)
+    extracted = extract_features.partial(selection=selection).expand(label=kept_labels(dataset))
     validation >> reviewed >> extracted
     validation >> extracted
     trained = train(selection)

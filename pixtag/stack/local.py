@@ -143,6 +143,10 @@ def print_summary(summary: dict[str, Any], echo: Any) -> None:
         counts = report.get("counts", {})
         if counts:
             echo("  images:         " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        if report.get("left_out"):  # classes too small to train this run
+            echo("  left out:       " + ", ".join(f"{k} ({v})" for k, v in report["left_out"].items()))
+        for word, note in (report.get("notes") or {}).items():  # made room for an added tag, WordNet lacks it
+            echo(f"  note:           {word}: {note}")
         if report.get("dropped"):
             echo("  dropped:        " + ", ".join(f"{k} {v}" for k, v in report["dropped"].items()))
         if report.get("backbone"):

@@ -35,12 +35,13 @@ def test_schedule_and_run_policy(dag) -> None:
 
 
 def test_tasks_in_order(dag) -> None:
-    order = ["refresh_trending", "select_classes", "class_names", "labels_of", "scrape", "assemble", "validate",
-             "review_images", "extract_features", "train", "register", "approve_promotion", "announce_champion",
-             "report"]
+    order = ["refresh_trending", "select_classes", "class_names", "labels_of", "scrape", "assemble", "kept_labels",
+             "validate", "review_images", "extract_features", "train", "register", "approve_promotion",
+             "announce_champion", "report"]
     assert set(dag.task_ids) == set(order)
     for upstream, downstream in [("refresh_trending", "select_classes"), ("class_names", "labels_of"),
-                                 ("labels_of", "scrape"), ("labels_of", "extract_features"), ("scrape", "assemble"),
+                                 ("labels_of", "scrape"), ("scrape", "assemble"), ("assemble", "kept_labels"),
+                                 ("kept_labels", "extract_features"),  # a class left out is not extracted
                                  ("assemble", "validate"), ("validate", "extract_features"),
                                  ("extract_features", "train"), ("train", "register"),
                                  ("register", "announce_champion"), ("validate", "review_images"),
@@ -81,15 +82,16 @@ def test_params_are_validated_and_visible(dag) -> None:
 
     params = dag.params
     assert {"add_tags", "remove_tags", "per_class", "backbone", "accuracy_floor", "tolerance",
-            "posts_to_sample", "timeline", "force_tags"} <= set(params.keys())
+            "posts_to_sample", "timeline", "force_tags", "confirm_tags", "max_classes"} <= set(params.keys())
     for name in params:
         assert params.get_param(name).schema.get("title"), name
     good = ParamsDict({k: params.get_param(k) for k in params})
     good.update({"add_tags": ["ferret"], "per_class": 50, "accuracy_floor": 0.8, "timeline": "federated",
-                 "force_tags": ["tabby"]})
+                 "force_tags": ["tabby"], "confirm_tags": ["ramen"], "max_classes": 5})
     good.validate()
     for bad in ({"per_class": 3}, {"accuracy_floor": 2}, {"add_tags": ["two words"]},
-                {"backbone": "resnet9000"}, {"tolerance": -1}, {"timeline": "global"}):
+                {"backbone": "resnet9000"}, {"tolerance": -1}, {"timeline": "global"}, {"max_classes": 1},
+                {"confirm_tags": ["ramen noodles"]}):
         trial = ParamsDict({k: params.get_param(k) for k in params})
         with pytest.raises(Exception, match="Invalid input|not valid|is not|less than|greater"):
             trial.update(bad)

@@ -137,6 +137,7 @@ def pipeline_env(monkeypatch: pytest.MonkeyPatch, demo: DemoInstance, tmp_path: 
         "PIXTAG_MIN_PER_CLASS": "40",
         "PIXTAG_BACKBONE": "efficientnet_lite0",
         "PIXTAG_ACCURACY_FLOOR": "0.9",
+        "PIXTAG_MAX_CLASSES": "5",  # the study's protocol (the fourth run raises it through its Param)
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -198,16 +199,27 @@ def test_retrain_promotes_a_champion_then_follows_the_params(airflow_db: Path, d
 
     # Nothing new on the instance: nothing downloaded, computed, validated or trained again,
     # and no new champion to announce. A tag added that overlaps a class is refused, with its
-    # reason in the run's report and its log, and changes nothing.
-    fourth = dag.test(run_conf={"add_tags": ["puppies"], "remove_tags": []})
+    # reason in the run's report and its log, and changes nothing. An added tag with no images on
+    # the instance (horse) is scraped, then left out of this run with its count and the minimum
+    # while the others train; with the classes full (Param max_classes), the one that made room
+    # for it is named.
+    fourth = dag.test(run_conf={"add_tags": ["puppies", "horse"], "remove_tags": [], "max_classes": 6})
     assert fourth.state == "success"
-    states = {ti.task_id: ti.state for ti in fourth.get_task_instances()}
-    assert states["announce_champion"] == "skipped", states
-    assert sum(xcom(fourth, "scrape", i)["downloaded"] for i in range(5)) == 0
+    states = {(ti.task_id, ti.map_index): ti.state for ti in fourth.get_task_instances()}
+    assert states[("announce_champion", -1)] == "skipped", states
+    scraped = [xcom(fourth, "scrape", i) for i in range(6)]
+    assert {s["label"] for s in scraped} == CLASSES | {"horse"} and sum(s["downloaded"] for s in scraped) == 0
+    assert sum(1 for task, _ in states if task == "extract_features") == 5  # horse is not extracted
     assert sum(xcom(fourth, "extract_features", i)["computed"] for i in range(5)) == 0
+    kept = xcom(fourth, "kept_labels")
+    assert set(kept) == CLASSES and kept == xcom(fourth, "assemble")["classes"]
     report = xcom(fourth, "report")
     assert report["reused"] is True and report["decision"]["new_champion"] is False
-    assert set(report["classes"]) == CLASSES
+    assert set(report["classes"]) == CLASSES | {"horse"} and set(report["counts"]) == CLASSES
+    assert report["left_out"] == {"horse": "0 images, minimum 40"}
+    assert [n for n in report["notes"].values() if n.startswith("made room for the added tag horse: the classes "
+                                                                  "were full (max_classes 6)")], report["notes"]
     assert report["refused"] == {"puppy": f"added tag refused: hyponym of dog; {FORCE_HINT}"}
     assert "'puppy' is not made a class: added tag refused: hyponym of dog" in caplog.text
+    assert "left out this run: horse (0 images, minimum 40)" in caplog.text
     assert len(client.search_model_versions("name='pixtag'")) == 2

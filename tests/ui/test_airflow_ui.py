@@ -7,8 +7,8 @@ review, *Approve* in the approval) and shows the approval's page in the browser 
 
 The run's settings make the automatic classes the four most frequent concrete tags of the local
 instance (bird, car, dog, cat); "flower" is the fifth, so it only becomes a class through the form.
-Added tags count towards ``max_classes`` (pixtag.tags.select.select_classes), so it takes the place of the
-least frequent automatic class.
+The classes are full (``max_classes`` 4), so the least frequent automatic class makes room for the added
+tag (pixtag.tags.select.select_classes), named in the run's report.
 """
 
 from __future__ import annotations
