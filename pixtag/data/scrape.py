@@ -566,18 +566,21 @@ LEFT_OUT = "class_left_out"  # the dropped rows' reason for the images of a clas
 
 
 def too_few_images(counts: dict[str, int], settings: Settings) -> dict[str, str]:
-    """The classes of ``counts`` (class -> images) too small to train beside the others, each
-    with the line a person reads: fewer than ``min_per_class`` images, or fewer than the largest
-    remaining class allows within ``balance_ratio`` (what the validation suites would refuse)."""
-    small = {label: f"{n} images, minimum {settings.min_per_class}"
-             for label, n in counts.items() if n < settings.min_per_class}
-    rest = {label: n for label, n in counts.items() if label not in small}
-    largest = max(rest.values(), default=0)
-    need = math.ceil(largest / settings.balance_ratio)
-    small |= {label: f"{n} images, minimum {need} beside the largest class's {largest} (balance_ratio "
-                     f"{settings.balance_ratio:g})"
-              for label, n in rest.items() if n < need}
-    return {label: small[label] for label in counts if label in small}
+    """The classes of ``counts`` (class -> images) too small to train, each with the line a person
+    reads: fewer than ``min_per_class`` images."""
+    return {label: f"{n} images, minimum {settings.min_per_class}"
+            for label, n in counts.items() if n < settings.min_per_class}
+
+
+def balanced_caps(counts: dict[str, int], settings: Settings) -> dict[str, int]:
+    """How many images each class of ``counts`` may keep so that the largest is at most
+    ``balance_ratio`` times the smallest (what the validation suites check): a small class that
+    passed ``min_per_class`` is never left out for balance; the larger ones keep their first
+    ``balance_ratio × smallest`` images instead. Empty when ``counts`` is already balanced."""
+    if not counts:
+        return {}
+    cap = math.floor(min(counts.values()) * settings.balance_ratio)
+    return {label: cap for label, n in counts.items() if n > cap}
 
 
 def left_out_line(left_out: dict[str, str]) -> str:
@@ -614,11 +617,13 @@ def assemble(settings: Settings, classes: list[str], out: str,
     in two classes (nor both a class image and a background image). Then each class keeps its
     first ``per_class`` rows, the background its first ``settings.background_images``.
 
-    A class with too few images to train beside the others (:func:`too_few_images`) is left
-    out of this dataset: its images are dropped rows (``class_left_out``), it is named with its
-    reason in ``left_out``, and the others are merged again without it (so its images cost no
-    other class a cross-class duplicate). ``dataset.json`` records the classes kept. A class
-    set too small to train is left to the caller. ``store``: ``out`` already opened.
+    A class with too few images to train (:func:`too_few_images`) is left out of this dataset:
+    its images are dropped rows (``class_left_out``), it is named with its reason in
+    ``left_out``, and the others are merged again without it (so its images cost no other class
+    a cross-class duplicate). The classes kept are balanced within ``balance_ratio`` by keeping
+    the larger ones' first images (:func:`balanced_caps`), never by leaving out a class that has
+    its minimum. ``dataset.json`` records the classes kept. A class set too small to
+train is left to the caller. ``store``: ``out`` already opened.
     """
     import pandas as pd
 
@@ -637,11 +642,16 @@ def assemble(settings: Settings, classes: list[str], out: str,
     while True:
         labels = [label for label in labels if label not in left_out]
         manifest, clashing = _merge(rows, labels, keep, settings.phash_distance)
-        found = manifest["label"].value_counts()
-        more = too_few_images({c: int(found.get(c, 0)) for c in labels if c != BACKGROUND}, settings)
+        found = {c: int(n) for c, n in manifest["label"].value_counts().items() if c != BACKGROUND}
+        more = too_few_images({c: found.get(c, 0) for c in labels if c != BACKGROUND}, settings)
         if not more:
             break
         left_out |= more
+    caps = balanced_caps(found, settings)
+    if caps:  # the larger classes keep their first images, the smallest keeps all of its own
+        log.info("balance_ratio %g: %s keep their first %d images", settings.balance_ratio,
+                 ", ".join(sorted(caps)), min(caps.values()))
+        manifest, clashing = _merge(rows, labels, keep | caps, settings.phash_distance)
     if left_out:
         log.warning("%s", left_out_line(left_out))
         left_rows = rows[rows["label"].isin(left_out)]

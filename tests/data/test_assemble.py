@@ -12,7 +12,7 @@ import pytest
 from pixtag.core import dataset
 from pixtag.core.config import load_settings
 from pixtag.core.storage import open_storage
-from pixtag.data.scrape import LEFT_OUT, PARTS, assemble, left_out_line, too_few_images
+from pixtag.data.scrape import LEFT_OUT, PARTS, assemble, balanced_caps, left_out_line, too_few_images
 from tests.data.build import CLASSES
 from tests.data.conftest import BALANCE_RATIO, MIN_PER_CLASS, PER_CLASS
 
@@ -21,10 +21,12 @@ def test_too_few_images_names_the_count_and_the_minimum() -> None:
     settings = load_settings(min_per_class=10, balance_ratio=1.5)
     assert too_few_images({"cat": 30, "horse": 0, "dog": 19, "bird": 20, "sea": 9}, settings) == {
         "horse": "0 images, minimum 10",
-        "dog": "19 images, minimum 20 beside the largest class's 30 (balance_ratio 1.5)",
         "sea": "9 images, minimum 10",
     }
     assert too_few_images({"cat": 30, "dog": 20}, settings) == {}
+    # a class with its minimum is never left out for balance: the larger ones keep fewer images
+    assert balanced_caps({"cat": 150, "fox": 85, "dog": 127}, settings) == {"cat": 127}
+    assert balanced_caps({"cat": 30, "dog": 20}, settings) == {}
     assert left_out_line({"horse": "0 images, minimum 50", "sea": "25 images, minimum 50"}) == (
         "left out this run: horse (0 images, minimum 50), sea (25 images, minimum 50)")
 
@@ -66,3 +68,24 @@ def test_a_class_with_too_few_images_is_left_out_and_the_others_train(scraped: P
     report = validate(str(scraped), settings)  # the classes dataset.json records
     assert report.success, report.summary()
     assert report.classes == dict.fromkeys(CLASSES, PER_CLASS)
+
+
+def test_a_small_class_with_its_minimum_is_kept_and_the_others_balanced_to_it(scraped: Path) -> None:
+    """Fox-like: a class with fewer photos than the others but more than the minimum trains; the
+    larger classes keep their first images so that validation's balance check holds."""
+    from pixtag.data.validate import validate
+
+    store = open_storage(str(scraped))
+    bird = store.read_parquet(f"{PARTS}/bird.parquet")
+    store.write_parquet(f"{PARTS}/bird.parquet", bird.head(12))
+    settings = load_settings(min_per_class=10, balance_ratio=BALANCE_RATIO, per_class=PER_CLASS, background=0)
+    summary = assemble(settings, list(CLASSES), str(scraped))
+    assert summary.left_out == {} and summary.classes == list(CLASSES)
+    assert summary.counts == {c: 12 if c == "bird" else 18 for c in CLASSES}  # 18 = 1.5 x 12
+    manifest = pd.read_parquet(scraped / dataset.MANIFEST)
+    for label in CLASSES:  # each keeps its first images (the scrape's order), as per_class does
+        part = store.read_parquet(f"{PARTS}/{label}.parquet")
+        kept = list(manifest.loc[manifest["label"] == label, "sha256"])
+        assert kept == list(part["sha256"].head(summary.counts[label]))
+    report = validate(str(scraped), settings)
+    assert report.success, report.summary()
