@@ -282,10 +282,10 @@ def pixtag_retrain() -> None:
         get_current_context()["outlet_events"][CHAMPION].extra = {
             "version": gate.version, "test_accuracy": gate.test_accuracy}
 
-    # After announce_champion, not beside approve_promotion: it states the approval's outcome. Not
-    # downstream of approve_promotion directly, whose Reject skips its direct downstream tasks
-    # (announce_champion); none_failed: it runs whether the announcement ran or was skipped
-    # (Reject, an unanswered approval, nothing new), never after a failed task it reads.
+    # The report states the approval's outcome, so it runs after it, through announce_champion: on
+    # Reject, ApprovalOperator skips its direct downstream tasks whatever their trigger rule.
+    # none_failed: it runs whether the announcement ran or was skipped (Reject, an unanswered
+    # approval, no new champion), never after a failed task it reads.
     @task(multiple_outputs=False, trigger_rule=TriggerRule.NONE_FAILED)
     def report(selection: dict[str, Any], dataset: dict[str, Any], trained: dict[str, Any],
                decision: dict[str, Any]) -> dict[str, Any]:
