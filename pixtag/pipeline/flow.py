@@ -25,6 +25,7 @@ from pixtag.core.errors import PixtagError
 from pixtag.core.storage import Storage
 from pixtag.pipeline.context import RunContext, as_context
 from pixtag.pipeline.results import (
+    Approval,
     ClassSelection,
     Comparison,
     DatasetSummary,
@@ -338,8 +339,9 @@ def register(run: RunContext | Settings, trained: Trained) -> Decision:
 
 
 def report(selection: ClassSelection, dataset: DatasetSummary | None, trained: Trained | None,
-           decision: Decision | None) -> Report:
-    """What a user wants to see after a run."""
+           decision: Decision | None, approval: Approval | None = None) -> Report:
+    """What a user wants to see after a run; ``approval``: what became of the gate's decision
+    (with ``promotion: human``, the person's answer: approved or rejected, by whom, when, why)."""
     return Report(
         classes=list(selection.classes), refused=dict(selection.refused),
         counts=dict(dataset.counts) if dataset else {}, dropped=dict(dataset.dropped) if dataset else {},
@@ -357,4 +359,5 @@ def report(selection: ClassSelection, dataset: DatasetSummary | None, trained: T
         left_out=dict(dataset.left_out) if dataset else {},
         notes=dict(selection.notes),
         rejected=dict(selection.rejected),
+        approval=approval,
     )

@@ -8,8 +8,8 @@ made it, not in a later task, the Airflow plugin's links or ``pixtag local run``
 
 Names the UI test, the plugin's buttons and the run summary read are part of the contract:
 ``Trending.top``, ``ClassSelection.classes`` / ``.vocabulary``, ``Trained.mlflow_run_url``,
-``Decision.model_version_url``, ``Report.classes`` / ``.counts`` / ``.backbone`` /
-``.decision`` / ``.test_accuracy``.
+``Decision.model_version_url``, ``Approval.approved`` (announce_champion), ``Report.classes`` /
+``.counts`` / ``.backbone`` / ``.decision`` / ``.approval`` / ``.test_accuracy``.
 """
 
 from __future__ import annotations
@@ -237,6 +237,24 @@ class Decision(Result):
     backbone: str | None = None  # the run's backbone, carried from train
 
 
+class Approval(Result):
+    """``approve_promotion``: what became of the gate's decision with ``promotion: human``.
+
+    ``outcome``: ``approved`` / ``rejected`` (a person answered; ``by``, ``at``, ``note``),
+    ``timed out`` (nobody answered in time: the candidate stays ``@challenger``), or ``not needed``
+    (the gate promoted or rejected the candidate itself, or promotion is ``auto``).
+    """
+
+    outcome: Literal["approved", "rejected", "timed out", "not needed"]
+    approved: bool = False  # a person moved @champion (announce_champion reads it)
+    version: str | None = None
+    by: str | None = None  # the Airflow user who answered
+    at: str | None = None  # when they answered (ISO 8601, UTC)
+    note: str = ""  # the approval's Note: why, on a rejection
+    new_champion: bool = False
+    message: str = ""
+
+
 class Report(Result):
     """``report``: what a person wants to see after a run (``pixtag local run`` prints it)."""
 
@@ -258,8 +276,9 @@ class Report(Result):
     left_out: dict[str, str] = Field(default_factory=dict)  # selected classes not trained this run, and why
     notes: dict[str, str] = Field(default_factory=dict)  # the class selection's notes (made room, WordNet)
     rejected: dict[str, str] = Field(default_factory=dict)  # the candidates that are not classes, and why
+    approval: Approval | None = None  # with promotion: human, the person's answer (or none)
 
 
-__all__ = ["BackboneScore", "ChampionScore", "ClassSelection", "Comparison", "DatasetSummary", "Decision", "Drift",
-           "FailedCheck", "FeatureSummary", "Report", "Result", "ScrapeSummary", "Trained", "Trending", "Validation",
-           "Vocabulary"]
+__all__ = ["Approval", "BackboneScore", "ChampionScore", "ClassSelection", "Comparison", "DatasetSummary", "Decision",
+           "Drift", "FailedCheck", "FeatureSummary", "Report", "Result", "ScrapeSummary", "Trained", "Trending",
+           "Validation", "Vocabulary"]

@@ -134,6 +134,20 @@ def _wait_for_interrupt() -> None:
         pass
 
 
+def model_outcome(decision: dict[str, Any], approval: dict[str, Any]) -> str:
+    """What became of the candidate, in the summary's words: the gate's decision, or with
+    ``promotion: human`` the person's answer (who, and their note) or that nobody answered."""
+    outcome = approval.get("outcome")
+    if outcome == "approved":
+        return f"PROMOTED to champion by {approval.get('by')}" + (f" (note: {approval['note']})"
+                                                                 if approval.get("note") else "")
+    if outcome == "rejected":
+        return f"rejected by {approval.get('by')}: {approval.get('note') or '(no reason given)'}"
+    if outcome == "timed out":
+        return "challenger, awaiting approval (nobody answered in Airflow in time; move @champion to it in MLflow)"
+    return f"{'PROMOTED to champion' if decision.get('promoted') else 'not promoted'} ({decision.get('reason', '')})"
+
+
 def print_summary(summary: dict[str, Any], echo: Any) -> None:
     report = summary.get("report") or {}
     echo("")
@@ -167,8 +181,7 @@ def print_summary(summary: dict[str, Any], echo: Any) -> None:
                  "unchanged champion (same images, backbone and settings: nothing new to train)")
         elif decision:
             echo(f"  model:          {decision.get('model_uri', '')} version {decision.get('version', '?')}: "
-                 f"{'PROMOTED to champion' if decision.get('promoted') else 'not promoted'}"
-                 f" ({decision.get('reason', '')})")
+                 f"{model_outcome(decision, report.get('approval') or {})}")
     echo(f"  Airflow UI:     {summary['airflow_url']}  (user admin, password in var/airflow/"
          "simple_auth_manager_passwords.json.generated)")
     echo(f"  MLflow UI:      {summary['mlflow_url']}")
