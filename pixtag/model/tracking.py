@@ -28,12 +28,16 @@ ARTIFACTS_DIR = "mlruns"  # beside a SQLite database
 
 
 def connect(settings: Settings) -> MlflowClient:
-    """Point MLflow (tracking and registry) at ``settings.mlflow_uri``; a client for it."""
+    """Point MLflow at ``settings.mlflow_uri``; a client for it (tracking and registry).
+
+    The registry follows the tracking URI. It is not set for the process
+    (``mlflow.set_registry_uri``): MLflow prefers a process-wide registry URI even over the
+    tracking URI a later ``MlflowClient(uri)`` is given, so one would send that client's
+    registry calls to the wrong store."""
     import mlflow
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(settings.mlflow_uri)
-    mlflow.set_registry_uri(settings.mlflow_uri)
     return MlflowClient(tracking_uri=settings.mlflow_uri, registry_uri=settings.mlflow_uri)
 
 
