@@ -63,14 +63,18 @@ def compose(photos: Sequence[PhotoAnswer], *, asker: str | None, info_url: str |
     names the post in a direct message (it is not in a thread); ``extra`` is one more short line
     (photos beyond the instance's attachment limit)."""
     for keep in range(top, 0, -1):
-        text = _suggestions(photos, asker, info_url, post_id, extra, keep)
+        parts = _suggestions(photos, asker, post_id, extra, keep)
+        text = "\n".join(filter(None, [*parts, _link(info_url)]))
         if len(text) <= MAX_CHARS:
             return text
-    return _fit(text)
+    body = parts[0]  # one tag per photo is still too long: drop the tail, cut the body, keep the link
+    link = _link(info_url)
+    room = MAX_CHARS - (len(link) + 1 if link else 0)
+    return "\n".join(filter(None, [_fit(body, room), link]))
 
 
-def _suggestions(photos: Sequence[PhotoAnswer], asker: str | None, info_url: str | None, post_id: str | None,
-                 extra: str | None, top: int) -> str:
+def _suggestions(photos: Sequence[PhotoAnswer], asker: str | None, post_id: str | None,
+                 extra: str | None, top: int) -> tuple[str, str]:
     head = _head(asker, post_id)
     if len(photos) == 1 and not extra:
         line = _photo_line(photos[0], top)
@@ -83,8 +87,7 @@ def _suggestions(photos: Sequence[PhotoAnswer], asker: str | None, info_url: str
     else:
         lines = [f"Photo {p.index}: {_photo_line(p, top)}" for p in photos]
         body = "Hashtags I would suggest:\n" + "\n".join([*lines, *([extra] if extra else [])])
-    tail = "Only suggestions: add the ones you like."
-    return "\n".join(filter(None, [f"{head}{body}", tail, _link(info_url)]))
+    return f"{head}{body}", "Only suggestions: add the ones you like."
 
 
 def refusal(reason: str, *, asker: str | None, post_id: str | None = None, **words: Any) -> str:
@@ -108,5 +111,5 @@ def _link(info_url: str | None) -> str:
     return f"How this works: {info_url}" if info_url else ""
 
 
-def _fit(text: str) -> str:
-    return text if len(text) <= MAX_CHARS else text[:MAX_CHARS - 1].rstrip() + "…"
+def _fit(text: str, limit: int = MAX_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
