@@ -131,3 +131,11 @@ def bot_replies(u: User, status_id: str) -> list[dict[str, Any]]:
     """The bot's replies among a status's replies."""
     context = u.get(f"/api/v1/statuses/{status_id}/context").json()
     return [s for s in context["descendants"] if s["account"]["username"] == "pixtag"]
+
+
+def text_of(status: dict[str, Any]) -> str:
+    """A status's text as its reader sees it (the HTML content without tags, line breaks kept)."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", status["content"].replace("<br />", "\n")))
