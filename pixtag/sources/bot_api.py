@@ -133,6 +133,13 @@ class BotClient(Client):
         super().close()
 
     # ----------------------------------------------------------------------------- reads ----
+    def get_json(self, path: str, params: dict[str, Any] | None = None, *, auth: bool = True) -> Any:
+        """:meth:`Client.get_json`, naming the bot's token when the instance refuses it."""
+        try:
+            return super().get_json(path, params, auth=auth)
+        except AuthError as exc:
+            raise AuthError(str(exc).replace("PIXTAG_TOKEN", "PIXTAG_BOT_TOKEN"), status=exc.status) from None
+
     def me(self) -> Account:
         """The bot's own account (``verify_credentials``)."""
         path = "/api/v1/accounts/verify_credentials"
