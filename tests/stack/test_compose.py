@@ -196,7 +196,8 @@ def test_each_secret_reaches_only_the_services_that_need_it(rendered: dict[str, 
 
     assert holders(sentinel("PIXTAG_TOKEN")) == {"airflow-init"}
     assert holders(sentinel("PIXTAG_BOT_TOKEN")) == {"bot"}
-    assert holders(sentinel("AIRFLOW_FERNET_KEY")) & BOT == set() and holders(sentinel("POSTGRES_PASSWORD")) & BOT == set()
+    for airflow_secret in ("AIRFLOW_FERNET_KEY", "POSTGRES_PASSWORD", "AIRFLOW_JWT_SECRET", "PIXTAG_TOKEN"):
+        assert not holders(sentinel(airflow_secret)) & BOT, airflow_secret
     assert holders(sentinel("AIRFLOW_ADMIN_PASSWORD")) == {"airflow-apiserver"}
     assert holders(sentinel("MLFLOW_DB_PASSWORD")) == {"postgres", "mlflow"}
     assert "PIXTAG_TOKEN" not in rendered["services"]["airflow-worker"]["environment"]
