@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,5 +57,10 @@ def test_the_readme_try_it_commands_work_as_written(photos: Path, tmp_path: Path
             os.killpg(proc.pid, signal.SIGKILL)  # the instance, whatever happened
     assert proc.returncode == 0, err[-3000:]
     assert out.strip().splitlines()[-1] == shown.strip(), (out, err[-2000:])
-    with socket.socket() as sock:  # `kill %1` stopped the instance: nothing is left listening
-        assert sock.connect_ex(("127.0.0.1", int(port))) != 0
+    deadline = time.monotonic() + 15  # `kill %1` stopped the instance (it shuts down gracefully)
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", int(port))) != 0:
+                break
+        assert time.monotonic() < deadline, "the README's instance is still listening"
+        time.sleep(0.2)
