@@ -7,14 +7,17 @@ oldest first: the consent rules (:mod:`~pixtag.bot.consent`), the per-account ho
 the photos and the model's suggestions (:mod:`~pixtag.bot.photos`), the text
 (:mod:`~pixtag.bot.answer`), the one answer (:mod:`~pixtag.bot.deliver`) and the outcome with
 the cursor in one write (:mod:`~pixtag.bot.state`). When the instance fails for a mention (after
-the HTTP layer's retries), the pass stops there and the next one starts with it; after
-:data:`MAX_ATTEMPTS` passes the mention is logged as failed and skipped. A wrong or read-only
-token stops the bot with one clear error; any other failure is logged and the bot polls again.
+the HTTP layer's retries), the pass stops there and the next one starts with it, for as long as
+the instance is down or rate-limits the bot's posts (Pixelfed allows a user 50 comments an hour);
+a mention that keeps failing for :data:`GIVE_UP_AFTER_S` while the instance answers otherwise is
+logged as failed and skipped (a rate limit, HTTP 429, never gives up). A wrong or read-only token
+stops the bot with one clear error; any other failure is logged and the bot polls again.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,7 @@ from pixtag.sources.pixelfed import AuthError
 
 log = logs.get_logger(__name__)
 
-MAX_ATTEMPTS = 5
+GIVE_UP_AFTER_S = 6 * 3600.0  # a mention failing for this long (not rate-limited) is skipped
 
 
 class BotError(PixtagError):
@@ -59,7 +62,8 @@ class Bot:
         self.champion = champion or Champion(settings)
         self.attachment_limit = self._attachment_limit()
         self.counts: Counter[str] = Counter()
-        self._failures: Counter[str] = Counter()
+        self._failing_since: dict[str, float] = {}
+        self.clock = time.monotonic
         self.stop = threading.Event()
 
     def _attachment_limit(self) -> int:
@@ -94,13 +98,15 @@ class Bot:
         except AuthError:
             raise
         except (HTTPError, StorageError) as exc:
-            self._failures[key] += 1
-            if self._failures[key] < MAX_ATTEMPTS:
-                log.warning("mention %s: %s; it is tried again next pass (%d of %d)", key, exc,
-                            self._failures[key], MAX_ATTEMPTS)
+            since = self._failing_since.setdefault(key, self.clock())
+            limited = isinstance(exc, HTTPError) and exc.status == 429
+            if limited or self.clock() - since < GIVE_UP_AFTER_S:
+                log.warning("mention %s: %s; %s", key, exc, "the instance rate-limits the bot: it is tried again "
+                            "later" if limited else "it is tried again next pass")
                 self.counts["deferred"] += 1
                 return False
-            log.error("mention %s: giving up after %d passes: %s", key, MAX_ATTEMPTS, exc)
+            log.error("mention %s: giving up after %.0f s of failures: %s", key, self.clock() - since, exc)
+            self._failing_since.pop(key, None)
             if n.status is None:
                 self.state.advance(n.number)
             else:
@@ -176,7 +182,7 @@ class Bot:
         assert n.status is not None
         asker = n.account.id if n.account else n.status.account.id
         self.state.finish(n.status.id, outcome, reply=reply, account=asker, counts=counts, cursor=n.number)
-        self._failures.pop(n.status.id, None)
+        self._failing_since.pop(n.status.id, None)
         self.counts[outcome] += 1
         level = log.warning if outcome in ("failed", "gone", "refused_by_instance") else log.info
         level("mention %s by @%s: %s%s%s", n.status.id, n.status.account.acct, outcome,
