@@ -126,7 +126,7 @@ def main() -> None:
         "PIXTAG_STORAGE": str(tmp / "store"), "PIXTAG_MLFLOW_URI": f"http://127.0.0.1:{MLFLOW_PORT}",
         "PIXTAG_ALLOW_PRIVATE_HOSTS": "127.0.0.1", "PIXTAG_REQUEST_RATE": str(args.rate),
         "PIXTAG_PER_CLASS": str(args.per_class), "PIXTAG_MIN_PER_CLASS": str(min(100, args.per_class)),
-        "PIXTAG_BACKBONE": "efficientnet_lite0",
+        "PIXTAG_BACKBONE": "efficientnet_lite0", "PIXTAG_MAX_CLASSES": "5",  # the study's protocol
     })
     home.mkdir(parents=True)
     subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, check=True,

@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def measure(args: argparse.Namespace, sizes: list[int], workdir: Path) -> dict[str, Any]:
     from pixtag.core.dataset import MANIFEST
-    from pixtag.model.features.cache import FEATURES_DIR
+    from pixtag.model.backbones.weights import CACHE_DIR
 
     root = workdir / "dataset"
     root.mkdir(exist_ok=True)
@@ -278,7 +278,7 @@ def measure(args: argparse.Namespace, sizes: list[int], workdir: Path) -> dict[s
         "train_load_s", "train_fit_s", "train_img_s", "train_peak_mb", "cv_mean", "load_1min")}
     for n in sizes:
         frame.head(n).to_parquet(root / MANIFEST, index=False)
-        shutil.rmtree(root / FEATURES_DIR, ignore_errors=True)
+        shutil.rmtree(root / CACHE_DIR, ignore_errors=True)
         ext = run_child("extract", args, workdir)
         if ext["computed"] != n:
             raise SystemExit(f"extraction computed {ext['computed']} of {n} images")

@@ -1,15 +1,18 @@
 """
 ### pixtag_retrain: keep the hashtag tagger fresh
 
-refresh trending tags → select classes → scrape (one task per class) → merge the dataset →
-validate it with Great Expectations (a failure stops the run) → with `review: new_images`, wait
+refresh trending tags → select classes → scrape (one task per class) → merge the dataset (a
+class with too few images is left out of this run, named in the report) → validate it with Great
+Expectations (a failure stops the run) → with `review: new_images`, wait
 for a person to review the new images (*Required actions*) → extract features (one task per
 class, `gpu` pool and queue) → train and cross-validate → register in MLflow, promoting only
 through the accuracy gate → with `promotion: human`, wait for a person to approve the
-`@challenger` (*Required actions*) → announce a new champion (Asset) → report.
+`@challenger` (*Required actions*) → announce a new champion (Asset) → report (what the gate and
+the person decided, whatever it was: the report also runs after a *Reject* or an unanswered approval).
 
-Trigger it by hand to change the classes: **add_tags** / **remove_tags** persist for later
-runs until undone. Every stage is a function in `pixtag.pipeline.flow`; each task pushes its
+Trigger it by hand to change the classes: **add_tags** / **remove_tags** / **confirm_tags**
+persist for later runs until undone; **max_classes** caps the classes (default 20). Every
+stage is a function in `pixtag.pipeline.flow`; each task pushes its
 typed result (`pixtag.pipeline.results`) as one JSON XCom: storage URIs and small summaries,
 never images or features. A task is handed only the results it reads; edges that only order
 are `>>`. The backbone (`auto` resolved) is chosen once, by `select_classes`, and carried.
@@ -23,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLEntryOperator
-from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Asset, CronTriggerTimetable, Param, TriggerRule, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from pixtag.core.config import AUTO_BACKBONE, BACKBONES
@@ -126,15 +129,16 @@ class ReviewImages(HITLEntryOperator):
 class ApprovePromotion(ApprovalOperator):
     """With ``promotion: human`` and a ``@challenger`` from the gate: wait for a person, who
     sees it beside the champion; *Approve* moves ``@champion`` (and records who), *Reject*
-    keeps the champion (and records why). Otherwise it passes at once."""
+    keeps the champion (and records why). Otherwise it passes at once. Its result, an
+    ``Approval`` (approved / rejected / timed out / not needed), is what the report states."""
 
     def execute(self, context: Any) -> Any:
-        from pixtag.pipeline.human import approval_body, disagreement_sheet
+        from pixtag.pipeline.human import approval_body, approval_not_needed, disagreement_sheet
         from pixtag.pipeline.results import Decision
 
         decision = Decision.model_validate(context["ti"].xcom_pull(task_ids="register"))
         if decision.decision != "challenger":
-            return {"approval": "not needed", "new_champion": decision.new_champion}
+            return approval_not_needed(decision).xcom()
         run = run_context()
         shown = decision.model_dump(mode="json")
         sheet = disagreement_sheet(run.settings, shown, ui_base(), run.store)
@@ -143,15 +147,24 @@ class ApprovePromotion(ApprovalOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        from pixtag.model.promotion.approval import record_approval
+        from pixtag.pipeline.human import approval_timed_out, record_answer
         from pixtag.pipeline.results import Decision
 
         decision = Decision.model_validate(context["ti"].xcom_pull(task_ids="register"))
-        approved = event.get("chosen_options") == [self.APPROVE]
-        note = str((event.get("params_input") or {}).get("note") or "")
-        recorded = record_approval(settings(), decision.version, approved, responder(event), note)
-        super().execute_complete(context=context, event=event)  # on Reject: skips the announcement
-        return recorded
+        if event.get("error_type") == "timeout":
+            # Nobody answered: an outcome, like Reject, not a failure (the champion stays, the
+            # candidate stays @challenger), so the announcement skips itself and the report says so.
+            return approval_timed_out(decision, CONFIG.review_timeout_hours).xcom()
+        self.validate_chosen_options(event["chosen_options"])
+        self.validate_params_input(event.get("params_input") or {})
+        approved = event["chosen_options"] == [self.APPROVE]
+        note = (event.get("params_input") or {}).get("note")  # None or "" when left empty: no note
+        answer = record_answer(settings(), decision, approved, responder(event), note, event.get("responded_at"))
+        # Pushed by hand: on Reject, ApprovalOperator ends execute_complete by raising Airflow's
+        # skip of the direct downstream task (announce_champion), so nothing returned would be.
+        context["ti"].xcom_push(key="return_value", value=answer.xcom())
+        super().execute_complete(context=context, event=event)
+        return None
 
 
 @dag(
@@ -174,6 +187,13 @@ class ApprovePromotion(ApprovalOperator):
                             "class checks (concrete, not polysemous, no hyponym/hypernym/synonym of a class)."),
         "remove_tags": Param([], type="array", items={"type": "string", "pattern": TAG_PATTERN},
                              title="Tags to remove", description="Stop using these tags as classes."),
+        "confirm_tags": Param([], type="array", items={"type": "string", "pattern": TAG_PATTERN},
+                              title="Tags to confirm", description="Words WordNet lacks (the run's report "
+                              "names them) that are concrete, visual things: they then compete like any "
+                              "trending tag, and an added one is kept. Lasts until removed."),
+        "max_classes": Param(None, type=["null", "integer"], minimum=2, maximum=100,
+                             title="Most classes", description="Automatic classes plus added tags (the "
+                             "study's protocol: 5). Empty: the configured value (max_classes, 20)."),
         "per_class": Param(None, type=["null", "integer"], minimum=10, maximum=20000,
                            title="Images per class", description="Empty: the configured value (per_class)."),
         "backbone": Param(None, type=["null", "string"],
@@ -198,6 +218,7 @@ class ApprovePromotion(ApprovalOperator):
 def pixtag_retrain() -> None:
     from pixtag.pipeline import flow
     from pixtag.pipeline.results import (
+        Approval,
         ClassSelection,
         DatasetSummary,
         Decision,
@@ -219,7 +240,7 @@ def pixtag_retrain() -> None:
         params = get_current_context()["params"]
         with final_errors():
             return flow.select_classes(run_context(), params["add_tags"], params["remove_tags"],
-                                       params.get("force_tags") or []).xcom()
+                                       params.get("force_tags") or [], params.get("confirm_tags") or []).xcom()
 
     @task
     def class_names(selection: dict[str, Any]) -> list[str]:
@@ -240,10 +261,16 @@ def pixtag_retrain() -> None:
         with final_errors():
             return flow.assemble(run_context(), classes, [ScrapeSummary.model_validate(s) for s in scraped]).xcom()
 
+    @task
+    def kept_labels(dataset: dict[str, Any]) -> list[str]:
+        """The labels the dataset holds: the classes minus those left out for too few images,
+        then the background. Feature extraction maps over these."""
+        return DatasetSummary.model_validate(dataset).labels
+
     @task(retries=0, multiple_outputs=False)
-    def validate(classes: list[str]) -> dict[str, Any]:
+    def validate(dataset: dict[str, Any]) -> dict[str, Any]:
         with final_errors():
-            return flow.validate(run_context(), classes).xcom()
+            return flow.validate(run_context(), DatasetSummary.model_validate(dataset).classes).xcom()
 
     @task(pool="gpu", queue=CONFIG.gpu_queue, map_index_template="{{ label }}", multiple_outputs=False)
     def extract_features(label: str, selection: dict[str, Any]) -> dict[str, Any]:
@@ -271,26 +298,34 @@ def pixtag_retrain() -> None:
         get_current_context()["outlet_events"][CHAMPION].extra = {
             "version": gate.version, "test_accuracy": gate.test_accuracy}
 
-    @task(multiple_outputs=False)
+    # The report states the approval's outcome, so it runs after it, through announce_champion: on
+    # Reject, ApprovalOperator skips its direct downstream tasks whatever their trigger rule.
+    # none_failed: it runs whether the announcement ran or was skipped (Reject, an unanswered
+    # approval, no new champion), never after a failed task it reads.
+    @task(multiple_outputs=False, trigger_rule=TriggerRule.NONE_FAILED)
     def report(selection: dict[str, Any], dataset: dict[str, Any], trained: dict[str, Any],
                decision: dict[str, Any]) -> dict[str, Any]:
+        approval = get_current_context()["ti"].xcom_pull(task_ids="approve_promotion")
         return flow.report(ClassSelection.model_validate(selection), DatasetSummary.model_validate(dataset),
-                           Trained.model_validate(trained), Decision.model_validate(decision)).xcom()
+                           Trained.model_validate(trained), Decision.model_validate(decision),
+                           Approval.model_validate(approval) if approval else None).xcom()
 
     selection = select_classes()
     refresh_trending() >> selection
     classes = class_names(selection)
     labels = labels_of(classes)
     dataset = assemble(classes, scrape.partial(classes=classes).expand(label=labels))
-    validation = validate(classes)
-    dataset >> validation
+    validation = validate(dataset)
     on_timeout = ["OK"] if CONFIG.review_on_timeout == "go_on" else None
     reviewed = ReviewImages(
         task_id="review_images", subject="Review the new images before training",
-        params={"exclusions": Param("", type="string", title="Exclusions",
-                                    description="Images to leave out, one per line: label:n or a sha256.")},
+        # Optional: the form marks a Param required (OK stays disabled while it is empty) unless
+        # its type allows null; an empty answer is null or "" (no exclusions).
+        params={"exclusions": Param(None, type=["null", "string"], format="multiline", title="Exclusions",
+                                    description="Images to leave out, one per line: label:n or a sha256. "
+                                    "Empty: none.")},
         defaults=on_timeout, response_timeout=timedelta(hours=CONFIG.review_timeout_hours), retries=0)
-    extracted = extract_features.partial(selection=selection).expand(label=labels)
+    extracted = extract_features.partial(selection=selection).expand(label=kept_labels(dataset))
     validation >> reviewed >> extracted
     validation >> extracted
     trained = train(selection)
@@ -298,10 +333,11 @@ def pixtag_retrain() -> None:
     decision = register(trained)
     approval = ApprovePromotion(
         task_id="approve_promotion", subject="Promote the challenger to @champion?",
-        params={"note": Param("", type="string", title="Note", description="Why (kept on the model version).")},
+        params={"note": Param(None, type=["null", "string"], title="Note",
+                              description="Why (kept on the model version). Optional.")},
         response_timeout=timedelta(hours=CONFIG.review_timeout_hours), retries=0)
     decision >> approval
-    announce_champion(decision, approval.output)
-    report(selection, dataset, trained, decision)
+    announced = announce_champion(decision, approval.output)
+    announced >> report(selection, dataset, trained, decision)
 
 pixtag_retrain()

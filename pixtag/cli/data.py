@@ -38,6 +38,10 @@ def scrape_cmd(ctx: click.Context, classes: str | None, per_class: int | None, o
     for label, count in summary.counts.items():
         click.echo(f"  {label:>12}: {count} images")
     click.echo("dropped: " + ", ".join(f"{k} {v}" for k, v in summary.dropped.items()))
+    if summary.left_out:
+        from pixtag.data.scrape import left_out_line
+
+        click.echo(left_out_line(summary.left_out))
     for label, info in summary.per_class.items():
         click.echo(f"  {label}: looked at {info['posts_seen']} posts, downloaded "
                    f"{info['downloaded']}, reused {info['reused']}, {info['seconds']} s")

@@ -83,6 +83,10 @@ def _echo_selection(selection: Selection) -> None:
     click.echo("rejected:")
     for word, reason in selection.rejected.items():
         click.echo(f"  {word:<24} {reason}")
+    if selection.notes:
+        click.echo("notes:")
+        for word, note in selection.notes.items():
+            click.echo(f"  {word:<24} {note}")
     click.echo("Wu-Palmer similarity:")
     width = max([len(c) for c in selection.classes] + [6])
     click.echo(" " * width + "".join(f" {c[:6]:>6}" for c in selection.classes))
@@ -92,9 +96,9 @@ def _echo_selection(selection: Selection) -> None:
 
 
 @click.command("classes")
-@click.option("--auto", is_flag=True, help="Propose classes from the trending tags.")
+@click.option("--auto", is_flag=True, help="The classes a run would train: trending tags, the stored vocabulary.")
 @click.option("--max", "max_classes", type=click.IntRange(min=1), default=None,
-              help="Number of classes (default: settings max_classes).")
+              help="Most classes (default: settings max_classes, 20).")
 @click.option("--counts", "counts_file", type=click.Path(exists=True, dir_okay=False,
               path_type=Path), default=None,
               help="JSON object hashtag -> count, instead of the last trending run.")
@@ -104,7 +108,11 @@ def _echo_selection(selection: Selection) -> None:
 @click.pass_context
 def classes_cmd(ctx: click.Context, auto: bool, max_classes: int | None,
                 counts_file: Path | None, plots: Path | None, as_json: bool) -> None:
-    """Print the configured classes, or with --auto propose them from trending tags."""
+    """Print the configured classes, or with --auto the classes a run would train.
+
+    --auto takes the DAG's own path (pixtag.tags.select.choose_classes): the newest trending
+    run (or --counts), the settings and the vocabulary people changed through the trigger
+    form (added, removed, forced and confirmed tags, kept in the settings' storage)."""
     settings = get_settings(ctx)
     if not auto:
         configured = list(dict.fromkeys([*settings.classes, *settings.add_tags]))
@@ -114,15 +122,16 @@ def classes_cmd(ctx: click.Context, auto: bool, max_classes: int | None,
             click.echo("\n".join(configured) if configured else
                        "no classes configured (set classes/add_tags, or use --auto)")
         return
+    from pixtag.core.storage import open_storage
     from pixtag.tags.figures import plot_wup
-    from pixtag.tags.select import select_classes
-    from pixtag.tags.trending import auto_counts
+    from pixtag.tags.select import choose_classes
+    from pixtag.tags.trending import read_counts_file, word_counts
 
-    selection = select_classes(
-        auto_counts(settings, counts_file), max_classes or settings.max_classes,
-        allow=settings.allow_tags, deny=settings.deny_tags, add=settings.add_tags,
-        force=settings.force_tags,
-    )
+    if max_classes is not None:
+        settings = settings.model_copy(update={"max_classes": max_classes})
+    store = open_storage(settings.storage, settings.s3_endpoint_url)
+    counts = word_counts(read_counts_file(counts_file)) if counts_file is not None else None
+    selection = choose_classes(settings, store, counts)
     if (plots := _plots_dir(plots)) is not None:
         plot_wup(selection, plots / "classes_wup.png")
     if as_json:

@@ -111,11 +111,16 @@ class Settings(BaseSettings):
     timeline: Literal["local", "federated", "both"] = Field(
         "local", description="Public timeline `trending` samples: the instance's own posts, the "
         "federated (remote) ones the study sampled, or both.")
-    max_classes: int = Field(5, gt=0, le=100)
+    max_classes: int = Field(
+        20, gt=0, le=100, description="Most classes a run trains: the automatic ones plus added tags (the "
+        "study's protocol: 5).")
     classes: TagList = Field(default_factory=list, description="Fixed classes (skip --auto).")
     add_tags: TagList = Field(default_factory=list, description="Tags made classes once they pass the class checks.")
     force_tags: TagList = Field(default_factory=list,
                                 description="Added tags kept as classes without the checks (manual override).")
+    confirm_tags: TagList = Field(
+        default_factory=list, description="Words WordNet lacks that a person confirmed as concrete, visual "
+        "classes: they compete like any candidate (the trigger form's Tags to confirm adds to them).")
     allow_tags: TagList = Field(default_factory=list, description="Tags exempt from checks.")
     deny_tags: TagList = Field(default_factory=list, description="Tags never made classes.")
 
@@ -245,8 +250,8 @@ class Settings(BaseSettings):
             raise ValueError("must not carry credentials; set PIXTAG_TOKEN instead")
         return _normalise_url(value)
 
-    @field_validator("classes", "add_tags", "force_tags", "allow_tags", "deny_tags", "allowed_media_hosts",
-                     "allow_private_hosts", "compare_backbones", mode="before")
+    @field_validator("classes", "add_tags", "force_tags", "confirm_tags", "allow_tags", "deny_tags",
+                     "allowed_media_hosts", "allow_private_hosts", "compare_backbones", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         # Accept "cat,dog" from the environment as well as a YAML/JSON list.
@@ -256,7 +261,7 @@ class Settings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
-    @field_validator("classes", "add_tags", "force_tags", "allow_tags", "deny_tags")
+    @field_validator("classes", "add_tags", "force_tags", "confirm_tags", "allow_tags", "deny_tags")
     @classmethod
     def _lower_tags(cls, value: list[str]) -> list[str]:
         return [v.lstrip("#").strip().lower() for v in value if v.strip()]

@@ -299,6 +299,37 @@ def _pixel_tables(pixels: PixelStats) -> dict[str, Any]:
     }
 
 
+def _copies_figures(copies: Any, figures: dict[str, bytes], tables: dict[str, Any]) -> dict[str, Any]:
+    """The stored copies' (the study's resized images) pixel counts and aspect ratios, added to
+    ``figures`` and ``tables``; their stats (``{}`` without copies)."""
+    if copies.empty:
+        return {}
+    copy_stats = manifest_stats(copies)
+    figures["copies_pixel_counts"] = fig_pixel_counts(copies, "Pixel counts of the stored copies")
+    figures["copies_aspect_ratio"] = fig_aspect_ratio(copies, "Aspect ratio of the stored copies")
+    tables["copies_pixel_counts"] = {k: c["pixel_count"] for k, c in copy_stats["classes"].items()}
+    tables["copies_aspect_ratio"] = {k: c["aspect_ratio"] for k, c in copy_stats["classes"].items()}
+    return copy_stats
+
+
+def _originals_figures(store: Storage, originals: Any, images: int, size: int, figures: dict[str, bytes],
+                       tables: dict[str, Any]) -> dict[str, Any]:
+    """The kept originals' intensity, dynamic range and mean image per class, added to
+    ``figures`` and ``tables``; what the summary says of them."""
+    original: dict[str, Any] = {"stored": len(originals), "missing": images - len(originals)}
+    if originals.empty:
+        return original
+    opixels = pixel_stats(store, originals, size, column="original_path")
+    figures["originals_intensity"] = fig_intensity(opixels, "Pixel intensity per channel (originals)")
+    figures["originals_dynamic_range"] = fig_dynamic_range(opixels, "Dynamic range of the originals")
+    figures["originals_mean_images"] = fig_mean_images(opixels, f"Mean original per class (resized to {size} px)")
+    otables = _pixel_tables(opixels)
+    tables |= {f"originals_{k}": v for k, v in otables.items()}
+    return original | {"intensity": opixels.channel_stats(), "dynamic_range": opixels.dynamic_range(),
+                       "unreadable": opixels.unreadable,
+                       "mean_image_rgb": {k: v["mean_rgb"] for k, v in otables["mean_images"].items()}}
+
+
 def describe(dataset_uri: str, settings: Settings, out: str | None = None,
              store: Storage | None = None) -> dict[str, Any]:
     """Write the figures, their tables and ``summary.json`` to ``out`` or
@@ -331,25 +362,8 @@ def describe(dataset_uri: str, settings: Settings, out: str | None = None,
                | {"all": stats["aspect_ratio"]},
                "cropped_share": {k: c["cropped_share"] for k, c in stats["classes"].items()}
                | {"all": stats["cropped_share"]}}
-    copy_stats: dict[str, Any] = {}
-    if not copies.empty:
-        copy_stats = manifest_stats(copies)
-        figures["copies_pixel_counts"] = fig_pixel_counts(copies, "Pixel counts of the stored copies")
-        figures["copies_aspect_ratio"] = fig_aspect_ratio(copies, "Aspect ratio of the stored copies")
-        tables["copies_pixel_counts"] = {k: c["pixel_count"] for k, c in copy_stats["classes"].items()}
-        tables["copies_aspect_ratio"] = {k: c["aspect_ratio"] for k, c in copy_stats["classes"].items()}
-    original: dict[str, Any] = {"stored": len(originals), "missing": len(frame) - len(originals)}
-    if not originals.empty:
-        opixels = pixel_stats(store, originals, settings.image_size, column="original_path")
-        figures["originals_intensity"] = fig_intensity(opixels, "Pixel intensity per channel (originals)")
-        figures["originals_dynamic_range"] = fig_dynamic_range(opixels, "Dynamic range of the originals")
-        figures["originals_mean_images"] = fig_mean_images(
-            opixels, f"Mean original per class (resized to {settings.image_size} px)")
-        otables = _pixel_tables(opixels)
-        tables |= {f"originals_{k}": v for k, v in otables.items()}
-        original |= {"intensity": opixels.channel_stats(), "dynamic_range": opixels.dynamic_range(),
-                     "unreadable": opixels.unreadable,
-                     "mean_image_rgb": {k: v["mean_rgb"] for k, v in otables["mean_images"].items()}}
+    copy_stats = _copies_figures(copies, figures, tables)
+    original = _originals_figures(store, originals, len(frame), settings.image_size, figures, tables)
     for name, png in figures.items():
         target.write_bytes(f"{name}.png", png)
         target.write_json(f"{name}.json", tables[name])

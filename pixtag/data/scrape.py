@@ -551,14 +551,61 @@ def _count(rows: list[dict[str, Any]]) -> dict[str, int]:
 @dataclass
 class ScrapeSummary:
     out: str
-    classes: list[str]
+    classes: list[str]  # the classes the dataset holds (the ones asked for, minus left_out)
     counts: dict[str, int]
     dropped: dict[str, int]
     images: int
     per_class: dict[str, dict[str, Any]] = field(default_factory=dict)
+    left_out: dict[str, str] = field(default_factory=dict)  # class -> why it is not in this dataset
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+LEFT_OUT = "class_left_out"  # the dropped rows' reason for the images of a class left out
+
+
+def too_few_images(counts: dict[str, int], settings: Settings) -> dict[str, str]:
+    """The classes of ``counts`` (class -> images) too small to train, each with the line a person
+    reads: fewer than ``min_per_class`` images."""
+    return {label: f"{n} images, minimum {settings.min_per_class}"
+            for label, n in counts.items() if n < settings.min_per_class}
+
+
+def balanced_caps(counts: dict[str, int], settings: Settings) -> dict[str, int]:
+    """How many images each class of ``counts`` may keep so that the largest is at most
+    ``balance_ratio`` times the smallest (what the validation suites check): a small class that
+    passed ``min_per_class`` is never left out for balance; the larger ones keep their first
+    ``balance_ratio × smallest`` images instead. Empty when ``counts`` is already balanced."""
+    if not counts:
+        return {}
+    cap = math.floor(min(counts.values()) * settings.balance_ratio)
+    return {label: cap for label, n in counts.items() if n > cap}
+
+
+def left_out_line(left_out: dict[str, str]) -> str:
+    """One line for a person: ``left out this run: horse (0 images, minimum 50)``."""
+    return "left out this run: " + ", ".join(f"{label} ({why})" for label, why in left_out.items())
+
+
+def _merge(rows: Any, labels: list[str], keep: dict[str, int], distance: int) -> tuple[Any, Any]:
+    """The manifest of ``labels`` (cross-class duplicates out, each label's first ``keep`` rows)
+    and the rows dropped as cross-class duplicates."""
+    import pandas as pd
+
+    rows = rows[rows["label"].isin(labels)].reset_index(drop=True)
+    clash = cross_class_rows(rows, distance)
+    kept = rows[~clash]
+    manifest = pd.concat([kept[kept["label"] == label].head(keep[label]) for label in labels] or [kept],
+                         ignore_index=True)
+    return dataset.to_frame(manifest.to_dict("records"), dataset.MANIFEST_COLUMNS), rows[clash]
+
+
+def _dropped_frame(rows: Any, reason: str, detail: Any) -> Any:
+    return dataset.to_frame(
+        [{**{k: r[k] for k in ("post_id", "media_id", "account", "label", "media_url")}, "tag": "",
+          "reason": reason, "detail": detail(r) if callable(detail) else detail}
+         for r in rows.to_dict("records")], dataset.DROPPED_COLUMNS)
 
 
 def assemble(settings: Settings, classes: list[str], out: str,
@@ -569,7 +616,14 @@ def assemble(settings: Settings, classes: list[str], out: str,
     with confidence, so every copy of it is dropped (``duplicate_cross_class``): no image is
     in two classes (nor both a class image and a background image). Then each class keeps its
     first ``per_class`` rows, the background its first ``settings.background_images``.
-    ``store``: ``out`` already opened.
+
+    A class with too few images to train (:func:`too_few_images`) is left out of this dataset:
+    its images are dropped rows (``class_left_out``), it is named with its reason in
+    ``left_out``, and the others are merged again without it (so its images cost no other class
+    a cross-class duplicate). The classes kept are balanced within ``balance_ratio`` by keeping
+    the larger ones' first images (:func:`balanced_caps`), never by leaving out a class that has
+    its minimum. ``dataset.json`` records the classes kept. A class set too small to
+train is left to the caller. ``store``: ``out`` already opened.
     """
     import pandas as pd
 
@@ -579,17 +633,31 @@ def assemble(settings: Settings, classes: list[str], out: str,
     parts = [store.read_parquet(f"{PARTS}/{label}.parquet") for label in labels]
     dropped_frames = [store.read_parquet(f"{PARTS}/{label}.dropped.parquet") for label in labels]
     rows = pd.concat(parts, ignore_index=True) if parts else dataset.empty_frame(dataset.MANIFEST_COLUMNS)
-    clash = cross_class_rows(rows, settings.phash_distance)
-    clashing = rows[clash]
-    dropped_frames.append(dataset.to_frame(
-        [{**{k: r[k] for k in ("post_id", "media_id", "account", "label", "media_url")}, "tag": "",
-          "reason": "duplicate_cross_class", "detail": "the same image is posted under another class"}
-         for r in clashing.to_dict("records")], dataset.DROPPED_COLUMNS))
-    kept = rows[~clash]
     keep = {label: settings.background_images if label == BACKGROUND else per_class for label in labels}
-    manifest = pd.concat([kept[kept["label"] == label].head(keep[label]) for label in labels] or [kept],
-                         ignore_index=True)
-    manifest = dataset.to_frame(manifest.to_dict("records"), dataset.MANIFEST_COLUMNS)
+    # First the classes too small by their own scrape, then (merging again) those that cross-class
+    # duplicates with the classes kept bring below the minimum: a left-out class's images cost no
+    # other class anything.
+    own = rows["label"].value_counts()
+    left_out = too_few_images({c: min(int(own.get(c, 0)), keep[c]) for c in labels if c != BACKGROUND}, settings)
+    while True:
+        labels = [label for label in labels if label not in left_out]
+        manifest, clashing = _merge(rows, labels, keep, settings.phash_distance)
+        found = {c: int(n) for c, n in manifest["label"].value_counts().items() if c != BACKGROUND}
+        more = too_few_images({c: found.get(c, 0) for c in labels if c != BACKGROUND}, settings)
+        if not more:
+            break
+        left_out |= more
+    caps = balanced_caps(found, settings)
+    if caps:  # the larger classes keep their first images, the smallest keeps all of its own
+        log.info("balance_ratio %g: %s keep their first %d images", settings.balance_ratio,
+                 ", ".join(sorted(caps)), min(caps.values()))
+        manifest, clashing = _merge(rows, labels, keep | caps, settings.phash_distance)
+    if left_out:
+        log.warning("%s", left_out_line(left_out))
+        left_rows = rows[rows["label"].isin(left_out)]
+        dropped_frames.append(_dropped_frame(left_rows, LEFT_OUT, lambda r: left_out[r["label"]]))
+    dropped_frames.append(_dropped_frame(clashing, "duplicate_cross_class",
+                                         "the same image is posted under another class"))
     dropped = pd.concat([f for f in dropped_frames if len(f)] or [dataset.empty_frame(dataset.DROPPED_COLUMNS)],
                         ignore_index=True)
     # A two-class post shows up in both classes' timelines: record it once. Rows that name no
@@ -598,15 +666,16 @@ def assemble(settings: Settings, classes: list[str], out: str,
     dropped = dropped[~repeated].reset_index(drop=True)
     store.write_parquet(dataset.DROPPED, dropped)
     store.write_parquet(dataset.MANIFEST, manifest)
-    dataset.write_info(store, [c for c in labels if c != BACKGROUND],
-                       settings.background_images if BACKGROUND in labels else 0)
+    kept_classes = [c for c in labels if c != BACKGROUND]
+    dataset.write_info(store, kept_classes, settings.background_images if BACKGROUND in labels else 0)
     counts = manifest["label"].value_counts().reindex(labels, fill_value=0)
     return ScrapeSummary(
         out=store.uri,
-        classes=list(classes),
+        classes=kept_classes,
         counts={k: int(v) for k, v in counts.items()},
         dropped={k: int(v) for k, v in dropped["reason"].value_counts().sort_index().items()},
         images=len(manifest),
+        left_out=left_out,
     )
 
 

@@ -25,6 +25,7 @@ from pixtag.core.errors import PixtagError
 from pixtag.core.storage import Storage
 from pixtag.pipeline.context import RunContext, as_context
 from pixtag.pipeline.results import (
+    Approval,
     ClassSelection,
     Comparison,
     DatasetSummary,
@@ -50,6 +51,7 @@ PARAM_FIELDS = {
     "posts_to_sample": "trending_posts",
     "timeline": "timeline",
     "compare_backbones": "compare_backbones",
+    "max_classes": "max_classes",
 }
 
 
@@ -119,81 +121,77 @@ def _tag_word(tag: str) -> str:
 
 
 def update_vocabulary(store: Storage, add: Iterable[str] = (), remove: Iterable[str] = (),
-                      force: Iterable[str] = ()) -> dict[str, list[str]]:
+                      force: Iterable[str] = (), confirm: Iterable[str] = ()) -> dict[str, list[str]]:
     """Apply a run's added/removed tags to the stored vocabulary (they last until undone). A
-    forced tag is added and kept without the class checks (``forced``) until removed."""
-    from pixtag.tags.select import VOCABULARY
+    forced tag is added and kept without the class checks (``forced``) until removed. A
+    confirmed word (``confirmed``) is one WordNet lacks that a person vouches for as a concrete,
+    visual class: it then competes like any candidate (and an added one passes); it lasts until removed."""
+    from pixtag.tags.select import VOCABULARY, read_vocabulary
 
-    vocab = store.read_json(VOCABULARY) if store.exists(VOCABULARY) else {"added": [], "removed": []}
-    added, removed = set(vocab.get("added", [])), set(vocab.get("removed", []))
-    forced = set(vocab.get("forced", []))
-    pushed = {_tag_word(t) for t in force}
+    vocab = read_vocabulary(store)
+    added, removed = set(vocab["added"]), set(vocab["removed"])
+    forced, confirmed = set(vocab["forced"]), set(vocab["confirmed"])
+    pushed, vouched = {_tag_word(t) for t in force}, {_tag_word(t) for t in confirm}
     plus, minus = {_tag_word(t) for t in add} | pushed, {_tag_word(t) for t in remove}
-    if plus & minus:
-        raise FlowError(f"the same tag is both added and removed: {sorted(plus & minus)}")
+    if (plus | vouched) & minus:
+        raise FlowError(f"the same tag is both added (or confirmed) and removed: {sorted((plus | vouched) & minus)}")
     added = (added | plus) - minus
     removed = (removed | minus) - plus
     forced = (forced | pushed) - minus
+    confirmed = (confirmed | vouched) - minus
     vocab = {"added": sorted(added), "removed": sorted(removed)}
     if forced:
         vocab["forced"] = sorted(forced)
-    if plus or minus:
+    if confirmed:
+        vocab["confirmed"] = sorted(confirmed)
+    if plus or minus or vouched:
         store.write_json(VOCABULARY, vocab)
-        log.info("class vocabulary: added %s, removed %s, forced %s", vocab["added"], vocab["removed"],
-                 vocab.get("forced", []))
+        log.info("class vocabulary: added %s, removed %s, forced %s, confirmed %s", vocab["added"],
+                 vocab["removed"], vocab.get("forced", []), vocab.get("confirmed", []))
     return vocab
 
 
-
-
 def select_classes(run: RunContext | Settings, add: Iterable[str] = (), remove: Iterable[str] = (),
-                   force: Iterable[str] = ()) -> ClassSelection:
-    """Classes for this run: the automatic selection from the newest trending run (or the
-    configured classes), plus the stored vocabulary's added tags, minus its removed ones (the
-    vocabulary is updated with this run's Params first and lasts until undone).
+                   force: Iterable[str] = (), confirm: Iterable[str] = ()) -> ClassSelection:
+    """Classes for this run through :func:`pixtag.tags.select.choose_classes` (the path ``pixtag
+    classes --auto`` takes too): the automatic selection from the newest trending run (or the
+    configured classes) with the stored vocabulary, which this run's Params update first (they
+    last until undone): added tags add classes, removed ones are left out, confirmed words
+    WordNet lacks compete like any candidate.
 
     Added tags are checked like any class (:func:`pixtag.tags.select.check_added`); a refused one is
     left out, with its reason under ``refused`` and in the log. Forced tags skip the checks.
+    ``notes`` says what a person should know: the classes that made room for added tags, the
+    words WordNet lacks (confirmed, or to confirm).
 
     The run's backbone is settled here too, once for the run (``auto`` resolved): the later
     tasks read it from this result.
     """
-    from pixtag.tags.normalize import remembered_normalizations
-    from pixtag.tags.select import automatic_selection, check_added
-    from pixtag.tags.trending import latest_run
+    from pixtag.tags.normalize import TagsError, remembered_normalizations
+    from pixtag.tags.select import REMOVED, TOO_FEW_BEFORE, choose_classes
 
     run = as_context(run)
-    settings, store = run.settings, run.store
-    with remembered_normalizations(store):
-        vocab = update_vocabulary(store, add, remove, force)
-    removed = set(vocab["removed"])
-    forced = [*settings.force_tags, *vocab.get("forced", [])]
-    if settings.classes:
-        extra = [c for c in dict.fromkeys([*settings.add_tags, *vocab["added"]])
-                 if c not in removed and c not in settings.classes]
-        accepted, refused = check_added(extra, settings.classes, force=forced,
-                                        allow=settings.allow_tags) if extra else ({}, {})
-        classes = [c for c in dict.fromkeys([*settings.classes, *accepted]) if c not in removed]
-        rejected = {c: "removed by a manual trigger (Param remove_tags)" for c in removed} | refused
-    else:
-        counts = latest_run(store)
-        if counts is None:
-            raise FlowError("no trending run stored yet: run `pixtag trending` (the DAG's first task)")
-        # A removed tag keeps its place in the ranking and is then left out, so removing one
-        # class does not pull another, less frequent tag in behind it.
-        selection = automatic_selection(store, counts.words, settings, [*settings.add_tags, *vocab["added"]],
-                                        vocab.get("forced", []))
-        classes = [c for c in selection["classes"] if c not in removed]
-        refused = {w: r for w, r in selection["rejected"].items() if r.startswith("added tag refused")
-                   and w not in removed}
-        rejected = {w: r for w, r in list(selection["rejected"].items())[:40] if w not in removed}
-        rejected |= {w: "removed by a manual trigger (Param remove_tags)" for w in removed} | refused
+    with remembered_normalizations(run.store):
+        vocab = update_vocabulary(run.store, add, remove, force, confirm)
+    try:
+        selection = choose_classes(run.settings, run.store)
+    except TagsError as exc:
+        raise FlowError(f"{exc} (the DAG's first task, refresh_trending, stores one)") from None
+    refused = {w: r for w, r in selection.rejected.items() if r.startswith("added tag refused")}
+    rejected = {w: r for w, r in list(selection.rejected.items())[:40] if r != REMOVED}
+    rejected |= {w: r for w, r in selection.rejected.items() if r == REMOVED or w in selection.notes} | refused
     for word, reason in refused.items():
         log.warning("tag %r is not made a class: %s", word, reason)
+    for word, note in selection.notes.items():
+        log.info("%s: %s", word, note)
+    for word, reason in selection.rejected.items():
+        if reason.startswith(TOO_FEW_BEFORE):
+            log.info("%s: %s", word, reason)
+    classes = selection.classes
     if len(classes) < 2:
         raise FlowError(f"need at least two classes to train a classifier, got {classes}")
-    return ClassSelection(classes=classes, rejected=rejected, refused=refused, vocabulary=Vocabulary(**vocab),
-                          backbone=run.resolve_backbone())
+    return ClassSelection(classes=classes, rejected=rejected, refused=refused, notes=selection.notes,
+                          vocabulary=Vocabulary(**vocab), backbone=run.resolve_backbone())
 
 
 # --------------------------------------------------------------------------- data ---------
@@ -227,13 +225,26 @@ def scrape_labels(run: RunContext | Settings, classes: list[str]) -> list[str]:
 
 def assemble(run: RunContext | Settings, classes: list[str],
              scraped: Iterable[ScrapeSummary] = ()) -> DatasetSummary:
-    """Merge the scraped parts into the dataset; ``by_class`` keeps each label's scrape."""
+    """Merge the scraped parts into the dataset; ``by_class`` keeps each label's scrape.
+
+    A class whose images are too few (``min_per_class``, ``balance_ratio``) is left out of this
+    run (``left_out``, with its count and the minimum) and the others go on; fewer than two
+    classes left stops the run (:class:`FlowError`). The classes left out are remembered
+    (:func:`pixtag.tags.select.remember_left_out`): the automatic selection does not pick them
+    again until more posts carry them."""
     from pixtag.data.scrape import assemble as merge
+    from pixtag.tags.select import remember_left_out
 
     run = as_context(run)
     merged = merge(run.settings, classes, run.settings.storage, store=run.store)
+    remember_left_out(run.store, merged.left_out, merged.classes)
+    if merged.left_out and len(merged.classes) < 2:
+        from pixtag.data.scrape import left_out_line
+
+        raise FlowError(f"{left_out_line(merged.left_out)}; {len(merged.classes)} class(es) left "
+                        f"({', '.join(merged.classes) or 'none'}): a classifier needs two")
     return DatasetSummary(out=merged.out, classes=merged.classes, counts=merged.counts, dropped=merged.dropped,
-                          images=merged.images, by_class={s.label: s for s in scraped})
+                          images=merged.images, by_class={s.label: s for s in scraped}, left_out=merged.left_out)
 
 
 def validate(run: RunContext | Settings, classes: list[str]) -> Validation:
@@ -328,8 +339,9 @@ def register(run: RunContext | Settings, trained: Trained) -> Decision:
 
 
 def report(selection: ClassSelection, dataset: DatasetSummary | None, trained: Trained | None,
-           decision: Decision | None) -> Report:
-    """What a user wants to see after a run."""
+           decision: Decision | None, approval: Approval | None = None) -> Report:
+    """What a user wants to see after a run; ``approval``: what became of the gate's decision
+    (with ``promotion: human``, the person's answer: approved or rejected, by whom, when, why)."""
     return Report(
         classes=list(selection.classes), refused=dict(selection.refused),
         counts=dict(dataset.counts) if dataset else {}, dropped=dict(dataset.dropped) if dataset else {},
@@ -344,4 +356,8 @@ def report(selection: ClassSelection, dataset: DatasetSummary | None, trained: T
         mlflow_run_url=trained.mlflow_run_url if trained else None,
         compare=trained.compare if trained else None,
         decision=decision,
+        left_out=dict(dataset.left_out) if dataset else {},
+        notes=dict(selection.notes),
+        rejected=dict(selection.rejected),
+        approval=approval,
     )

@@ -6,19 +6,26 @@ operators) show, and what is done with the answers. No Airflow import here.
   or a sha256, one per line) that go to ``exclusions.json``, honoured by this run's training
   and by later scrapes.
 * **Promotion** (``promotion: human``): the candidate beside the champion on the same test
-  images; approving moves ``@champion`` (:func:`pixtag.model.promotion.approval.record_approval`).
+  images; approving moves ``@champion`` (:func:`pixtag.model.promotion.approval.record_approval`). What
+  became of it (approved, rejected, timed out, not needed) is an :class:`~pixtag.pipeline.results.Approval`,
+  which the run's report states.
+
+Both forms' fields are optional (an empty answer is no exclusions, no note): Airflow's form marks
+a Param required, and keeps its buttons disabled while it is empty, unless its type allows null.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pixtag.core import logs
 from pixtag.core.config import Settings
 from pixtag.core.errors import PixtagError
 from pixtag.core.storage import Storage, open_storage
+from pixtag.pipeline.results import Approval, Decision
 
 log = logs.get_logger(__name__)
 
@@ -152,3 +159,37 @@ def approval_body(decision: Mapping[str, Any], sheet: str | None, version_url: s
     lines.append("\n*Approve* moves `@champion` to this version; *Reject* keeps the champion "
                  "(say why under *Note*).")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------ the answer ------
+def approval_not_needed(decision: Decision) -> Approval:
+    """The gate decided by itself (promoted or rejected; or promotion is ``auto``): nobody is asked."""
+    return Approval(outcome="not needed", version=decision.version, new_champion=decision.new_champion,
+                    message=decision.message)
+
+
+def record_answer(settings: Settings, decision: Decision, approved: bool, user: str, note: str | None,
+                  at: datetime | str | None = None) -> Approval:
+    """A person's answer to the approval: *Approve* moves ``@champion`` and records who, *Reject*
+    keeps the champion and records why (an empty or null note is no note). ``at``: when they
+    answered (Airflow's ``responded_at``)."""
+    from pixtag.model.promotion.approval import record_approval
+
+    recorded = record_approval(settings, decision.version, approved, user, note or "")
+    return Approval(outcome="approved" if approved else "rejected", approved=approved, version=decision.version,
+                    by=user, at=_iso(at), note=note or "", new_champion=bool(recorded["new_champion"]),
+                    message=str(recorded["message"]))
+
+
+def approval_timed_out(decision: Decision, hours: float) -> Approval:
+    """Nobody answered within ``hours``: the champion stays and the candidate stays ``@challenger``
+    (a person can still move ``@champion`` to it in MLflow)."""
+    return Approval(outcome="timed out", version=decision.version,
+                    message=f"{decision.model_name} v{decision.version} stays @challenger: nobody answered within "
+                            f"{hours:g} h (move @champion to it in MLflow to promote it)")
+
+
+def _iso(at: datetime | str | None) -> str | None:
+    if isinstance(at, datetime):
+        return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).isoformat(timespec="seconds")
+    return at or datetime.now(UTC).isoformat(timespec="seconds")

@@ -8,8 +8,8 @@ made it, not in a later task, the Airflow plugin's links or ``pixtag local run``
 
 Names the UI test, the plugin's buttons and the run summary read are part of the contract:
 ``Trending.top``, ``ClassSelection.classes`` / ``.vocabulary``, ``Trained.mlflow_run_url``,
-``Decision.model_version_url``, ``Report.classes`` / ``.counts`` / ``.backbone`` /
-``.decision`` / ``.test_accuracy``.
+``Decision.model_version_url``, ``Approval.approved`` (announce_champion), ``Report.classes`` /
+``.counts`` / ``.backbone`` / ``.decision`` / ``.approval`` / ``.test_accuracy``.
 """
 
 from __future__ import annotations
@@ -50,17 +50,20 @@ class Trending(Result):
 
 
 class Vocabulary(Result):
-    """The classes a person added, removed or forced through the Params (they last until undone)."""
+    """The classes a person added, removed, forced or confirmed (a word WordNet lacks) through
+    the Params (they last until undone)."""
 
     added: list[str] = Field(default_factory=list)
     removed: list[str] = Field(default_factory=list)
     forced: list[str] = Field(default_factory=list)
+    confirmed: list[str] = Field(default_factory=list)
 
     @model_serializer(mode="wrap")
-    def _no_empty_forced(self, handler: Any) -> dict[str, Any]:
+    def _no_empty_lists(self, handler: Any) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        if not data.get("forced"):  # as stored in tags/vocabulary.json: forced only when any
-            data.pop("forced", None)
+        for key in ("forced", "confirmed"):  # as stored in tags/vocabulary.json: only when any
+            if not data.get(key):
+                data.pop(key, None)
         return data
 
 
@@ -74,6 +77,7 @@ class ClassSelection(Result):
     classes: list[str]
     rejected: dict[str, str] = Field(default_factory=dict)  # word -> why it is not a class
     refused: dict[str, str] = Field(default_factory=dict)  # added tags refused by the class checks
+    notes: dict[str, str] = Field(default_factory=dict)  # word -> what a person should know (made room, WordNet)
     vocabulary: Vocabulary = Field(default_factory=Vocabulary)
     backbone: str | None = None
 
@@ -94,7 +98,11 @@ class ScrapeSummary(Result):
 
 
 class DatasetSummary(Result):
-    """``assemble``: the merged dataset (manifest and dropped rows) and each label's scrape."""
+    """``assemble``: the merged dataset (manifest and dropped rows) and each label's scrape.
+
+    ``classes`` are the classes this run trains: the selected ones minus ``left_out`` (class ->
+    why: too few images for ``min_per_class`` or beside the largest class, ``balance_ratio``).
+    """
 
     out: str  # the dataset's storage URI
     classes: list[str]
@@ -102,6 +110,12 @@ class DatasetSummary(Result):
     dropped: dict[str, int]  # reason -> rows dropped
     images: int
     by_class: dict[str, ScrapeSummary] = Field(default_factory=dict)  # label -> its scrape
+    left_out: dict[str, str] = Field(default_factory=dict)  # selected classes this run does not train, and why
+
+    @property
+    def labels(self) -> list[str]:
+        """The labels this run trains on: its classes, then the background (if collected)."""
+        return list(self.counts)
 
 
 class FailedCheck(Result):
@@ -223,6 +237,24 @@ class Decision(Result):
     backbone: str | None = None  # the run's backbone, carried from train
 
 
+class Approval(Result):
+    """``approve_promotion``: what became of the gate's decision with ``promotion: human``.
+
+    ``outcome``: ``approved`` / ``rejected`` (a person answered; ``by``, ``at``, ``note``),
+    ``timed out`` (nobody answered in time: the candidate stays ``@challenger``), or ``not needed``
+    (the gate promoted or rejected the candidate itself, or promotion is ``auto``).
+    """
+
+    outcome: Literal["approved", "rejected", "timed out", "not needed"]
+    approved: bool = False  # a person moved @champion (announce_champion reads it)
+    version: str | None = None
+    by: str | None = None  # the Airflow user who answered
+    at: str | None = None  # when they answered (ISO 8601, UTC)
+    note: str = ""  # the approval's Note: why, on a rejection
+    new_champion: bool = False
+    message: str = ""
+
+
 class Report(Result):
     """``report``: what a person wants to see after a run (``pixtag local run`` prints it)."""
 
@@ -241,8 +273,12 @@ class Report(Result):
     mlflow_run_url: str | None = None
     compare: Comparison | None = None
     decision: Decision | None = None
+    left_out: dict[str, str] = Field(default_factory=dict)  # selected classes not trained this run, and why
+    notes: dict[str, str] = Field(default_factory=dict)  # the class selection's notes (made room, WordNet)
+    rejected: dict[str, str] = Field(default_factory=dict)  # the candidates that are not classes, and why
+    approval: Approval | None = None  # with promotion: human, the person's answer (or none)
 
 
-__all__ = ["BackboneScore", "ChampionScore", "ClassSelection", "Comparison", "DatasetSummary", "Decision", "Drift",
-           "FailedCheck", "FeatureSummary", "Report", "Result", "ScrapeSummary", "Trained", "Trending", "Validation",
-           "Vocabulary"]
+__all__ = ["Approval", "BackboneScore", "ChampionScore", "ClassSelection", "Comparison", "DatasetSummary", "Decision",
+           "Drift", "FailedCheck", "FeatureSummary", "Report", "Result", "ScrapeSummary", "Trained", "Trending",
+           "Validation", "Vocabulary"]

@@ -205,6 +205,9 @@ def admin_password(layout: Layout) -> str:
     return str(json.loads(path.read_text())["admin"])
 
 
+DEMO_CONFIRMED = ("ramen",)  # the local instance's class words that WordNet 3.0 lacks (pixtag_demo's world)
+
+
 def pixtag_environment(settings: Settings, layout: Layout, ports: Ports, instance_url: str,
                        demo: bool) -> dict[str, str]:
     """PIXTAG_* settings every task sees (the token travels as the Airflow connection only; the bot's
@@ -224,6 +227,9 @@ def pixtag_environment(settings: Settings, layout: Layout, ports: Ports, instanc
             "PIXTAG_REQUEST_RATE": str(max(settings.request_rate, 20.0)),
             "PIXTAG_PER_CLASS": str(min(settings.per_class, 150)),
             "PIXTAG_MIN_PER_CLASS": str(min(settings.min_per_class, 100)),
+            # The local instance's classes WordNet 3.0 lacks, confirmed as its admin would in the
+            # trigger form (Tags to confirm); the run's report names the confirmation.
+            "PIXTAG_CONFIRM_TAGS": ",".join(dict.fromkeys([*settings.confirm_tags, *DEMO_CONFIRMED])),
         })
     if settings.backbone == "auto" and demo:
         env["PIXTAG_BACKBONE"] = "efficientnet_lite0"

@@ -140,6 +140,20 @@ def _wait_for_interrupt() -> None:
         pass
 
 
+def model_outcome(decision: dict[str, Any], approval: dict[str, Any]) -> str:
+    """What became of the candidate, in the summary's words: the gate's decision, or with
+    ``promotion: human`` the person's answer (who, and their note) or that nobody answered."""
+    outcome = approval.get("outcome")
+    if outcome == "approved":
+        return f"PROMOTED to champion by {approval.get('by')}" + (f" (note: {approval['note']})"
+                                                                 if approval.get("note") else "")
+    if outcome == "rejected":
+        return f"rejected by {approval.get('by')}: {approval.get('note') or '(no reason given)'}"
+    if outcome == "timed out":
+        return "challenger, awaiting approval (nobody answered in Airflow in time; move @champion to it in MLflow)"
+    return f"{'PROMOTED to champion' if decision.get('promoted') else 'not promoted'} ({decision.get('reason', '')})"
+
+
 def print_summary(summary: dict[str, Any], echo: Any) -> None:
     report = summary.get("report") or {}
     echo("")
@@ -149,6 +163,10 @@ def print_summary(summary: dict[str, Any], echo: Any) -> None:
         counts = report.get("counts", {})
         if counts:
             echo("  images:         " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        if report.get("left_out"):  # classes too small to train this run
+            echo("  left out:       " + ", ".join(f"{k} ({v})" for k, v in report["left_out"].items()))
+        for word, note in (report.get("notes") or {}).items():  # made room for an added tag, WordNet lacks it
+            echo(f"  note:           {word}: {note}")
         if report.get("dropped"):
             echo("  dropped:        " + ", ".join(f"{k} {v}" for k, v in report["dropped"].items()))
         if report.get("backbone"):
@@ -169,8 +187,7 @@ def print_summary(summary: dict[str, Any], echo: Any) -> None:
                  "unchanged champion (same images, backbone and settings: nothing new to train)")
         elif decision:
             echo(f"  model:          {decision.get('model_uri', '')} version {decision.get('version', '?')}: "
-                 f"{'PROMOTED to champion' if decision.get('promoted') else 'not promoted'}"
-                 f" ({decision.get('reason', '')})")
+                 f"{model_outcome(decision, report.get('approval') or {})}")
     echo(f"  Airflow UI:     {summary['airflow_url']}  (user admin, password in var/airflow/"
          "simple_auth_manager_passwords.json.generated)")
     echo(f"  MLflow UI:      {summary['mlflow_url']}")

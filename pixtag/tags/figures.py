@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from pixtag.core.config import Settings
     from pixtag.core.storage import Storage
 from pixtag.tags.normalize import _sorted_counts
-from pixtag.tags.select import CANDIDATE_LIMIT, VOCABULARY, _bar, automatic_selection, first_sense, wup_matrix
+from pixtag.tags.select import CANDIDATE_LIMIT, _bar, choose_classes, first_sense, read_vocabulary, wup_matrix
 from pixtag.tags.trending import Selection, TagCounts, latest_run, list_runs
 
 log = logs.get_logger(__name__)
@@ -203,16 +203,16 @@ def write_selection_figures(settings: Settings, store: Storage, labels: Sequence
     plot_top_tags(counts, tags / "top100_normalised.png")
     (tags / "top100_normalised.json").write_text(json.dumps(list(counts.words.items())[:100]))
 
-    vocab = store.read_json(VOCABULARY) if store.exists(VOCABULARY) else {"added": [], "removed": []}
-    selection = automatic_selection(store, counts.words, settings, [*settings.add_tags, *vocab["added"]],
-                                    vocab.get("forced", []))
+    vocab = read_vocabulary(store)
+    # the automatic ranking's reasons, also beside fixed classes (the overlap graph is the study's Fig. 4)
+    selection = choose_classes(settings.model_copy(update={"classes": []}), store, counts.words)
     chosen = Selection(list(labels), {}, wup_matrix([first_sense(w) for w in labels]))
     plot_wup(chosen, classes / "wup.png")
     (classes / "wup.json").write_text(json.dumps(chosen.to_dict()["wup"]))
-    edges = overlap_edges(selection["rejected"], counts.words)
+    edges = overlap_edges(selection.rejected, counts.words)
     plot_overlap_graph(list(labels), edges, classes / "overlap_graph.png")
     (classes / "overlap_graph.json").write_text(json.dumps(edges, indent=1))
-    rows = candidate_table(counts.words, list(labels), selection["rejected"], vocab["removed"])
+    rows = candidate_table(counts.words, list(labels), selection.rejected, vocab["removed"])
     (classes / "candidates.json").write_text(json.dumps(rows, indent=1))
     with (classes / "candidates.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["rank", "word", "count", "status", "reason"])

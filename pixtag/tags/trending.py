@@ -225,17 +225,20 @@ def trending(settings: Settings, instance_url: str | None = None,
 # ----------------------------------------------------------------------------- classes -----
 @dataclass
 class Selection:
-    """Chosen classes (most frequent first), why other candidates were rejected, and the
-    Wu-Palmer similarity of the classes' first noun senses (``None`` where one has no sense)."""
+    """Chosen classes (most frequent first), why other candidates were rejected, the Wu-Palmer
+    similarity of the classes' first noun senses (``None`` where one has no sense), and ``notes``:
+    what a person should know about single words (a class that made room for an added tag, a
+    word WordNet lacks that needs or got a person's confirmation)."""
 
     classes: list[str]
     rejected: dict[str, str]
     wup: list[list[float | None]]
+    notes: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         matrix = [[None if v is None else round(v, 4) for v in row] for row in self.wup]
         return {"classes": self.classes, "rejected": self.rejected,
-                "wup": {"labels": self.classes, "matrix": matrix}}
+                "wup": {"labels": self.classes, "matrix": matrix}, "notes": self.notes}
 
 
 def read_counts_file(path: Path) -> dict[str, int]:
@@ -250,15 +253,3 @@ def read_counts_file(path: Path) -> dict[str, int]:
     ):
         raise TagsError(f"{path} must hold a JSON object of hashtag -> count (integer >= 0)")
     return data
-
-
-def auto_counts(settings: Settings, counts_file: Path | None = None) -> dict[str, int]:
-    """Normalised word counts for ``classes --auto``: from ``counts_file``, else the last trending run."""
-    if counts_file is not None:
-        return word_counts(read_counts_file(counts_file))
-    storage = _open_storage(settings)
-    run = latest_run(storage)
-    if run is None:
-        raise TagsError(f"no trending run in {storage.url(RUNS_PREFIX)}: run `pixtag trending` "
-                        "first or pass --counts FILE.json")
-    return run.words

@@ -73,3 +73,22 @@ def test_every_name_a_command_imports_lazily_exists() -> None:
                 module = importlib.import_module(node.module)
                 missing += [f"{path.name}: {node.module}.{a.name}" for a in node.names if not hasattr(module, a.name)]
     assert missing == []
+
+
+def test_one_module_points_mlflow_somewhere() -> None:
+    """Every command and task finds the registry through ``pixtag.model.tracking``; nothing else
+    sets MLflow's tracking or registry URI, or builds a client on an address of its own."""
+    calls = {"set_tracking_uri", "set_registry_uri", "MlflowClient"}
+    offenders = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel == "model/tracking.py":
+            continue
+        found = sorted({node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+                        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                        if isinstance(node, ast.Call) and (
+                            (isinstance(node.func, ast.Attribute) and node.func.attr in calls)
+                            or (isinstance(node.func, ast.Name) and node.func.id in calls))})
+        if found:
+            offenders[rel] = found
+    assert offenders == {}

@@ -94,3 +94,28 @@ def test_console_script(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("pixtag: error: no trending run in ")
     assert "Traceback" not in done.stderr
+
+
+LOCAL_CLASSES = ("cat", "dog", "bird", "flower", "car", "butterfly", "deer", "fox", "hedgehog", "motorcycle",
+                 "mushroom", "pizza", "rabbit", "ramen", "snail", "spider", "squirrel", "sushi")
+
+
+def test_classes_auto_on_counts_shaped_like_the_local_instance(tmp_path: Path) -> None:
+    """Eighteen class tags in the top 100 (ramen unknown to WordNet 3.0), everyday tags below them."""
+    counts = tmp_path / "counts.json"
+    raw = {"photography": 350, "Travel": 100, "ThrowbackThursday": 80, "Pixelfed": 70, "RamenTime": 5,
+           **{word: 70 - 2 * rank for rank, word in enumerate(LOCAL_CLASSES)},
+           "AnimalLovers": 30, "sunset": 25, "pet": 20, "sky": 20, "sea": 18, "landscape": 15, "food": 14}
+    counts.write_text(json.dumps(raw))
+    env = {"PIXTAG_STORAGE": str(tmp_path / "store")}
+    unconfirmed = invoke("classes", "--auto", "--counts", str(counts), "--json", env=env)
+    data = json.loads(unconfirmed.stdout)
+    assert "ramen" not in data["classes"] and len(data["classes"]) == 20
+    assert data["notes"] == {"ramen": "not in WordNet 3.0; confirm it in the trigger form (Tags to confirm) "
+                                      "to make it a class"}
+    confirmed = json.loads(invoke("classes", "--auto", "--counts", str(counts), "--json",
+                                  env={**env, "PIXTAG_CONFIRM_TAGS": "ramen"}).stdout)
+    assert set(LOCAL_CLASSES) <= set(confirmed["classes"]) and len(confirmed["classes"]) == 20
+    assert confirmed["notes"]["ramen"] == "not in WordNet 3.0; a class as the settings confirm it (confirm_tags)"
+    study = invoke("classes", "--auto", "--counts", str(counts), env={**env, "PIXTAG_MAX_CLASSES": "5"})
+    assert study.stdout.splitlines()[0] == "classes (5): cat, dog, bird, flower, car"

@@ -30,6 +30,7 @@ SETTINGS = {
     "PIXTAG_BACKBONE": "efficientnet_lite0",
     "PIXTAG_ACCURACY_FLOOR": "0.8",
     "PIXTAG_TRENDING_POSTS": "200",
+    "PIXTAG_MAX_CLASSES": "5",  # the study's protocol: the local instance's five classes
     # Explicit, so the cluster (which inherits the test's environment) and the single-machine run
     # (which does not) scrape the same background images.
     "PIXTAG_BACKGROUND": "30",

@@ -1,10 +1,12 @@
-"""What the required actions show and do with the answers (driven through Airflow's REST API
-in tests/ui/test_airflow_ui.py)."""
+"""What the required actions show and do with the answers (driven through Airflow's UI in
+tests/ui/test_airflow_ui.py, a rejection through dag.test() in tests/dags/test_approval.py)."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,10 +17,14 @@ from pixtag.pipeline.human import (
     ReviewInputError,
     apply_review,
     approval_body,
+    approval_not_needed,
+    approval_timed_out,
     parse_exclusions,
+    record_answer,
     review_body,
     review_request,
 )
+from pixtag.pipeline.results import Decision
 from tests.helpers import make_dataset
 
 
@@ -55,6 +61,13 @@ def test_review_writes_sheets_of_the_new_images_and_applies_exclusions(small) ->
         apply_review(small, "rm -rf", "alice")
 
 
+@pytest.mark.parametrize("empty", [None, "", "\n \n"])
+def test_an_empty_review_excludes_nothing(small, empty: str | None) -> None:
+    """OK on an empty form: the UI sends null for an emptied field, a script may send ""."""
+    assert apply_review(small, empty, "alice") == {"reviewed_by": "alice", "asked": [], "excluded": []}
+    assert not open_storage(small.storage).exists("exclusions.json")
+
+
 def test_the_approval_body_puts_the_candidate_beside_the_champion() -> None:
     decision = {"model_name": "pixtag", "version": "4", "reason": "not significantly worse",
                 "comparison": {"candidate": {"accuracy": 0.95, "false_suggestion_rate": 0.02,
@@ -70,3 +83,48 @@ def test_the_approval_body_puts_the_candidate_beside_the_champion() -> None:
     assert "| false-suggestion rate | 2.0% | 3.0% |" in body
     assert "disagree on 3 test images: the candidate is right on 2, the champion on 1" in body
     assert "(http://af/pixtag/review/disagreements/index.html)" in body and "(http://mlflow/#/v4)" in body
+
+
+CHALLENGER = Decision(model_name="pixtag", version="2", decision="challenger", promoted=False, alias="challenger",
+                      reason="label set changed: only the floor applies", test_accuracy=0.95,
+                      message="pixtag v2 is @challenger", model_uri="models:/pixtag/2")
+
+
+def fake_record_approval(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """approval.record_approval (tests/model/promotion/test_registry.py tests it on MLflow), calls kept."""
+    from pixtag.model.promotion import approval
+
+    calls: list[tuple[Any, ...]] = []
+
+    def record(settings: Any, version: str, approved: bool, user: str, note: str = "") -> dict[str, Any]:
+        calls.append((version, approved, user, note))
+        verb = f"approved by {user}" if approved else f"rejected by {user}: {note or '(no reason given)'}"
+        return {"model_name": "pixtag", "version": version, "approved": approved, "by": user, "note": note,
+                "new_champion": approved, "message": f"pixtag v{version} {verb}"}
+
+    monkeypatch.setattr(approval, "record_approval", record)
+    return calls
+
+
+def test_an_answer_says_who_when_and_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = fake_record_approval(monkeypatch)
+    settings = load_settings()
+    at = datetime(2026, 12, 3, 11, 30, 5, 123456, tzinfo=timezone(timedelta(hours=1)))
+    approved = record_answer(settings, CHALLENGER, True, "admin", None, at)  # the Note left empty: null
+    assert (approved.outcome, approved.approved, approved.by, approved.note) == ("approved", True, "admin", "")
+    assert approved.at == "2026-12-03T10:30:05+00:00" and approved.new_champion and approved.version == "2"
+    rejected = record_answer(settings, CHALLENGER, False, "bob", "too few flowers", "2026-12-03T10:31:00+00:00")
+    assert (rejected.outcome, rejected.approved, rejected.by, rejected.note) == ("rejected", False, "bob",
+                                                                                "too few flowers")
+    assert rejected.at == "2026-12-03T10:31:00+00:00" and not rejected.new_champion
+    assert calls == [("2", True, "admin", ""), ("2", False, "bob", "too few flowers")]
+    assert datetime.fromisoformat(record_answer(settings, CHALLENGER, False, "bob", "").at or "").tzinfo == UTC
+
+
+def test_no_answer_needed_and_no_answer_given() -> None:
+    promoted = CHALLENGER.model_copy(update={"decision": "promoted", "promoted": True, "new_champion": True})
+    assert approval_not_needed(promoted).model_dump(include={"outcome", "approved", "new_champion", "by"}) == {
+        "outcome": "not needed", "approved": False, "new_champion": True, "by": None}
+    late = approval_timed_out(CHALLENGER, 24)
+    assert (late.outcome, late.approved, late.new_champion, late.by) == ("timed out", False, False, None)
+    assert "v2 stays @challenger: nobody answered within 24 h" in late.message

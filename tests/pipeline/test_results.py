@@ -15,6 +15,7 @@ from pixtag.core.config import load_settings
 from pixtag.pipeline import flow
 from pixtag.pipeline.context import RunContext, as_context
 from pixtag.pipeline.results import (
+    Approval,
     ClassSelection,
     Comparison,
     DatasetSummary,
@@ -60,8 +61,11 @@ EXAMPLES: list[Result] = [
                    runtime="onnx", images=60, computed=0, cached=60, seconds=0.1, labels=["cat"]),
     TRAINED,
     DECISION,
+    Approval(outcome="not needed", version="1", new_champion=True, message="pixtag v1 promoted"),
     Report(classes=["cat", "dog"], counts={"cat": 60, "dog": 60}, backbone="efficientnet_lite0",
-           test_accuracy=0.96, compare=TRAINED.compare, decision=DECISION),
+           test_accuracy=0.96, compare=TRAINED.compare, decision=DECISION,
+           approval=Approval(outcome="rejected", version="1", by="admin", at="2026-12-03T10:00:00+00:00",
+                             note="too few flowers", message="pixtag v1 rejected by admin: too few flowers")),
 ]
 
 
@@ -77,6 +81,7 @@ def test_the_keys_the_ui_the_plugin_and_the_summary_read_stay() -> None:
     assert {"classes", "counts", "backbone", "decision", "test_accuracy", "refused", "dropped", "reused",
             "cv_mean", "cv_std", "cv_folds", "false_suggestion_rate", "abstention_rate"} <= set(report)
     assert {"version", "promoted", "new_champion", "model_uri", "reason", "decision"} <= set(report["decision"])
+    assert {"outcome", "approved", "by", "at", "note"} <= set(report["approval"])  # the summary's, announce's
     assert TRAINED.xcom()["mlflow_run_url"] and "model_version_url" in DECISION.xcom()
     assert set(EXAMPLES[2].xcom()) >= {"classes", "vocabulary"} and "top" in EXAMPLES[0].xcom()
     # the per-label scrapes are by_class (per_class is the number of images wanted per class)

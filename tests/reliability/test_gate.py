@@ -21,7 +21,7 @@ from pixtag.model.promotion.register import register
 from pixtag.model.promotion.versions import RegistryUnavailable
 from pixtag.model.training.train import train
 from tests.helpers import random_weights
-from tests.model.test_suggest import free_port, start, stop, wait_for
+from tests.model.serving.test_suggest import free_port, start, stop, wait_for
 
 pytestmark = pytest.mark.slow
 TINY = "mobilenetv3_small_050"

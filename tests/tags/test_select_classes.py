@@ -8,6 +8,7 @@ import pytest
 
 from pixtag.tags import select as tags
 from pixtag.tags.select import (
+    CONFIRM_HINT,
     DEFAULT_DENY,
     check_added,
     concreteness_problem,
@@ -18,6 +19,7 @@ from pixtag.tags.select import (
 )
 
 pytestmark = pytest.mark.usefixtures("wordnet")
+NOT_IN_WORDNET = f"not in WordNet 3.0; {CONFIRM_HINT}"
 
 COUNTS = {
     "cat": 500, "dog": 450, "mastodon": 400, "photography": 380, "bird": 300, "animal": 290,
@@ -89,13 +91,13 @@ def test_select_classes_synthetic_counts() -> None:
         "puppy": "hyponym of dog",
         "halloween": "temporal (noun.time)",
         "war": "deny list: sensitive",
-        "caturday": "not a noun in WordNet",
+        "caturday": NOT_IN_WORDNET,
         "nature": "abstract (noun.attribute)",
         "sky": "beyond the 5 most frequent classes",
         "auto": "synonym of car (car.n.01)",
         "pixelfed": "deny list: platform vocabulary",
         "city": "not an object (noun.location)",
-        "katze": "not a noun in WordNet",
+        "katze": NOT_IN_WORDNET,
         "water": "not an object (noun.substance)",
     }
     data = selection.to_dict()
@@ -121,8 +123,11 @@ def test_allow_deny_add() -> None:
     )
     assert selection.classes == ["cat", "mastodon", "bird", "flower", "kitten"]
     assert selection.rejected["dog"] == "deny list: settings"
+    # dog is no class, so puppy is the fifth automatic one; the added kitten takes its place, saying so
+    assert selection.rejected["puppy"] == selection.notes["puppy"] == (
+        "made room for the added tag kitten: the classes were full (max_classes 5) and puppy was the least "
+        "frequent automatic class (190 posts)")
     assert selection.rejected["caturday"] == "beyond the 5 most frequent classes"
-    assert selection.rejected["puppy"] == "beyond the 5 most frequent classes"  # dog is no class
 
 
 def test_allowed_word_without_a_sense() -> None:
@@ -136,7 +141,9 @@ def test_settings_deny_beats_allow_and_add_beats_limit() -> None:
     selection = select_classes({"cat": 3, "dog": 2}, max_classes=1, allow=["cat"], deny=["cat"],
                                add=["bird", "car"])
     assert selection.classes == ["bird", "car"]  # added classes even beyond max_classes
-    assert selection.rejected == {"cat": "deny list: settings", "dog": "beyond the 1 most frequent classes"}
+    assert selection.rejected == {"cat": "deny list: settings", "dog": (
+        "made room for the added tags bird, car: the classes were full (max_classes 1) and dog was the least "
+        "frequent automatic class (2 posts)")}
 
 
 def test_only_the_top_candidates_are_considered() -> None:
@@ -155,10 +162,11 @@ def test_added_tags_are_checked_against_the_classes_and_each_other() -> None:
         "tabby": f"added tag refused: hyponym of cat; {tags.FORCE_HINT}",  # a class without the additions
         "puppy": f"added tag refused: hyponym of dog; {tags.FORCE_HINT}",
         "sunday": f"added tag refused: temporal (noun.time); {tags.FORCE_HINT}",
-        "caturday": f"added tag refused: not a noun in WordNet; {tags.FORCE_HINT}",
+        "caturday": f"added tag refused: {NOT_IN_WORDNET}",
         "pony": f"added tag refused: hyponym of horse; {tags.FORCE_HINT}",  # an addition accepted before it
     }
     assert selection.classes == ["cat", "dog", "bird", "horse", "ferret"]  # the additions displace the rarest
+    assert [w for w, r in selection.rejected.items() if r.startswith("made room")] == ["car", "flower"]
     # forced: kept as the study's manual override, unchecked
     kept, refused = check_added(["tabby", "horse", "pony"], ["cat"], force=["#Tabby"])
     assert list(kept) == ["tabby", "horse"]
@@ -175,3 +183,94 @@ def test_polysemous_words_get_a_reason() -> None:
     selection = select_classes({"cat": 5, "dog": 4}, add=["fan"])
     assert selection.rejected["fan"] == f"added tag refused: {polysemy_problem('fan')}; {tags.FORCE_HINT}"
     assert select_classes({"cat": 5}, add=["fan"], force=["fan"]).classes == ["cat", "fan"]
+
+
+# The local instance (pixtag_demo): eighteen class tags in the top 100, everyday-photo tags less
+# frequent than any of them, and the off-topic tags of a Pixelfed timeline.
+LOCAL_CLASSES = ("cat", "dog", "bird", "flower", "car", "butterfly", "deer", "fox", "hedgehog", "motorcycle",
+                 "mushroom", "pizza", "rabbit", "ramen", "snail", "spider", "squirrel", "sushi")
+LOCAL_COUNTS = {
+    "photography": 350, "mastodon": 80, "travel": 100, "thursday": 80,
+    **{word: 70 - 2 * rank for rank, word in enumerate(LOCAL_CLASSES)},
+    "nature": 30, "animal": 30, "sunset": 25, "sea": 22, "pet": 20, "sky": 20, "beach": 16, "landscape": 15,
+    "food": 14, "tree": 10, "garden": 10, "coffee": 10, "caturday": 8, "underwater": 6,
+}
+
+
+def test_the_local_instance_gives_its_eighteen_classes_with_ramen_confirmed() -> None:
+    selection = select_classes(LOCAL_COUNTS, confirm={"ramen": "the settings confirm it (confirm_tags)"})
+    assert len(selection.classes) == 20 and set(LOCAL_CLASSES) <= set(selection.classes)
+    assert selection.classes[:18] == list(LOCAL_CLASSES)  # most frequent first; two slots left for sea, pet, ...
+    assert selection.notes["ramen"] == "not in WordNet 3.0; a class as the settings confirm it (confirm_tags)"
+    ramen = selection.classes.index("ramen")
+    assert selection.wup[ramen] == [None if i != ramen else 1.0 for i in range(20)]  # no sense to compare
+    assert selection.rejected["food"] == "hypernym of pizza" and selection.rejected["animal"] == "hypernym of cat"
+    assert selection.rejected["landscape"] == "not an object (noun.location)"
+
+
+def test_a_word_wordnet_lacks_says_how_to_make_it_a_class() -> None:
+    selection = select_classes(LOCAL_COUNTS)
+    assert "ramen" not in selection.classes and set(LOCAL_CLASSES) - {"ramen"} <= set(selection.classes)
+    assert selection.rejected["ramen"] == selection.notes["ramen"] == NOT_IN_WORDNET
+    # words WordNet lacks that would not have been classes anyway get no note
+    assert selection.rejected["underwater"] == NOT_IN_WORDNET and "underwater" not in selection.notes
+    # an added word WordNet lacks: refused until a person confirms it, then a class
+    refused = select_classes({"cat": 5, "dog": 4}, add=["ramen"])
+    assert refused.rejected["ramen"] == f"added tag refused: {NOT_IN_WORDNET}" and "ramen" not in refused.classes
+    assert select_classes({"cat": 5, "dog": 4}, add=["ramen"], confirm=["ramen"]).classes == ["cat", "dog", "ramen"]
+    # a confirmed word WordNet knows is checked like any other
+    checked = select_classes({"cat": 5, "sunday": 4}, confirm=["sunday"])
+    assert checked.rejected["sunday"] == "temporal (noun.time)" and "sunday" in checked.notes
+
+
+def test_the_studys_five_classes_are_one_setting_away() -> None:
+    five = select_classes(LOCAL_COUNTS, max_classes=5)
+    assert five.classes == ["cat", "dog", "bird", "flower", "car"]
+    assert five.rejected["butterfly"] == "beyond the 5 most frequent classes"
+    assert five.wup == select_classes(COUNTS, max_classes=5).wup  # same classes, same Wu-Palmer matrix
+
+
+def test_an_added_tag_adds_a_class_and_names_what_made_room_when_full() -> None:
+    confirmed = ["ramen"]
+    automatic = select_classes(LOCAL_COUNTS, confirm=confirmed, max_classes=18)
+    assert automatic.classes == list(LOCAL_CLASSES)
+    # the trial: horse and sea added on the five-class instance now add two classes
+    added = select_classes(COUNTS, add=["horse", "sea"])
+    assert added.classes == ["cat", "dog", "bird", "flower", "car", "sky", "horse", "sea"]
+    assert not any(r.startswith("made room") for r in added.rejected.values())
+    # the eighteen and two everyday tags (sea, pet) fill the twenty: the one that makes room is named
+    local = select_classes(LOCAL_COUNTS, confirm=confirmed, add=["horse", "sea"])
+    assert set(local.classes) == {*LOCAL_CLASSES, "horse", "sea"}
+    assert {w for w, n in local.notes.items() if n.startswith("made room")} == {"pet"}  # sea is a class already
+    full = select_classes(LOCAL_COUNTS, confirm=confirmed, add=["horse"], max_classes=18)
+    assert set(full.classes) == {*LOCAL_CLASSES, "horse"} - {"sushi"}
+    assert full.notes["sushi"] == ("made room for the added tag horse: the classes were full (max_classes 18) and "
+                                   "sushi was the least frequent automatic class (36 posts)")
+    # the study's five with two tags added: the two least frequent automatic classes make room, named
+    study = select_classes(LOCAL_COUNTS, max_classes=5, add=["horse", "sea"])
+    assert study.classes == ["cat", "dog", "bird", "sea", "horse"]
+    assert [w for w, n in study.notes.items() if n.startswith("made room")] == ["car", "flower"]
+
+
+def test_a_removed_class_keeps_its_place_and_frees_room_for_an_added_one() -> None:
+    selection = select_classes(COUNTS, max_classes=5, remove=["flower"], add=["horse"])
+    assert selection.classes == ["cat", "dog", "bird", "car", "horse"]  # sky does not slip in behind flower
+    assert selection.rejected["flower"] == tags.REMOVED
+    assert selection.rejected["sky"] == "beyond the 5 most frequent classes"
+    assert not any(r.startswith("made room") for r in selection.rejected.values())
+    # a removed class still keeps its hyponyms out (as before), an added one may be its hyponym
+    assert select_classes(COUNTS, max_classes=5, remove=["dog"]).rejected["puppy"] == "hyponym of dog"
+    assert "poodle" in select_classes(COUNTS, max_classes=5, remove=["dog"], add=["poodle"]).classes
+
+
+def test_a_class_too_small_when_last_scraped_waits_for_more_posts() -> None:
+    too_small = {"sea": {"why": "18 images, minimum 50", "posts": 22}}
+    selection = select_classes(LOCAL_COUNTS, confirm=["ramen"], too_small=too_small)
+    assert "sea" not in selection.classes and set(LOCAL_CLASSES) <= set(selection.classes)
+    assert "sea" not in selection.notes and selection.rejected["sea"] == (
+        "too few images when last scraped (18 images, minimum 50); tried again when more posts carry it "
+        "(22 now, 22 then)")
+    # it keeps its place: sky, less frequent, is not scraped in vain behind it
+    assert selection.rejected["sky"] == "beyond the 20 most frequent classes"
+    assert "sea" in select_classes({**LOCAL_COUNTS, "sea": 40}, confirm=["ramen"], too_small=too_small).classes
+    assert "sea" in select_classes(LOCAL_COUNTS, confirm=["ramen"], too_small=too_small, add=["sea"]).classes

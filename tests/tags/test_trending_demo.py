@@ -61,7 +61,7 @@ def test_the_same_trending_counts_select_the_same_classes_without_wordnet(
         demo: DemoInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pixtag.pipeline import flow
     from pixtag.tags import select as tags
-    settings = load_settings(**demo_settings(demo.url, storage=str(tmp_path / "store")))
+    settings = load_settings(**demo_settings(demo.url, storage=str(tmp_path / "store"), max_classes=5))
     flow.refresh_trending(settings)
     first = flow.select_classes(settings)
     assert set(first.classes) == {"cat", "dog", "bird", "flower", "car"}

@@ -22,9 +22,8 @@ import numpy as np
 
 from pixtag.core.errors import PixtagError
 from pixtag.core.storage import Storage
-from pixtag.model.backbones.weights import CACHE_DIR, cache_prefix
+from pixtag.model.backbones.weights import cache_prefix
 
-FEATURES_DIR = CACHE_DIR
 SHARD_SIZE = 2048  # vectors per shard written; a crash loses at most this much work
 
 
@@ -32,12 +31,8 @@ class FeaturesError(PixtagError):
     """Features cannot be computed or are missing."""
 
 
-def shard_prefix(key: str) -> str:
-    return cache_prefix(key)
-
-
 def shards(store: Storage, key: str) -> list[str]:
-    return [s for s in store.list(shard_prefix(key)) if s.endswith(".npz")]
+    return [s for s in store.list(cache_prefix(key)) if s.endswith(".npz")]
 
 
 @contextlib.contextmanager
@@ -102,7 +97,7 @@ def write_shard(store: Storage, key: str, sha256s: Sequence[str], vectors: np.nd
     buf = io.BytesIO()
     np.savez(buf, sha256=np.asarray(sha256s, dtype="U64"),
              vectors=np.asarray(vectors, dtype=np.float32))
-    shard = f"{shard_prefix(key)}{name}.npz"
+    shard = f"{cache_prefix(key)}{name}.npz"
     store.write_bytes(shard, buf.getvalue())
     return shard
 
