@@ -54,6 +54,7 @@ bench: setup
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/gpu.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/bot.py
 
 clean:
 	rm -rf var test-artifacts .pytest_cache .ruff_cache

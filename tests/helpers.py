@@ -86,3 +86,32 @@ def random_weights(arch: str, path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     torch.save(timm.create_model(arch, pretrained=False).state_dict(), path)
     return path
+
+
+_CHAMPIONS: dict[str, str] = {}
+
+
+def shared_champion(photos: Path, per_class: int = 40) -> str:
+    """The tracking URI (SQLite) of a registry whose ``pixtag@champion`` was trained once per test
+    session on :func:`shared_dataset` (EfficientNet-Lite0; the bot's tests all serve it). Tests may
+    read it; one that moves the alias copies the database first."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from pixtag.core.config import load_settings
+    from pixtag.model.backbones.weights import LITE0
+    from pixtag.model.promotion.register import register
+    from pixtag.model.training.train import train
+
+    key = f"{photos}:{per_class}"
+    if key not in _CHAMPIONS:
+        root = Path(tempfile.mkdtemp(prefix="pixtag-champion-"))
+        atexit.register(shutil.rmtree, root, True)
+        uri = f"sqlite:///{root / 'mlflow.db'}"
+        settings = load_settings(storage=str(shared_dataset(photos, per_class)), backbone=LITE0, mlflow_uri=uri,
+                                 background=0)
+        decision = register(settings, train(settings)["run_id"])
+        assert decision["decision"] == "promoted", decision
+        _CHAMPIONS[key] = uri
+    return _CHAMPIONS[key]

@@ -1,5 +1,5 @@
 """The ``pixtag`` command: one sub-command per stage, in the ``pixtag.cli`` module of its layer
-(``tags``, ``data``, ``model``, ``auth``, ``local``); each parses options, calls the layer's
+(``tags``, ``data``, ``model``, ``auth``, ``local``, ``bot``); each parses options, calls the layer's
 domain function and prints. Nothing below ``pixtag.cli`` imports click or this package.
 
 Sub-commands are imported lazily (``COMMANDS`` maps a name to ``module:attribute``), so
@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "serve": "pixtag.cli.model:serve_cmd",
     "evaluate": "pixtag.cli.model:evaluate_cmd",
     "local": "pixtag.cli.local:local_cmd",
+    "bot": "pixtag.cli.bot:bot_cmd",
 }
 
 

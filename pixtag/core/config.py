@@ -4,8 +4,9 @@ Sources, highest priority first: explicit overrides (CLI flags, DAG params), env
 variables ``PIXTAG_*``, a YAML file (``--config FILE`` or ``PIXTAG_CONFIG``, else ``./pixtag.yaml``
 when present), the credentials file written by ``pixtag auth`` (token only), then defaults.
 
-The token is a :class:`pydantic.SecretStr`: it never shows in reprs, and :func:`load_settings`
-registers it with :mod:`pixtag.core.logs` so that log records are scrubbed of it.
+The tokens (``token``, the reader's; ``bot_token``, the bot account's) are :class:`pydantic.SecretStr`:
+they never show in reprs or :meth:`Settings.public_dict`, and :func:`load_settings` registers them
+with :mod:`pixtag.core.logs` so that log records are scrubbed of them.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ BACKBONES: dict[str, str] = {
 AUTO_BACKBONE = "auto"  # the production ViT where its weights can be had, else the offline one
 
 TagList = Annotated[list[str], NoDecode]
+SECRET_FIELDS = ("token", "bot_token")  # never in public_dict, logs, XCom or MLflow
 
 
 class SettingsError(PixtagError, ValueError):
@@ -205,20 +207,45 @@ class Settings(BaseSettings):
         "", description="Folder whose files a served model may read from file:// URLs (empty: none; "
         "requests then send base64 bytes).")
 
+    # --- the bot (``pixtag bot``) -------------------------------------------------------------
+    bot_token: SecretStr | None = Field(
+        None, description="User token of the instance's bot account (read and write scopes; `pixtag auth --bot`).")
+    bot_poll_interval: float = Field(10.0, ge=0.1, le=3600, description="Seconds between two reads of the "
+                                     "bot's notifications.")
+    bot_reply: Literal["comment", "dm"] = Field(
+        "comment", description="How the bot answers: a comment on the post (its author always sees it), or "
+        "a direct message (Pixelfed files it under message requests unless the person follows the bot).")
+    bot_visibility: Literal["unlisted", "private", "public"] = Field(
+        "unlisted", description="Visibility of the bot's comments (unlisted: never on public timelines).")
+    bot_answers_per_hour: int = Field(
+        5, ge=1, le=1000, description="Answers one account gets in an hour; the next request is declined "
+        "once, politely, and the rest are only logged.")
+    bot_info_url: str | None = Field(
+        None, description="The one link the bot's answers carry: a short text on how it works (docs/bot.md "
+        "published somewhere); none: no link.")
+    bot_champion_check: float = Field(
+        60.0, ge=1, le=3600, description="Seconds between two checks of the @champion alias (the bot "
+        "loads a new champion without a restart).")
+    bot_heartbeat: str = Field(
+        "", description="A file the bot touches after every poll (a container's health check reads its age); "
+        "empty: none.")
+
     # --- operations -----------------------------------------------------------------------
     cadence: str = Field("@weekly", description="Schedule of the retraining DAG (cron or preset).")
     gpu_queue: str = Field("gpu", min_length=1, description="Celery queue of the feature-extraction tasks.")
     connection_id: str = Field("pixelfed_default", min_length=1, description="Airflow connection of the instance.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("instance_url")
+    @field_validator("instance_url", "bot_info_url")
     @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
+    def _check_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value in (None, ""):
             return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL such as https://pixelfed.social")
+        if info.field_name == "bot_info_url":
+            return value
         if parts.username or parts.password:
             raise ValueError("must not carry credentials; set PIXTAG_TOKEN instead")
         return _normalise_url(value)
@@ -262,8 +289,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _register_secret(self) -> Settings:
-        if self.token is not None:
-            logs.register_secret(self.token.get_secret_value())
+        for secret in (self.token, self.bot_token):
+            if secret is not None:
+                logs.register_secret(secret.get_secret_value())
         return self
 
     # Sources: init > env > YAML file > credentials file > defaults.
@@ -299,10 +327,22 @@ class Settings(BaseSettings):
             logs.register_secret(token)
         return token
 
+    def bot_token_value(self) -> str | None:
+        """The bot account's token, from settings or the credentials file (``pixtag auth --bot``)."""
+        if self.bot_token is not None:
+            return self.bot_token.get_secret_value()
+        if not self.instance_url:
+            return None
+        token = read_credentials().get(bot_credentials_key(self.instance_url))
+        if token:
+            logs.register_secret(token)
+        return token
+
     def public_dict(self) -> dict[str, Any]:
         """All settings with secrets removed: safe for logs, XCom and MLflow params."""
         data = self.model_dump(mode="json")
-        data.pop("token", None)
+        for secret in SECRET_FIELDS:
+            data.pop(secret, None)
         return data
 
 
@@ -324,6 +364,11 @@ def _config_file_from_env() -> Path | None:
     return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
 
 
+def bot_credentials_key(instance_url: str) -> str:
+    """The credentials file's key of an instance's bot token (``pixtag auth --bot``)."""
+    return f"bot:{_normalise_url(instance_url)}"
+
+
 def read_credentials() -> dict[str, str]:
     path = credentials_path()
     if not path.is_file():
@@ -334,12 +379,12 @@ def read_credentials() -> dict[str, str]:
     return {_normalise_url(str(k)): str(v) for k, v in data.items()}
 
 
-def write_credentials(instance_url: str, token: str) -> Path:
-    """Store a token for an instance, readable only by this user."""
+def write_credentials(instance_url: str, token: str, *, bot: bool = False) -> Path:
+    """Store a token for an instance (``bot``: its bot account's), readable only by this user."""
     path = credentials_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     creds = read_credentials()
-    creds[_normalise_url(instance_url)] = token
+    creds[bot_credentials_key(instance_url) if bot else _normalise_url(instance_url)] = token
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

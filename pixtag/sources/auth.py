@@ -1,6 +1,7 @@
 """``pixtag auth``: get a user token with the OAuth authorization-code flow and store it.
 
-1. register an app (``POST /api/v1/apps``, redirect ``urn:ietf:wg:oauth:2.0:oob``, scope read);
+1. register an app (``POST /api/v1/apps``, redirect ``urn:ietf:wg:oauth:2.0:oob``, scope read;
+   ``--bot``: read write, for the bot account);
 2. print the authorization URL; the user opens it, approves, and pastes the code shown;
 3. exchange the code (``POST /oauth/token``), check the token on a read endpoint, and store it
    in the credentials file (mode 0600) where the settings find it for that instance.
@@ -21,6 +22,7 @@ from pixtag.sources.http import AddressPolicy, HTTPError, HttpSession
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"
 SCOPES = "read"
+BOT_SCOPES = "read write"  # the bot account (``pixtag auth --bot``) reads notifications and posts replies
 
 
 class AuthFlowError(PixtagError):
@@ -59,9 +61,9 @@ def _post_json(http: HttpSession, url: str, data: dict[str, str]) -> dict[str, o
     return body
 
 
-def register_app(http: HttpSession, base_url: str, client_name: str = "pixtag") -> App:
+def register_app(http: HttpSession, base_url: str, client_name: str = "pixtag", scopes: str = SCOPES) -> App:
     body = _post_json(http, f"{base_url}/api/v1/apps", {
-        "client_name": client_name, "redirect_uris": OOB, "scopes": SCOPES,
+        "client_name": client_name, "redirect_uris": OOB, "scopes": scopes,
         "website": "https://github.com/pixtag/pixtag",
     })
     client_id, secret = body.get("client_id"), body.get("client_secret")
@@ -73,16 +75,16 @@ def register_app(http: HttpSession, base_url: str, client_name: str = "pixtag") 
     return App(str(client_id), str(secret))
 
 
-def authorize_url(base_url: str, app: App) -> str:
+def authorize_url(base_url: str, app: App, scopes: str = SCOPES) -> str:
     query = urlencode({"client_id": app.client_id, "redirect_uri": OOB,
-                       "response_type": "code", "scope": SCOPES})
+                       "response_type": "code", "scope": scopes})
     return f"{base_url}/oauth/authorize?{query}"
 
 
-def exchange_code(http: HttpSession, base_url: str, app: App, code: str) -> str:
+def exchange_code(http: HttpSession, base_url: str, app: App, code: str, scopes: str = SCOPES) -> str:
     body = _post_json(http, f"{base_url}/oauth/token", {
         "grant_type": "authorization_code", "code": code.strip(), "client_id": app.client_id,
-        "client_secret": app.client_secret, "redirect_uri": OOB, "scope": SCOPES,
+        "client_secret": app.client_secret, "redirect_uri": OOB, "scope": scopes,
     })
     token = body.get("access_token")
     if not token:
@@ -97,3 +99,13 @@ def check_token(settings: Settings, base_url: str, token: str) -> None:
 
     with Client(settings, base_url, token=token) as client:
         client.hashtag_timeline("pixelfed", limit=1)
+
+
+def check_bot_token(settings: Settings, base_url: str, token: str) -> str:
+    """The bot token reads the account it belongs to (and its notifications); returns its acct."""
+    from pixtag.sources.bot_api import BotClient
+
+    with BotClient(settings, base_url, token=token) as client:
+        me = client.me()
+        client.notifications(limit=1)
+    return me.acct or me.username

@@ -350,13 +350,15 @@ class HttpSession:
         accept: str = "application/json",
         ok_statuses: Iterable[int] = (200,),
         parse: Callable[[Fetched], Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Fetched:
         """Send with retries on transient failures; raise :class:`HTTPError` on the rest.
 
         ``parse`` runs on each completed response inside the retry loop (its result lands in
         :attr:`Fetched.parsed`): a body it rejects with a :class:`TransientError` (an HTML
         error page or JSON cut short, served with status 200) is asked for again, within the
-        same bound as 429/5xx.
+        same bound as 429/5xx. ``headers`` are sent with this request only (an ``Idempotency-Key``
+        stays the same on every retry, so a server that saw the first try refuses the second).
         """
         retrying = Retrying(
             stop=stop_after_attempt(self.max_retries + 1),
@@ -369,7 +371,7 @@ class HttpSession:
         for attempt in retrying:
             with attempt:
                 fetched = self._once(method, url, params, data, auth, throttle,
-                                     max_bytes or self.max_bytes, accept, ok)
+                                     max_bytes or self.max_bytes, accept, ok, headers)
                 if parse is not None:
                     fetched.parsed = parse(fetched)
                 return fetched
@@ -377,13 +379,13 @@ class HttpSession:
 
     def _once(self, method: str, url: str, params: dict[str, Any] | None,
               data: dict[str, Any] | None, auth: bool, throttle: bool, max_bytes: int,
-              accept: str, ok: set[int]) -> Fetched:
+              accept: str, ok: set[int], extra: dict[str, str] | None = None) -> Fetched:
         current, hops = url, 0
         while True:
             self.policy.check_url(current, resolve_host=False)  # addresses: where it connects
             if throttle:
                 self.sent.append(self.limiter.acquire())
-            headers = {"Accept": accept, **(self._auth if auth else {})}
+            headers = {"Accept": accept, **(extra or {}), **(self._auth if auth else {})}
             try:
                 resp = self._session.request(
                     method, current, params=params, data=data, headers=headers,

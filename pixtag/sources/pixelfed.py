@@ -71,6 +71,14 @@ def _to_int(value: Any) -> int | None:
     return int(float(value))
 
 
+def _lenient_int(value: Any) -> int | None:
+    """An optional number: ``None`` for anything that is not one (a limit the client can do without)."""
+    try:
+        return _to_int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def parse_datetime(value: Any) -> datetime | None:
     """ISO 8601 with 0-6 fractional digits, ``Z`` or an offset; naive times are UTC."""
     if value in (None, ""):
@@ -98,10 +106,19 @@ class Account(_Model):
     bot: bool | None = None
     note: str = ""
     url: str | None = None
+    fields: tuple[str, ...] = Field(default=(), description="Profile fields as 'name value' (value may be HTML).")
 
     _bools = field_validator("locked", "discoverable", "indexable", "bot", mode="before")(
         lambda v: _to_bool(v)
     )
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _fields(cls, v: Any) -> tuple[str, ...]:
+        if not isinstance(v, list | tuple):
+            return ()
+        return tuple(f"{f.get('name') or ''} {f.get('value') or ''}".strip() if isinstance(f, dict) else str(f)
+                     for f in v)
 
     @field_validator("id", mode="before")
     @classmethod
@@ -166,6 +183,19 @@ class MediaAttachment(_Model):
         return cls(**{**data, "width": original.get("width"), "height": original.get("height")})
 
 
+class MentionRef(_Model):
+    """An account a status mentions (``mentions[]``)."""
+
+    id: str
+    username: str = ""
+    acct: str = ""
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id(cls, v: Any) -> str:
+        return str(v)
+
+
 class Status(_Model):
     id: str
     created_at: datetime | None = None
@@ -180,6 +210,14 @@ class Status(_Model):
     media_attachments: tuple[MediaAttachment, ...] = ()
     tag_names: tuple[str, ...] = Field(default=(), description="Tag names from `tags`.")
     pf_type: str | None = None
+    in_reply_to_id: str | None = None
+    in_reply_to_account_id: str | None = None
+    mentions: tuple[MentionRef, ...] = ()
+
+    @field_validator("in_reply_to_id", "in_reply_to_account_id", mode="before")
+    @classmethod
+    def _optional_id(cls, v: Any) -> str | None:
+        return None if v in (None, "", 0, "0") else str(v)
 
     @field_validator("id", mode="before")
     @classmethod
@@ -222,11 +260,13 @@ class Status(_Model):
         names = tuple(
             str(t.get("name")) for t in tags if isinstance(t, dict) and t.get("name")
         ) if isinstance(tags, list) else ()
+        mentions = data.get("mentions") if isinstance(data.get("mentions"), list) else []
         return cls(
-            **{k: v for k, v in data.items() if k not in ("account", "media_attachments", "tags")},
+            **{k: v for k, v in data.items() if k not in ("account", "media_attachments", "tags", "mentions")},
             account=Account(**account),
             media_attachments=tuple(MediaAttachment.from_api(m) for m in media if isinstance(m, dict)),
             tag_names=names,
+            mentions=tuple(MentionRef(**m) for m in mentions if isinstance(m, dict) and m.get("id") is not None),
         )
 
     @property
@@ -268,12 +308,15 @@ class InstanceInfo(_Model):
     status_count: int | None = None
     user_count: int | None = None
     image_size_limit: int | None = None
+    image_matrix_limit: int | None = None
     supported_mime_types: tuple[str, ...] = ()
+    max_media_attachments: int | None = None
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> InstanceInfo:
         stats = data.get("stats") or {}
         media = ((data.get("configuration") or {}).get("media_attachments")) or {}
+        statuses = ((data.get("configuration") or {}).get("statuses")) or {}
         return cls(
             uri=str(data.get("uri") or ""),
             title=str(data.get("title") or ""),
@@ -281,7 +324,9 @@ class InstanceInfo(_Model):
             status_count=_to_int(stats.get("status_count")),
             user_count=_to_int(stats.get("user_count")),
             image_size_limit=_to_int(media.get("image_size_limit")),
+            image_matrix_limit=_lenient_int(media.get("image_matrix_limit")),
             supported_mime_types=tuple(media.get("supported_mime_types") or ()),
+            max_media_attachments=_lenient_int(statuses.get("max_media_attachments")),
         )
 
 

@@ -210,7 +210,8 @@ DEMO_CONFIRMED = ("ramen",)  # the local instance's class words that WordNet 3.0
 
 def pixtag_environment(settings: Settings, layout: Layout, ports: Ports, instance_url: str,
                        demo: bool) -> dict[str, str]:
-    """PIXTAG_* settings every task sees (the token travels as the Airflow connection only)."""
+    """PIXTAG_* settings every task sees (the token travels as the Airflow connection only; the bot's
+    token goes to the bot alone)."""
     storage = settings.storage
     if not storage.startswith("s3://"):
         default = Settings.model_fields["storage"].default
@@ -233,7 +234,7 @@ def pixtag_environment(settings: Settings, layout: Layout, ports: Ports, instanc
     if settings.backbone == "auto" and demo:
         env["PIXTAG_BACKBONE"] = "efficientnet_lite0"
     for key, value in os.environ.items():
-        if key.startswith("PIXTAG_") and key not in env and key != "PIXTAG_TOKEN":
+        if key.startswith("PIXTAG_") and key not in env and key not in ("PIXTAG_TOKEN", "PIXTAG_BOT_TOKEN"):
             env[key] = value
     return env
 
@@ -247,6 +248,7 @@ class Stack:
     instance_url: str
     demo: bool
     api: AirflowAPI
+    bot: bool = False  # `pixtag bot` runs beside the stack (var/run/bot.log)
 
     @property
     def airflow_url(self) -> str:

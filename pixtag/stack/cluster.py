@@ -10,7 +10,8 @@ deployment runs, each in its own process group, all on 127.0.0.1:
 * MLflow (PostgreSQL backend, artifacts on S3, served through the tracking server);
 * Airflow 3 with CeleryExecutor: api-server, scheduler, dag-processor and two Celery workers,
   one for the ``default`` queue and one for the ``gpu`` queue (feature extraction);
-* the local Pixelfed-compatible instance, unless a real instance is configured.
+* the local Pixelfed-compatible instance, unless a real instance is configured;
+* ``pixtag bot`` (the compose file's ``bot`` service), with its state and ledger on S3.
 
 The set-up (migrations, pools, buckets, the Pixelfed connection) is ``docker/init.py``, the
 same code as the compose file's ``airflow-init`` service. Each worker reports its own host name
@@ -46,6 +47,7 @@ from pixtag.stack.process import (
     echo,
     find_project,
     free_port,
+    start_bot,
     start_demo,
     start_process,
     stop_process,
@@ -57,7 +59,7 @@ log = logs.get_logger(__name__)
 BUCKET = "pixtag"
 QUEUES = {"default": 2, "gpu": 1}  # Celery queue -> worker concurrency
 # Stopped in this order: workers and Airflow first, the stores they write to last.
-SERVICES = ("worker-gpu", "worker-default", "scheduler", "dag-processor", "api-server", "mlflow",
+SERVICES = ("bot", "worker-gpu", "worker-default", "scheduler", "dag-processor", "api-server", "mlflow",
             "demo-instance", "s3", "redis", "postgres")
 
 
@@ -302,10 +304,13 @@ def cluster(settings: Settings, *, photos: Path | None = None, ports: ClusterPor
         wait_http(f"http://127.0.0.1:{ports.mlflow}/health", 180, "mlflow", layout)
         if demo:
             wait_http(f"{instance_url}/api/v1/instance", 60, "demo-instance", layout)
+        bot = start_bot(layout, instance, {**pixtag_env, "PIXTAG_S3_ENDPOINT_URL": s3_endpoint,
+                                           **{k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                                                  "AWS_DEFAULT_REGION")}})
         wait_http(f"http://127.0.0.1:{ports.airflow}/api/v2/monitor/health", 240, "api-server", layout)
         api = AirflowAPI(f"http://127.0.0.1:{ports.airflow}", "admin", admin)
         api.wait_for_dag(DAG_ID, 240)
-        yield Cluster(layout, _mlflow_ports(ports), instance_url, demo, api,
+        yield Cluster(layout, _mlflow_ports(ports), instance_url, demo, api, bot=bot,
                       s3_endpoint=s3_endpoint, storage=storage, postgres_url=pg_url)
     finally:
         stopped = stop_cluster(layout)

@@ -7,6 +7,9 @@ It starts, each in its own process group so that stopping leaves nothing behind:
   configured (``PIXTAG_INSTANCE_URL`` + a token);
 * Airflow 3 (``airflow standalone``: SQLite, LocalExecutor, small parallelism), with pools and
   the Pixelfed connection created from ``airflow/*.json``;
+* ``pixtag bot`` on the instance's bot account (the local instance's ``pixtag``; a configured
+  instance's when ``PIXTAG_BOT_TOKEN`` or ``pixtag auth --bot`` gives its token): it answers
+  mentions with the champion from the first promotion on;
 
 then triggers ``pixtag_retrain`` through Airflow's REST API, follows it to the end and prints
 what a user wants to see. Nothing here imports Airflow: it drives the ``airflow`` CLI and API.
@@ -44,6 +47,7 @@ from pixtag.stack.process import (
     find_project,
     free_port,
     mlflow_argv,
+    start_bot,
     start_demo,
     start_process,
     stop_all,
@@ -76,10 +80,11 @@ def stack(settings: Settings, *, photos: Path | None = None, ports: Ports | None
         wait_http(f"http://127.0.0.1:{ports.mlflow}/health", 120, "mlflow", layout)
         if demo:
             wait_http(f"{instance_url}/api/v1/instance", 60, "demo-instance", layout)
+        bot = start_bot(layout, instance, pixtag_environment(settings, layout, ports, instance_url, demo))
         wait_http(f"http://127.0.0.1:{ports.airflow}/api/v2/monitor/health", 240, "airflow", layout)
         api = AirflowAPI(f"http://127.0.0.1:{ports.airflow}", "admin", admin_password(layout))
         api.wait_for_dag(DAG_ID, 180)
-        yield Stack(layout, ports, instance_url, demo, api)
+        yield Stack(layout, ports, instance_url, demo, api, bot=bot)
     finally:
         stopped = stop_all(layout)
         if stopped:
@@ -106,7 +111,8 @@ def run_stack(settings: Settings, *, photos: Path | None, ports: Ports, conf: di
         echo(f"pixtag: triggered {DAG_ID} run {run_id}; following it (Airflow UI: {running.airflow_url})")
         state = api.follow(DAG_ID, run_id, timeout, echo)
         summary = {"state": state, "run_id": run_id, "airflow_url": running.airflow_url,
-                   "mlflow_url": running.mlflow_url, "instance": running.instance_url, "demo": running.demo}
+                   "mlflow_url": running.mlflow_url, "instance": running.instance_url, "demo": running.demo,
+                   "bot": running.bot}
         try:
             summary["report"] = api.xcom(DAG_ID, run_id, SUMMARY_TASK)
         except StackError as exc:
@@ -186,3 +192,5 @@ def print_summary(summary: dict[str, Any], echo: Any) -> None:
          "simple_auth_manager_passwords.json.generated)")
     echo(f"  MLflow UI:      {summary['mlflow_url']}")
     echo(f"  instance:       {summary['instance']}{'  (local demo instance)' if summary['demo'] else ''}")
+    if summary.get("bot"):
+        echo("  bot:            @pixtag answers mentions on the instance with the champion (log var/run/bot.log)")

@@ -27,6 +27,7 @@ from pixtag.core.errors import PixtagError
 log = logs.get_logger(__name__)
 
 DEMO_TOKEN_FILE = "demo-token"
+DEMO_BOT_TOKEN_FILE = "demo-bot-token"  # the local instance's bot account ``pixtag`` (``pixtag-demo --bot-token``)
 DEMO_PHOTO_FOLDERS = ("photos5", "photos_more")  # the local instance's photos, under ../shared/data
 
 
@@ -147,7 +148,7 @@ def _reap(pid: int) -> None:
 
 def stop_all(layout: Layout) -> list[str]:
     stopped = []
-    for name in ("airflow", "mlflow", "demo-instance"):
+    for name in ("bot", "airflow", "mlflow", "demo-instance"):
         if stop_process(layout, name):
             stopped.append(name)
     return stopped
@@ -198,9 +199,10 @@ def mlflow_argv(layout: Layout, port: int) -> list[str]:
     ]
 
 
-def demo_token(layout: Layout) -> str:
-    """A random token for the local instance, kept in var/run (mode 0600), never printed."""
-    path = layout.run_dir / DEMO_TOKEN_FILE
+def demo_token(layout: Layout, name: str = DEMO_TOKEN_FILE) -> str:
+    """A random token for the local instance, kept in var/run (mode 0600), never printed
+    (``name``: :data:`DEMO_BOT_TOKEN_FILE` for its bot account's)."""
+    path = layout.run_dir / name
     layout.run_dir.mkdir(parents=True, exist_ok=True)
     if not path.is_file():
         token = "demo-" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
@@ -227,6 +229,7 @@ class Instance:
     token: str | None = field(repr=False)  # never in a log line or traceback
     demo: bool
     photos: tuple[Path, ...] = ()  # the local instance's photo folders
+    bot_token: str | None = field(default=None, repr=False)  # its bot account's; None: no bot
 
 
 def demo_photos(layout: Layout) -> list[Path]:
@@ -245,20 +248,36 @@ def choose_instance(settings: Settings, layout: Layout, photos: Path | Sequence[
     """The configured instance (URL + token), else the local instance on ``photos`` (one folder or
     several; default :func:`demo_photos`)."""
     if settings.instance_url and settings.token_value():
-        return Instance(str(settings.instance_url), settings.token_value(), demo=False)
+        return Instance(str(settings.instance_url), settings.token_value(), demo=False,
+                        bot_token=settings.bot_token_value())
     folders = [photos] if isinstance(photos, Path) else list(photos or ()) or demo_photos(layout)
     missing = [str(p) for p in folders if not Path(p).is_dir()]
     if missing:
         raise StackError(f"no Pixelfed instance configured and no photos at {', '.join(missing)}: set "
                          "PIXTAG_INSTANCE_URL + PIXTAG_TOKEN, or pass --photos DIR")
     return Instance(f"http://127.0.0.1:{demo_port}", demo_token(layout), demo=True,
-                    photos=tuple(Path(p) for p in folders))
+                    photos=tuple(Path(p) for p in folders), bot_token=demo_token(layout, DEMO_BOT_TOKEN_FILE))
 
 
 def start_demo(layout: Layout, instance: Instance, port: int) -> None:
     """Start the local instance (nothing for a configured one) on its photo folders, one
-    ``--photos`` each; its token goes by environment."""
+    ``--photos`` each, with the bot account ``pixtag``; its tokens go by environment."""
     if instance.demo:
         photos = [arg for p in instance.photos for arg in ("--photos", str(p))]
         start_process(layout, "demo-instance", [bin_path("pixtag-demo"), *photos, "--port", str(port)],
-                      {**os.environ, "PIXTAG_DEMO_TOKEN": instance.token or ""})
+                      {**os.environ, "PIXTAG_DEMO_TOKEN": instance.token or "",
+                       **({"PIXTAG_DEMO_BOT_TOKEN": instance.bot_token} if instance.bot_token else {})})
+
+
+def start_bot(layout: Layout, instance: Instance, pixtag_env: dict[str, str]) -> bool:
+    """Start ``pixtag bot`` on the instance when it has a bot token (the local instance always
+    does); its token goes by environment, the rest is the stack's ``PIXTAG_*`` settings. It waits
+    for the first champion by itself and follows every promotion."""
+    if not instance.bot_token:
+        log.info("no bot token for %s (PIXTAG_BOT_TOKEN or `pixtag auth --bot`): the bot is not started",
+                 instance.url)
+        return False
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PIXTAG_")}, **pixtag_env,
+           "PIXTAG_INSTANCE_URL": instance.url, "PIXTAG_BOT_TOKEN": instance.bot_token}
+    start_process(layout, "bot", [bin_path("pixtag"), "bot"], env)
+    return True

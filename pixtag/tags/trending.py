@@ -78,10 +78,14 @@ def count_tags(statuses: Iterable[Status]) -> TagCounts:
     A post counts a tag once, and a word once even when several of its tags normalise to it
     (``#cats #CatsOfPixelfed`` -> cat: 1). Every post's tags are normalised from the tag's
     display spelling, so ``#catsofpixelfed`` splits like ``#CatsOfPixelfed`` seen elsewhere.
+    Posts of bot accounts (``account.bot``: pixtag's own bot among them, whose answers carry
+    the tags it suggested) are not counted: trending is what people tag.
     """
     spellings: dict[str, Counter[str]] = {}
     post_tags: list[set[str]] = []
     for status in statuses:
+        if status.account.bot:
+            continue
         keys = set()
         for spelling in status.hashtags:
             if spelling:

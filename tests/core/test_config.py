@@ -95,6 +95,24 @@ def test_token_is_hidden_from_repr_and_public_dict() -> None:
     assert s.token_value() == "tok-abcdef123456"
 
 
+def test_the_bot_token_is_a_secret_too() -> None:
+    from pixtag.core import logs
+
+    s = load_settings(token="tok-abcdef123456", bot_token="bot-9f8e7d6c5b4a", instance_url="https://pixel.example")
+    assert "bot-9f8e7d6c5b4a" not in repr(s) + str(s.public_dict())
+    assert "bot_token" not in s.public_dict() and s.bot_token_value() == "bot-9f8e7d6c5b4a"
+    assert logs.redact("Authorization: Bearer bot-9f8e7d6c5b4a") == "Authorization: Bearer ***"
+
+
+def test_the_bot_token_from_pixtag_auth_bot_is_kept_apart() -> None:
+    write_credentials("https://pixel.example", "reader-tok-1234")
+    path = write_credentials("https://pixel.example/", "bot-tok-5678", bot=True)
+    assert path.stat().st_mode & 0o077 == 0
+    s = load_settings(instance_url="https://pixel.example")
+    assert (s.token_value(), s.bot_token_value()) == ("reader-tok-1234", "bot-tok-5678")
+    assert load_settings(instance_url="https://other.example").bot_token_value() is None
+
+
 def test_credentials_file_is_private_and_found_per_instance() -> None:
     path = write_credentials("https://pixel.example/", "tok-from-oauth-flow")
     assert path.stat().st_mode & 0o077 == 0

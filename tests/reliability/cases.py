@@ -117,3 +117,23 @@ PLANTED_DEMO = ("locked", "unlisted", "private", "direct", "sensitive", "spoiler
 # ... and the ones only a misbehaving server can send (a scripted instance).
 PLANTED_SCRIPTED = ("discoverable_false", "locked_unknown", "sensitive_unknown", "private_shown",
                     "direct_shown", "unlisted_shown", "nsfw_as_string", "indexable_as_zero")
+
+# --- the bot (test_bot.py) ---------------------------------------------------------------------
+# Instance errors while the bot polls its notifications and while it posts its answers; each at a
+# rate its retries absorb (seeded so that the first request on the route is hit), then one always
+# on until it is lifted.
+BOT_FAULTS = {
+    "poll_429": Faults(seed=2, rate_429=0.5, retry_after=0, routes=("GET /api/v1/notifications",)),
+    "poll_5xx": Faults(seed=10, rate_5xx=0.5, routes=("GET /api/v1/notifications",)),
+    "poll_timeout": Faults(seed=12, slow_rate=0.5, slow_seconds=1.0, routes=("GET /api/v1/notifications",)),
+    "post_429": Faults(seed=13, rate_429=0.5, retry_after=0, routes=("POST /api/v1/statuses",)),
+    "post_5xx": Faults(seed=14, rate_5xx=0.5, routes=("POST /api/v1/statuses",)),
+    # a timed-out post that the instance still makes: the retry is refused by its Idempotency-Key
+    "post_timeout": Faults(seed=15, slow_rate=0.5, slow_seconds=1.0, routes=("POST /api/v1/statuses",)),
+    "post_down": Faults(rate_5xx=1.0, routes=("POST /api/v1/statuses",)),
+}
+BOT_KILLS = 4  # SIGKILLs of `pixtag bot --once` at seeded points between reading and recording
+# Mentions no bot should trust, each answered rightly or refused in the log while the bot runs on.
+BOT_HOSTILE = ("no_media", "too_many_media", "video", "animation", "decompression_bomb", "truncated_jpeg",
+               "ssrf_remote_media", "deleted_before_answer", "parent_deleted", "sensitive", "content_warning",
+               "someone_elses_post", "nobot_author", "flood")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bot.conftest import bot_settings, champion, champion_uri, instance, person, store  # noqa: F401  (the bot's)
 from tests.dags.conftest import airflow_db, dagbag  # noqa: F401  (AIRFLOW_HOME before airflow)
 from tests.helpers import make_dataset
 

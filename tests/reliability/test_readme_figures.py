@@ -28,6 +28,8 @@ def figures(photos: Path) -> dict[str, list[str]]:
         "Bad settings and Params": [
             f"{len(cases.BAD_ENV)} bad environment values", f"{len(cases.BAD_YAML)} bad YAML files",
             f"{len(cases.BAD_PARAMS)} bad Params", f"{len(cases.BAD_FOR_SETTINGS)} Params"],
+        "The bot": [f"{len(cases.BOT_FAULTS)} instance faults", f"{cases.BOT_KILLS} SIGKILLs",
+                    f"{len(cases.BOT_HOSTILE)} hostile mentions"],
         "Privacy": [f"{len(cases.PLANTED_DEMO)} kinds of non-consenting posts",
                     f"{len(cases.PLANTED_SCRIPTED)} kinds only a misbehaving server sends"],
     }

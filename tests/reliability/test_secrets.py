@@ -3,7 +3,10 @@ task, PIXTAG_LOG_LEVEL=DEBUG and the root logger at DEBUG), then a run with a wr
 every byte they leave behind is scanned for the token, raw and encoded: console output, log
 records, the Airflow home (metadata DB with XCom and rendered fields, logs), the MLflow
 database and artifacts, the storage folder (parquet and npz read back as data, too). The
-wrong token's error names the problem, not the token; so do the CLI's."""
+wrong token's error names the problem, not the token; so do the CLI's. The bot's token
+(PIXTAG_BOT_TOKEN, set for the DAG run too, as a deployment has it) is searched for the same
+way after the DAG run and after ``pixtag bot`` answered a mention at DEBUG, its state and
+ledger included; a wrong bot token is named, never shown."""
 
 from __future__ import annotations
 
@@ -29,8 +32,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("wordnet")]
 
 TOKEN = "pxt-secret-7Qk2vR9wLmZ4nB8xJ3cT"
 WRONG = "pxt-wrong-Hd83kLq0Zr5Vw1Ny6Ua2"
+BOT_TOKEN = "pxt-bot-Vb62nQ8mKz3Lw9Xc1Rt"  # the bot account's (PIXTAG_BOT_TOKEN), read and write scopes
+WRONG_BOT = "pxt-bot-wrong-Jd5sT2gHq7Lp0Zm"
 PLACES = ("console output", "log records", "Airflow home", "MLflow store and artifacts", "storage",
-          "XCom", "MLflow params and tags", "exception messages and reprs")
+          "XCom", "MLflow params and tags", "exception messages and reprs", "the bot's state and ledger")
 
 
 def forms(secret: str) -> dict[str, bytes]:
@@ -86,7 +91,7 @@ def pipeline_env(monkeypatch: pytest.MonkeyPatch, instance: DemoInstance, tmp_pa
         "PIXTAG_STORAGE": str(tmp_path / "store"), "PIXTAG_MLFLOW_URI": new_mlflow(tmp_path / "mlflow"),
         "PIXTAG_ALLOW_PRIVATE_HOSTS": "127.0.0.1", "PIXTAG_REQUEST_RATE": "50", "PIXTAG_CLASSES": "cat,dog",
         "PIXTAG_PER_CLASS": "40", "PIXTAG_MIN_PER_CLASS": "30", "PIXTAG_TRENDING_POSTS": "80",
-        "PIXTAG_BACKBONE": "efficientnet_lite0", "PIXTAG_LOG_LEVEL": "DEBUG",
+        "PIXTAG_BACKBONE": "efficientnet_lite0", "PIXTAG_LOG_LEVEL": "DEBUG", "PIXTAG_BOT_TOKEN": BOT_TOKEN,
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
@@ -146,7 +151,7 @@ def test_the_token_is_nowhere_after_a_whole_run_and_a_wrong_token_run(
     assert logging.getLogger("pixtag").level == logging.DEBUG
     assert any(r.name == "pixtag.sources.http" and r.levelno == logging.DEBUG for r in caplog.records)
     mlflow_root = Path(str(load_settings().mlflow_uri).removeprefix("sqlite:///")).parent
-    for secret in (TOKEN, WRONG):
+    for secret in (TOKEN, WRONG, BOT_TOKEN):
         found = leaks(iter([("console", console.encode()), ("log records", records.encode()),
                             ("XCom", (xcoms(good) + xcoms(bad)).encode()),
                             ("MLflow params and tags", mlflow_texts(load_settings().mlflow_uri).encode())]), secret)
@@ -205,3 +210,58 @@ def test_a_wrong_token_is_named_as_the_problem_but_never_shown(
              json.dumps(settings.public_dict()), "\n".join(logs_of(caplog.records))]
     assert not leaks(iter([("objects", "\n".join(texts).encode())]), WRONG)
     client.close()
+
+
+# --- the bot's token -----------------------------------------------------------------------------
+def test_the_bot_token_is_nowhere_after_the_bot_answered(
+        world: World, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture) -> None:
+    from tests.bot.conftest import photo_bytes, post_photos
+    from tests.demo.conftest import User
+    from tests.helpers import shared_champion
+
+    caplog.set_level(logging.DEBUG)
+    uri = shared_champion(photos)
+    store = tmp_path / "store"
+    with DemoInstance(world=world, token=TOKEN, bot_token=BOT_TOKEN) as inst:
+        import requests
+
+        body = requests.post(f"{inst.url}/_demo/tokens", json={"username": "secret_asker"}, timeout=10).json()
+        asker = User(inst.url, body["token"], body["account"])
+        post = post_photos(asker, [photo_bytes(photos, "cat")], "@pixtag tags?")
+        for key, value in {"PIXTAG_INSTANCE_URL": inst.url, "PIXTAG_BOT_TOKEN": BOT_TOKEN, "PIXTAG_LOG_LEVEL": "DEBUG",
+                           "PIXTAG_ALLOW_PRIVATE_HOSTS": "127.0.0.1", "PIXTAG_STORAGE": str(store),
+                           "PIXTAG_MLFLOW_URI": uri}.items():
+            monkeypatch.setenv(key, value)
+        with pytest.raises(SystemExit) as done:
+            main(["bot", "--once", "--json"])
+        assert done.value.code == 0
+        out = capfd.readouterr()
+        replies = asker.get(f"/api/v1/statuses/{post['id']}/context").json()["descendants"]
+        assert [r["account"]["username"] for r in replies] == ["pixtag"]  # it did answer
+        monkeypatch.setenv("PIXTAG_BOT_TOKEN", WRONG_BOT)
+        with pytest.raises(SystemExit) as refused:
+            main(["bot", "--once"])
+        wrong = capfd.readouterr()
+        assert refused.value.code == 2 and "check PIXTAG_BOT_TOKEN" in wrong.err, wrong.err
+        from pixtag.core.config import load_settings
+        from pixtag.sources.bot_api import BotClient
+
+        settings = load_settings()
+        client = BotClient(settings)
+        try:
+            client.me()
+        except Exception as exc:
+            error = exc
+        texts = [repr(settings), str(settings), repr(client), repr(client.http), repr(error), str(error),
+                 json.dumps(settings.public_dict())]
+        client.close()
+    assert any(r.name == "pixtag.sources.http" and r.levelno == logging.DEBUG for r in caplog.records)
+    records = "\n".join(logs_of(caplog.records))
+    for secret in (BOT_TOKEN, WRONG_BOT):
+        found = leaks(iter([("console", (out.out + out.err + wrong.out + wrong.err).encode()),
+                            ("log records", records.encode()), ("objects", "\n".join(texts).encode())]), secret)
+        found += leaks(blobs(store), secret)  # the bot's state and the ledger
+        found += leaks(blobs(Path(uri.removeprefix("sqlite:///")).parent), secret)
+        assert not found, found
+    assert list(store.rglob("state.json")) and list(store.rglob("ledger/**/*.json"))

@@ -70,3 +70,35 @@ def test_an_app_only_token_is_refused_with_a_clear_error(demo: DemoInstance) -> 
         client.hashtag_timeline("cat")
     assert grant["access_token"] not in str(err.value)
     assert "user token" in str(err.value)
+
+
+def test_auth_bot_gets_a_read_write_token_and_keeps_it_apart(demo: DemoInstance, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """``pixtag auth --bot``: the same flow with the read and write scopes, stored 0600 under the
+    bot's own key, where ``pixtag bot`` finds it (and the reader's token stays as it was)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    creds = tmp_path / "creds.yaml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIXTAG_")}
+    env.update(PIXTAG_ALLOW_PRIVATE_HOSTS="127.0.0.1", PIXTAG_CREDENTIALS_FILE=str(creds))
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "pixtag"), "auth", "--bot", "--instance", demo.url],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    url, said = "", ""
+    while not url:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        said += line
+        if "/oauth/authorize?" in line:
+            url = line.strip()
+    assert parse_qs(urlsplit(url).query)["scope"] == ["read write"] and "log in AS THE BOT ACCOUNT" in said
+    code = re.search(r'<pre id="code">([^<]+)</pre>', requests.get(url, timeout=10).text).group(1)
+    out, err = proc.communicate(code + "\n", timeout=60)
+    assert proc.returncode == 0, err
+    assert "Bot token of @demo checked and stored" in out
+    stored = yaml.safe_load(creds.read_text())
+    assert set(stored) == {f"bot:{demo.url}"} and stored[f"bot:{demo.url}"] not in out + err
+    assert creds.stat().st_mode & 0o077 == 0
+    monkeypatch.setenv("PIXTAG_CREDENTIALS_FILE", str(creds))
+    settings = load_settings(instance_url=demo.url, allow_private_hosts=["127.0.0.1"])
+    assert settings.token_value() is None and settings.bot_token_value() == stored[f"bot:{demo.url}"]

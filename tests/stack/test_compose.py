@@ -34,7 +34,8 @@ DOCS = REPO / "docs" / "deployment.md"
 CORE = {"postgres", "redis", "minio", "mlflow"}
 AIRFLOW = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
            "airflow-worker", "airflow-worker-gpu", "airflow-init"}
-LONG_RUNNING = CORE | AIRFLOW - {"airflow-init"}
+BOT = {"bot"}  # `pixtag bot`: built from the Airflow image, but runs no Airflow
+LONG_RUNNING = CORE | AIRFLOW - {"airflow-init"} | BOT
 NOT_SECRET = {"PIXTAG_INSTANCE_URL", "MINIO_ROOT_USER"}
 REQUIRED_RE = re.compile(r"\$\{([A-Z0-9_]+):\?[^}]*\}")
 
@@ -102,9 +103,9 @@ def command(service: dict[str, Any]) -> str:
 
 
 def airflow_services(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Every service built from docker/airflow.Dockerfile (profiles included)."""
+    """Every service built from docker/airflow.Dockerfile (profiles included) that runs Airflow."""
     return {name: svc for name, svc in services.items()
-            if svc.get("build", {}).get("dockerfile") == "docker/airflow.Dockerfile"}
+            if svc.get("build", {}).get("dockerfile") == "docker/airflow.Dockerfile" and name not in BOT}
 
 
 def load_script(name: str) -> ModuleType:
@@ -194,9 +195,34 @@ def test_each_secret_reaches_only_the_services_that_need_it(rendered: dict[str, 
         return {name for name, svc in rendered["services"].items() if secret in json.dumps(svc)}
 
     assert holders(sentinel("PIXTAG_TOKEN")) == {"airflow-init"}
+    assert holders(sentinel("PIXTAG_BOT_TOKEN")) == {"bot"}
+    for airflow_secret in ("AIRFLOW_FERNET_KEY", "POSTGRES_PASSWORD", "AIRFLOW_JWT_SECRET", "PIXTAG_TOKEN"):
+        assert not holders(sentinel(airflow_secret)) & BOT, airflow_secret
     assert holders(sentinel("AIRFLOW_ADMIN_PASSWORD")) == {"airflow-apiserver"}
     assert holders(sentinel("MLFLOW_DB_PASSWORD")) == {"postgres", "mlflow"}
     assert "PIXTAG_TOKEN" not in rendered["services"]["airflow-worker"]["environment"]
+
+
+def test_the_bot_runs_pixtag_bot_on_the_shared_storage_and_registry(services: dict[str, dict[str, Any]],
+                                                                   tmp_path: Path) -> None:
+    bot = services["bot"]
+    assert command(bot) == "python -m pixtag.cli.app bot"
+    assert bot["build"]["dockerfile"] == "docker/airflow.Dockerfile"
+    assert bot["image"] == services["airflow-worker"]["image"]
+    env = bot["environment"]
+    assert env["PIXTAG_BOT_TOKEN"] == sentinel("PIXTAG_BOT_TOKEN") and "PIXTAG_TOKEN" not in env
+    assert env["PIXTAG_INSTANCE_URL"] == "https://pixelfed.example"
+    assert (env["PIXTAG_STORAGE"], env["PIXTAG_S3_ENDPOINT_URL"], env["PIXTAG_MLFLOW_URI"]) == (
+        "s3://pixtag/data", "http://minio:9000", "http://mlflow:5000")
+    assert env["PIXTAG_BOT_HEARTBEAT"] in " ".join(bot["healthcheck"]["test"])
+    assert not any(k.startswith("AIRFLOW__") for k in env) and "ports" not in bot
+    assert bot["scale"] == 1
+    assert render(tmp_path, PIXTAG_BOT_SCALE="0")["services"]["bot"]["scale"] == 0
+    from pixtag.core.config import load_settings
+
+    settings = load_settings(**{k.removeprefix("PIXTAG_").lower(): v for k, v in env.items()
+                                if k.startswith("PIXTAG_")})  # every PIXTAG_* it sets is a setting
+    assert settings.bot_heartbeat == env["PIXTAG_BOT_HEARTBEAT"]
 
 
 def test_gpu_worker_reserves_an_nvidia_gpu_and_serves_only_the_gpu_queue(

@@ -93,3 +93,13 @@ def test_the_top_100_figure_shows_the_normalised_words() -> None:
     assert [t.get_text() for t in ax.get_xticklabels()] == ["cat", "dog", "pixelfed"]
     assert [bar.get_height() for bar in ax.patches] == [9, 3, 5]
     assert ax.get_title() == "Top 3 words (normalised) of 12 posts"
+
+
+def test_posts_of_bot_accounts_never_count() -> None:
+    """pixtag's own bot writes the tags it suggested in its answers: those must not become trending."""
+    people = [status(1, ["Cats"]), status(2, ["Dogs"])]
+    bot = Status.from_api({"id": "997", "visibility": "unlisted", "content": "<p>@alice #Cats #Birds</p>",
+                           "account": {"id": "9", "username": "pixtag", "bot": True},
+                           "tags": [{"name": "cats"}, {"name": "birds"}]})
+    counts = count_tags([*people, bot])
+    assert counts.posts == 2 and "Birds" not in counts.raw and counts.raw["Cats"] == 1
