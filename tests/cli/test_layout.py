@@ -92,3 +92,15 @@ def test_one_module_points_mlflow_somewhere() -> None:
         if found:
             offenders[rel] = found
     assert offenders == {}
+
+
+def test_every_package_of_the_checkout_is_in_the_wheel() -> None:
+    """``pip install .`` ships the packages pyproject.toml lists: every folder of pixtag and
+    pixtag_demo with an ``__init__.py`` must be one of them (a room left out fails at import)."""
+    import tomllib
+
+    root = PACKAGE.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(root).parts)
+             for top in ("pixtag", "pixtag_demo") for init in (root / top).rglob("__init__.py")}
+    assert found - listed == set()
