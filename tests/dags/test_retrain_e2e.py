@@ -372,7 +372,8 @@ def test_a_person_rejects_a_challenger_then_nobody_answers(
     assert states["approve_promotion"] == "success" and states["announce_champion"] == "skipped", states
     assert states["report"] == "success", states  # after a Reject, which skips announce_champion
     report = xcom(rejected, "report")
-    assert set(report["classes"]) == CLASSES - {"flower"}
+    # trained on the four classes left (what is selected beside them may be left out for too few images)
+    assert set(report["counts"]) == CLASSES - {"flower"}
     candidate = report["decision"]["version"]
     assert report["decision"]["decision"] == "challenger" and candidate != champion
     approval = report["approval"]

@@ -18,6 +18,7 @@ import pytest
 
 from pixtag.core.config import load_settings
 from pixtag.model.serving.loader import DATA_DIR
+from pixtag.model.tracking import STORAGE_TAG
 from pixtag.stack.airflow import DAG_ID
 from pixtag.stack.cluster import BUCKET, ClusterPorts, cluster, postgres_dir, worker_name
 from pixtag.stack.process import Layout
@@ -103,13 +104,15 @@ def test_celery_workers_run_the_dag_on_s3_and_match_the_single_machine_model(
         assert not (layout.var / "data").exists()
 
         client = MlflowClient(running.mlflow_url)
+        decision = api.xcom(DAG_ID, run_id, "register")
+        assert decision["promoted"], decision
         champion = client.get_model_version_by_alias("pixtag", "champion")
         mlflow.set_tracking_uri(running.mlflow_url)
         model_dir = mlflow.artifacts.download_artifacts(f"models:/pixtag/{champion.version}",
                                                         dst_path=str(tmp_path / "model"))
         run = client.get_run(champion.run_id)
         report = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/report.json")
-        assert run.data.tags["pixtag.core.storage"].startswith(f"s3://{BUCKET}/")
+        assert run.data.tags[STORAGE_TAG].startswith(f"s3://{BUCKET}/")
 
         token = (layout.run_dir / "demo-token").read_text().strip()
         single = single_machine_run(tmp_path / "single", running.instance_url, token)
