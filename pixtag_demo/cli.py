@@ -40,7 +40,7 @@ def default_photos() -> list[Path]:
 
 def default_others() -> Path | None:
     """$PIXTAG_OTHERS (empty: none), else ../shared/data/others next to the repository when it
-    exists: everyday photos of none of the classes, most of a real timeline."""
+    exists: everyday photos of none of the classes, much of a real timeline."""
     env = os.environ.get("PIXTAG_OTHERS")
     if env is not None:
         return Path(env) if env else None
