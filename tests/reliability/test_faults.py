@@ -50,7 +50,8 @@ FIRED = {"429_retry_after": "429", "429_no_retry_after": "429", "slow": "slow", 
 def run_scrape(url: str, root: Path, classes: list[str] = CLASSES, per_class: int = PER_CLASS,
                **overrides: Any) -> dict[str, Any]:
     overrides.setdefault("background", BACKGROUND_IMAGES)
-    settings = load_settings(**demo_settings(url, storage=str(root / "store"), **overrides))
+    # a dataset of whatever the scrape kept, however few (no class is left out for its size)
+    settings = load_settings(**demo_settings(url, storage=str(root / "store"), **{"min_per_class": 1, **overrides}))
     summary = scrape(settings, classes, per_class=per_class, out=str(root / "ds"), progress=False)
     store = LocalStorage(root / "ds")
     return {"summary": summary, "store": store, "manifest": portless(store.read_parquet(dataset.MANIFEST), url),
@@ -240,7 +241,8 @@ def test_unexpected_json_is_counted_and_fails_closed(photos: Path, tmp_path: Pat
         return Reply(200, b"[]")
 
     with scripted(handler) as (base, _):
-        settings = load_settings(**demo_settings(base, storage=str(tmp_path / "store"), **FAST_RETRIES))
+        settings = load_settings(**demo_settings(base, storage=str(tmp_path / "store"), min_per_class=1,
+                                                 **FAST_RETRIES))
         summary = scrape(settings, ["cat"], per_class=10, out=str(tmp_path / "ds"), progress=False)
         with client_for(base) as client, pytest.raises(BadResponse, match="expected a JSON list"):
             client.hashtag_timeline("dog")

@@ -113,7 +113,7 @@ def test_hostile_media_and_forbidden_addresses(photos: Path, tmp_path: Path) -> 
         posts += [(name, url, "blocked_url") for name, url in SSRF_URLS.items()]
         settings = load_settings(instance_url=base, token=TOKEN, allow_private_hosts=["127.0.0.1"],
                                  request_rate=50, max_image_bytes=300_000, max_retries=1, max_retry_after=0.1,
-                                 storage=str(tmp_path / "store"))
+                                 storage=str(tmp_path / "store"), min_per_class=1)
         summary = scrape(settings, ["cat", "dog"], per_class=50, out=str(tmp_path / "ds"), progress=False)
     store = LocalStorage(tmp_path / "ds")
     manifest = store.read_parquet(dataset.MANIFEST)

@@ -96,7 +96,7 @@ def pipeline(world: World, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     with DemoInstance(world=planted_world, token=DEMO_TOKEN) as instance:
         settings = load_settings(**demo_settings(
             instance.url, storage=str(root / "ds"), backbone=TINY, weights={TINY: str(weights)},
-            mlflow_uri=f"sqlite:///{root / 'mlflow.db'}", batch_size=16))
+            mlflow_uri=f"sqlite:///{root / 'mlflow.db'}", batch_size=16, min_per_class=1))
         scrape(settings, CLASSES, per_class=30, progress=False)
     store = LocalStorage(root / "ds")
     features(settings)
@@ -181,7 +181,7 @@ def test_a_misbehaving_server_cannot_make_pixtag_take_or_fetch_a_non_consenting_
         return Reply(200, b"[]")
 
     with scripted(handler) as (base, seen):
-        settings = load_settings(**demo_settings(base, storage=str(tmp_path / "ds")))
+        settings = load_settings(**demo_settings(base, storage=str(tmp_path / "ds"), min_per_class=1))
         scrape(settings, ["cat"], per_class=10, progress=False)
     store = LocalStorage(tmp_path / "ds")
     manifest, dropped = store.read_parquet(dataset.MANIFEST), store.read_parquet(dataset.DROPPED)

@@ -204,7 +204,7 @@ def test_dns_traps_through_the_whole_scrape(photos: Path, tmp_path: Path, monkey
         settings = load_settings(instance_url=base, token="dns-test-token", request_rate=100,
                                  allow_private_hosts=["127.0.0.1"],
                                  allowed_media_hosts=[*names, REBIND], max_retries=0,
-                                 storage=str(tmp_path / "store"), **FAST_RETRIES)
+                                 storage=str(tmp_path / "store"), min_per_class=1, **FAST_RETRIES)
         scrape(settings, ["cat"], per_class=10, out=str(tmp_path / "ds"), progress=False)
     store = LocalStorage(tmp_path / "ds")
     manifest, dropped = store.read_parquet(dataset.MANIFEST), store.read_parquet(dataset.DROPPED)
