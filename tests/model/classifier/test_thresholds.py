@@ -12,6 +12,7 @@ from pixtag.model.classifier.folds import fit_splits
 from pixtag.model.classifier.openset import (
     BACKGROUND,
     DEFAULT_THRESHOLD,
+    LOWEST_START,
     pick_threshold,
     pick_thresholds,
     raise_for_background,
@@ -117,6 +118,14 @@ def test_the_setting_and_no_background_give_one_threshold() -> None:
     classes_only = [i for i, t in enumerate(truth) if t != BACKGROUND]
     none = pick_thresholds(load_settings(), oof[classes_only][:, 1:], [truth[i] for i in classes_only], LABELS[1:])
     assert set(none.values.values()) == {DEFAULT_THRESHOLD}
+
+
+def test_no_tag_starts_below_the_lowest_start() -> None:
+    """Well apart classes and background: the old rule's one threshold would be tiny; a tag is
+    still not suggested below LOWEST_START (unseen photos there were wrong more often)."""
+    oof = np.array([[0.01, 0.9, 0.01, 0.01], [0.01, 0.01, 0.9, 0.01], [0.01, 0.01, 0.01, 0.9], [0.9, 0.01, 0.01, 0.01]])
+    chosen = pick_thresholds(load_settings(), oof, ["cat", "dog", "fox", BACKGROUND], LABELS)
+    assert chosen.one < LOWEST_START and set(chosen.values.values()) == {LOWEST_START}
 
 
 def test_a_photo_with_two_labels_counts_for_both_tags() -> None:
