@@ -155,12 +155,20 @@ def evaluate_cmd(ctx: click.Context, photos: str, others: str | None, model_uri:
     if as_json:
         echo_json(report)
         return
+    def figure(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
     click.echo(f"{report['model']}: accuracy {report['accuracy']:.4f} on {report['images']} "
-               f"images, abstention {report['abstention_rate']:.4f}")
+               f"images, coverage {report['coverage']:.4f}, precision of suggestions "
+               f"{figure(report['suggestion_precision'])}, precision@{report['top_k']} {report['precision_at_k']:.4f}, "
+               f"recall@{report['top_k']} {report['recall_at_k']:.4f}")
     if "false_suggestion_rate" in report:
         click.echo(f"  false suggestions on {report['others_images']} photos of other subjects: "
                    f"{report['false_suggestion_rate']:.4f}; precision at {report['in_class_share']:.0%} "
-                   f"in-class posts: {report['precision_at_share']:.4f}")
+                   f"in-class posts: {figure(report['precision_at_share'])}")
+    tags = report.get("per_tag") or {}
     for cls, m in report["per_class"].items():
+        threshold = (tags.get(cls) or {}).get("threshold")
         click.echo(f"  {cls:>12}: recall {m['recall']:.3f} precision {m['precision']:.3f} "
-                   f"abstained {m['abstention_rate']:.3f} (n={m['n']})")
+                   f"abstained {m['abstention_rate']:.3f} (n={m['n']})"
+                   + ("" if threshold is None else f", threshold {threshold:.3f}"))

@@ -12,6 +12,7 @@ with :mod:`pixtag.core.logs` so that log records are scrubbed of them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -136,7 +137,11 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, moto).")
     background: int | None = Field(
         None, ge=0, description="Background images (posts with none of the classes' tags) collected "
-        "beside the classes so the model learns to abstain (default: 2 x per_class; 0: none).")
+        "beside the classes so the model learns to abstain (default: per_class x max(2, classes / 4), "
+        "2 x per_class up to eight classes; 0: none).")
+    two_class_posts: Literal["drop", "all_tags"] = Field(
+        "drop", description="Posts tagged with two or more classes: drop their images (the study's rule) or "
+        "keep them, each image labelled with every class tag of its post (trained one-vs-rest).")
     min_per_class: int = Field(50, ge=1, description="Validation: fewest images a class may have.")
     balance_ratio: float = Field(1.5, ge=1, description="Validation: largest/smallest class.")
 
@@ -192,11 +197,16 @@ class Settings(BaseSettings):
 
     # --- suggestions ----------------------------------------------------------------------
     threshold: float | None = Field(
-        None, ge=0, le=1, description="Smallest probability suggested (default: the threshold training "
-        "chose for false_suggestion_target, or 0.5 for a model trained without background).")
+        None, ge=0, le=1, description="Smallest probability suggested, for every tag (default: each tag's own "
+        "threshold, chosen in training for target_precision and false_suggestion_target; 0.5 for a model "
+        "trained without background).")
     false_suggestion_target: float = Field(
-        0.03, gt=0, lt=1, description="Training picks the threshold at which at most this share of "
-        "held-out background images gets a tag.")
+        0.03, gt=0, lt=1, description="Training raises the tags' thresholds until at most this share of "
+        "held-out background images gets any tag.")
+    target_precision: float = Field(
+        0.99, gt=0, le=1, description="Training raises each tag's threshold past its wrong suggestions until "
+        "this share of the suggestions on out-of-fold class images is right (0.99 there gave 0.98 on photos "
+        "training never saw: bench/vocabulary.py), then until false_suggestion_target holds.")
     in_class_share: float = Field(
         0.15, gt=0, le=1, description="Share of timeline posts showing a class: the mix at which the "
         "precision of suggestions is reported.")
@@ -309,8 +319,18 @@ class Settings(BaseSettings):
     # ----------------------------------------------------------------------------------------
     @property
     def background_images(self) -> int:
-        """How many background images a scrape collects."""
-        return 2 * self.per_class if self.background is None else self.background
+        """How many background images a scrape of up to eight classes collects (see
+        :meth:`background_for`)."""
+        return self.background_for(0)
+
+    def background_for(self, classes: int) -> int:
+        """How many background images a scrape of ``classes`` classes collects: the setting, else
+        ``per_class x max(2, ceil(classes / 4))``. The study's five classes get 2 x per_class; more
+        classes claim more of what everyday photos look like, so more of those are needed to learn
+        to say nothing (eighteen classes: 5 x per_class; measured in bench/vocabulary.py)."""
+        if self.background is not None:
+            return self.background
+        return self.per_class * max(2, math.ceil(classes / 4))
 
     @property
     def instance_host(self) -> str | None:

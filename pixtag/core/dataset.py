@@ -13,6 +13,13 @@ A dataset lives under one storage root (a folder or ``s3://bucket/prefix``)::
 
 ``sha256`` is the hash of the original bytes and is the image's identity everywhere
 (feature cache keys, near-duplicate checks, exclusions).
+
+An image may carry several class labels (a post tagged with two classes, kept under
+``two_class_posts: all_tags``): ``label`` is still one of them (the class whose timeline it was
+collected from: splits are stratified on it, contact sheets file it there) and the optional
+column ``labels`` (:data:`LABELS`) lists them all, sorted and comma-separated. A manifest
+without that column (written before it existed, or by hand) reads as one label per image
+(:func:`label_sets`).
 """
 
 from __future__ import annotations
@@ -53,6 +60,12 @@ MANIFEST_COLUMNS: dict[str, str] = {
     "original_path": "string",
 }
 
+#: Optional manifest column: every class label of the image, sorted, comma-separated (``"cat,dog"``);
+#: missing, empty or null means ``label`` alone. Not in MANIFEST_COLUMNS, so older manifests still
+#: pass the manifest suite's column check.
+LABELS = "labels"
+LABEL_SEPARATOR = ","
+
 DROPPED_COLUMNS: dict[str, str] = {
     "post_id": "string",
     "media_id": "string",
@@ -63,6 +76,24 @@ DROPPED_COLUMNS: dict[str, str] = {
     "detail": "string",
     "media_url": "string",
 }
+
+
+def join_labels(labels: Any) -> str:
+    """The ``labels`` value of an image: its labels, sorted and de-duplicated, comma-separated."""
+    return LABEL_SEPARATOR.join(sorted(set(labels)))
+
+
+def label_sets(frame: pd.DataFrame) -> list[tuple[str, ...]]:
+    """Each row's class labels: ``labels`` where the manifest has it (``label`` always among
+    them), else ``(label,)``."""
+    primary = [str(v) for v in frame["label"]]
+    if LABELS not in frame:
+        return [(p,) for p in primary]
+    out = []
+    for p, value in zip(primary, frame[LABELS], strict=True):
+        extra = [v for v in str(value).split(LABEL_SEPARATOR) if v] if isinstance(value, str) else []
+        out.append(tuple(sorted({p, *extra})))
+    return out
 
 
 def image_key(sha256: str) -> str:

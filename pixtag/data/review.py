@@ -198,8 +198,8 @@ code{background:#f3f3f3;padding:0 .3em}
 """.replace("%(size)d", str(THUMB_SIZE))
 
 
-def _figure(ref: str, sha: str, thumb: str | Exception, excluded: bool) -> str:
-    caption = html.escape(ref) + (" excluded" if excluded else "")
+def _figure(ref: str, sha: str, thumb: str | Exception, excluded: bool, also: str = "") -> str:
+    caption = html.escape(ref) + (f" +{html.escape(also)}" if also else "") + (" excluded" if excluded else "")
     title = html.escape(f"{ref} sha256 {sha}")
     if isinstance(thumb, Exception):
         body = f'<div class="missing" title="{html.escape(str(thumb))}">unreadable</div>'
@@ -211,11 +211,14 @@ def _figure(ref: str, sha: str, thumb: str | Exception, excluded: bool) -> str:
 
 def render_sheet(label: str, rows: pd.DataFrame, thumbs: list[str | Exception],
                  dataset_uri: str) -> str:
-    """The HTML contact sheet of one class (``rows``: ref, sha256, excluded)."""
+    """The HTML contact sheet of one class (``rows``: ref, sha256, excluded; an image with several
+    labels is captioned with the others, ``cat:12 +dog``)."""
+    also = [" +".join(other for other in labels if other != label) for labels in dataset.label_sets(rows)] \
+        if "label" in rows else [""] * len(rows)
     figures = "\n".join(
-        _figure(ref, str(sha), thumb, bool(excl))
-        for ref, sha, excl, thumb in zip(rows["ref"], rows["sha256"], rows["excluded"], thumbs,
-                                         strict=True)
+        _figure(ref, str(sha), thumb, bool(excl), extra)
+        for ref, sha, excl, thumb, extra in zip(rows["ref"], rows["sha256"], rows["excluded"], thumbs, also,
+                                                strict=True)
     )
     n_excl = int(rows["excluded"].sum())
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -7,7 +7,9 @@ Flow per class (``scrape_class``, the unit the Airflow DAG maps over):
    ``CatsOfPixelfed``: found through the same normalisation as ``trending``), newest first,
    merged and de-duplicated by post id, looking at up to ``posts_factor x per_class`` posts;
 2. screen each post (:func:`screen_post`, pure): public, unlocked, not sensitive, no spoiler,
-   account not opted out, exactly one class; then each image (:func:`screen_media`);
+   account not opted out, exactly one class (or, with ``two_class_posts: all_tags``, one or
+   more: such an image is labelled with every class tag of its post, column ``labels``); then
+   each image (:func:`screen_media`);
 3. download the media in deterministic batches with bounded concurrency (the media host is not
    the API: downloads are bounded by concurrency, not by the API rate), decode and check them
    (:func:`pixtag.data.images.prepare`), store originals and 224x224 images content-addressed;
@@ -77,11 +79,12 @@ def _strip_html(text: str) -> str:
     return re.sub(r"<[^>]+>", " ", text or "")
 
 
-def screen_post(status: Status, classes_of_post: set[str]) -> tuple[str, str] | None:
+def screen_post(status: Status, classes_of_post: set[str], several: bool = False) -> tuple[str, str] | None:
     """Why a post must not be used (``(reason, detail)``), or ``None`` when it may be.
 
     Privacy first: only public posts of unlocked accounts that have not opted out; unknown
-    values count as "no" (a post whose lock state cannot be read is not used).
+    values count as "no" (a post whose lock state cannot be read is not used). A post tagged
+    with several classes is dropped (``multiple_classes``, the study's rule) unless ``several``.
     """
     if status.visibility != "public":
         return "not_public", f"visibility {status.visibility}"
@@ -100,7 +103,7 @@ def screen_post(status: Status, classes_of_post: set[str]) -> tuple[str, str] | 
         return "spoiler", "post has a content warning"
     if status.sensitive is not False:
         return "sensitive", "post is marked sensitive" if status.sensitive else "sensitivity unknown"
-    if len(classes_of_post) > 1:
+    if len(classes_of_post) > 1 and not several:
         return "multiple_classes", ",".join(sorted(classes_of_post))
     if not classes_of_post:
         return "no_class", "no hashtag normalises to a class"
@@ -152,6 +155,7 @@ class Candidate:
     status: Status
     media: MediaAttachment
     label: str
+    labels: tuple[str, ...] = ()  # every class tag of the post (``label`` among them); () for ``label`` alone
 
 
 @dataclass
@@ -188,6 +192,7 @@ def _manifest_row(c: Candidate, meta: dict[str, Any], size: int) -> dict[str, An
         "media_id": c.media.id,
         "account": c.status.account.acct or c.status.account.username,
         "label": c.label,
+        dataset.LABELS: dataset.join_labels(c.labels or (c.label,)),
         "sha256": sha,
         "phash": meta["phash"],
         "mode": "RGB",
@@ -376,15 +381,17 @@ class _ClassCollector:
         from pixtag.tags.normalize import normalize
 
         self.spellings.update(t.lower() for t in status.hashtags if self.label in normalize(t))
-        verdict = screen_post(status, post_classes(status, self.classes))
+        carried = post_classes(status, self.classes)
+        verdict = screen_post(status, carried, several=self.settings.two_class_posts == "all_tags")
         if status.id in self.exclusions["post_id"]:
             verdict = ("excluded", "excluded by a reviewer")
         if verdict:
             self._drop(status, None, tag, verdict)
             return
-        self._fetch_media(status, tag, pool)
+        self._fetch_media(status, tag, pool, tuple(sorted(carried | {self.label})))
 
-    def _fetch_media(self, status: Status, tag: str, pool: ThreadPoolExecutor) -> None:
+    def _fetch_media(self, status: Status, tag: str, pool: ThreadPoolExecutor,
+                     labels: tuple[str, ...] = ()) -> None:
         """Each attachment of an accepted post: dropped with its reason, or its download started."""
         for media in status.media_attachments:
             media_verdict = screen_media(media)
@@ -392,7 +399,7 @@ class _ClassCollector:
                 self._drop(status, media, tag, media_verdict)
             else:
                 future = pool.submit(self.fetcher.fetch, media.url or "")
-                self.inflight.append((self.seq, Candidate(status, media, self.label), future))
+                self.inflight.append((self.seq, Candidate(status, media, self.label, labels), future))
 
     def _drop(self, status: Status, media: MediaAttachment | None, tag: str, verdict: tuple[str, str]) -> None:
         self.dropped.append(_dropped_row(status, media, self.label, tag, *verdict) | {"_seq": self.seq})
@@ -463,7 +470,7 @@ def scrape_class(
     The class's spellings come from the stored trending runs and the instance's trending
     hashtags; when those timelines run dry before the class is full, spellings found on the
     class's own posts (``#DogsOfPixelfed`` next to ``#dog``) are paged too. With ``label``
-    :data:`BACKGROUND`, ``settings.background_images`` background images are collected from
+    :data:`BACKGROUND`, ``settings.background_for(len(classes))`` background images are collected from
     the public timeline instead.
 
     ``store``: ``out`` already opened. The trending runs and the ledger are read from
@@ -472,7 +479,7 @@ def scrape_class(
     from tqdm import tqdm
 
     if label == BACKGROUND:
-        per_class = settings.background_images
+        per_class = settings.background_for(len([c for c in classes if c != BACKGROUND]))
     per_class = per_class or settings.per_class
     store = store or open_storage(out, settings.s3_endpoint_url)
     home = store if out == settings.storage else open_storage(settings.storage, settings.s3_endpoint_url)
@@ -615,7 +622,7 @@ def assemble(settings: Settings, classes: list[str], out: str,
     An image found under two classes (same bytes or a near duplicate) cannot be labelled
     with confidence, so every copy of it is dropped (``duplicate_cross_class``): no image is
     in two classes (nor both a class image and a background image). Then each class keeps its
-    first ``per_class`` rows, the background its first ``settings.background_images``.
+    first ``per_class`` rows, the background its first ``settings.background_for(len(classes))``.
 
     A class with too few images to train (:func:`too_few_images`) is left out of this dataset:
     its images are dropped rows (``class_left_out``), it is named with its reason in
@@ -623,7 +630,7 @@ def assemble(settings: Settings, classes: list[str], out: str,
     a cross-class duplicate). The classes kept are balanced within ``balance_ratio`` by keeping
     the larger ones' first images (:func:`balanced_caps`), never by leaving out a class that has
     its minimum. ``dataset.json`` records the classes kept. A class set too small to
-train is left to the caller. ``store``: ``out`` already opened.
+    train is left to the caller. ``store``: ``out`` already opened.
     """
     import pandas as pd
 
@@ -633,7 +640,9 @@ train is left to the caller. ``store``: ``out`` already opened.
     parts = [store.read_parquet(f"{PARTS}/{label}.parquet") for label in labels]
     dropped_frames = [store.read_parquet(f"{PARTS}/{label}.dropped.parquet") for label in labels]
     rows = pd.concat(parts, ignore_index=True) if parts else dataset.empty_frame(dataset.MANIFEST_COLUMNS)
-    keep = {label: settings.background_images if label == BACKGROUND else per_class for label in labels}
+    rows = one_row_per_media(rows)
+    background = settings.background_for(len([c for c in labels if c != BACKGROUND]))
+    keep = {label: background if label == BACKGROUND else per_class for label in labels}
     # First the classes too small by their own scrape, then (merging again) those that cross-class
     # duplicates with the classes kept bring below the minimum: a left-out class's images cost no
     # other class anything.
@@ -667,7 +676,7 @@ train is left to the caller. ``store``: ``out`` already opened.
     store.write_parquet(dataset.DROPPED, dropped)
     store.write_parquet(dataset.MANIFEST, manifest)
     kept_classes = [c for c in labels if c != BACKGROUND]
-    dataset.write_info(store, kept_classes, settings.background_images if BACKGROUND in labels else 0)
+    dataset.write_info(store, kept_classes, background if BACKGROUND in labels else 0)
     counts = manifest["label"].value_counts().reindex(labels, fill_value=0)
     return ScrapeSummary(
         out=store.uri,
@@ -677,6 +686,18 @@ train is left to the caller. ``store``: ``out`` already opened.
         images=len(manifest),
         left_out=left_out,
     )
+
+
+def one_row_per_media(rows: Any) -> Any:
+    """A post tagged with several classes (kept with ``two_class_posts: all_tags``) is collected
+    from each of its classes' timelines: one row per media, the first (in label order), which
+    carries every label in ``labels``. Parts written before ``labels`` existed get it from ``label``."""
+    if dataset.LABELS not in rows:
+        rows = rows.assign(**{dataset.LABELS: rows["label"]})
+    rows[dataset.LABELS] = rows[dataset.LABELS].fillna(rows["label"])
+    several = rows[dataset.LABELS].str.contains(dataset.LABEL_SEPARATOR, regex=False).fillna(False)
+    repeated = several & rows.duplicated(subset=["post_id", "media_id"])
+    return rows[~repeated].reset_index(drop=True)
 
 
 def labels_to_scrape(settings: Settings, classes: Iterable[str]) -> list[str]:

@@ -8,8 +8,9 @@ that depend on the settings are ``{"$PARAMETER": name}`` placeholders filled at 
     the manifest rows that training would read (exclusions applied) plus facts derived from
     the stored files: each image's decoded mode and size, whether its content is colour
     (:func:`pixtag.data.images.is_grayscale`), any read/decode error, and its nearest near
-    duplicate (phash distance ``<= phash_distance``); ``row_ref`` (contact-sheet index and
-    path) names the offending rows in reports.
+    duplicate (phash distance ``<= phash_distance``), what is wrong with an image's several
+    labels (``labels_problem``: optional column ``labels``, :func:`labels_problems`); ``row_ref``
+    (contact-sheet index and path) names the offending rows in reports.
 ``class_counts``
     one row per class: ``count`` and ``ratio_to_smallest``. "Balanced within ratio" means
     largest/smallest ``<= balance_ratio``, i.e. every ``ratio_to_smallest <= balance_ratio``.
@@ -193,6 +194,27 @@ def near_duplicates(frame: pd.DataFrame, refs: pd.Series, distance: int) -> pd.S
     return result
 
 
+def labels_problems(frame: pd.DataFrame, classes: list[str]) -> list[str | None]:
+    """Per row, what is wrong with its ``labels`` (None when nothing, or when the manifest has no
+    such column): it must hold the row's ``label``, and several labels only classes of the set
+    (the background is one label alone)."""
+    if dataset.LABELS not in frame or "label" not in frame:
+        return [None] * len(frame)
+    known = set(classes)
+    out: list[str | None] = []
+    for label, value in zip(frame["label"], frame[dataset.LABELS], strict=True):
+        names = [v for v in str(value).split(dataset.LABEL_SEPARATOR) if v] if isinstance(value, str) else []
+        if not names:
+            out.append(None)
+        elif label not in names:
+            out.append(f"label {label} is not among its labels {value}")
+        elif len(names) > 1 and not set(names) <= known:
+            out.append(f"labels {value}: {', '.join(sorted(set(names) - known))} not a class of the set")
+        else:
+            out.append(None)
+    return out
+
+
 def class_counts(labels: pd.Series, classes: list[str]) -> pd.DataFrame:
     """label, count and ratio_to_smallest for each class of ``classes`` (in that order)."""
     import pandas as pd
@@ -253,7 +275,9 @@ def build_frames(store: Storage, settings: Settings, classes: list[str]) -> Fram
     facts = image_facts(store, paths)
     frame = frame.assign(**{column: facts[column] for column in facts})
     frame = frame.assign(near_duplicate_of=near_duplicates(frame, frame["row_ref"],
-                                                           settings.phash_distance))
+                                                           settings.phash_distance),
+                         labels_problem=pd.Series(labels_problems(frame, classes), index=frame.index,
+                                                  dtype="object"))
     labels = frame["label"] if "label" in frame else pd.Series([], dtype="string")
     return Frames(manifest=frame, class_counts=class_counts(labels, classes),
                   excluded=int(excluded.sum()),

@@ -278,7 +278,8 @@ def mlflow_ui(settings: Settings) -> str | None:
 
 TRAINED_KEYS = ("run_id", "model_uri", "backbone", "labels", "images", "train_images", "test_images",
                 "cv_accuracy", "cv_mean", "cv_var", "test_accuracy", "train_seconds", "dataset_hash", "reused",
-                "threshold", "abstention_rate", "false_suggestion_rate", "precision_at_share")
+                "threshold", "abstention_rate", "false_suggestion_rate", "precision_at_share", "coverage",
+                "suggestion_precision", "precision_at_k", "recall_at_k", "top_k", "in_class_share", "per_tag")
 
 
 def train(run: RunContext | Settings) -> Trained:
@@ -352,6 +353,8 @@ def report(selection: ClassSelection, dataset: DatasetSummary | None, trained: T
         test_accuracy=trained.test_accuracy if trained else None,
         false_suggestion_rate=trained.false_suggestion_rate if trained else None,
         abstention_rate=trained.abstention_rate if trained else None,
+        **({k: getattr(trained, k) for k in ("coverage", "suggestion_precision", "precision_at_share", "precision_at_k",
+                                             "recall_at_k", "top_k", "in_class_share", "per_tag")} if trained else {}),
         reused=bool(trained and trained.reused),
         mlflow_run_url=trained.mlflow_run_url if trained else None,
         compare=trained.compare if trained else None,

@@ -178,6 +178,16 @@ class Comparison(Result):
     notes: list[str]
 
 
+class TagFigures(Result):
+    """One tag of a candidate: its threshold and its test figures at it (precision over every
+    test image, background included; recall; support: test images that carry it)."""
+
+    threshold: float
+    precision: float | None = None
+    recall: float | None = None
+    support: int = 0
+
+
 class Trained(Result):
     """``train``: the candidate's figures and its MLflow run (not yet registered)."""
 
@@ -197,12 +207,20 @@ class Trained(Result):
     train_seconds: float
     dataset_hash: str
     reused: bool = False
-    threshold: float | None = None
+    threshold: float | None = None  # the one threshold of the old rule (for comparison); thresholds serve
     abstention_rate: float | None = None
     false_suggestion_rate: float | None = None
     precision_at_share: float | None = None
     compare: Comparison | None = None
     mlflow_run_url: str | None = None  # the plugin's "MLflow run" button
+    # the suggestions on the test part, each tag at its own threshold (openset.suggestion_metrics)
+    coverage: float | None = None
+    suggestion_precision: float | None = None
+    precision_at_k: float | None = None
+    recall_at_k: float | None = None
+    top_k: int | None = None
+    in_class_share: float | None = None
+    per_tag: dict[str, TagFigures] = Field(default_factory=dict)
 
 
 class ChampionScore(Result):
@@ -215,6 +233,7 @@ class ChampionScore(Result):
     scored_on: str
     note: str = ""
     false_suggestion_rate: float | None = None
+    compared_on: list[str] = Field(default_factory=list)  # classes whose test images it was re-scored on
 
 
 class Decision(Result):
@@ -277,8 +296,17 @@ class Report(Result):
     notes: dict[str, str] = Field(default_factory=dict)  # the class selection's notes (made room, WordNet)
     rejected: dict[str, str] = Field(default_factory=dict)  # the candidates that are not classes, and why
     approval: Approval | None = None  # with promotion: human, the person's answer (or none)
+    # the suggestions' figures (Trained's): make run prints them and a per-class table
+    coverage: float | None = None
+    suggestion_precision: float | None = None
+    precision_at_share: float | None = None
+    precision_at_k: float | None = None
+    recall_at_k: float | None = None
+    top_k: int | None = None
+    in_class_share: float | None = None
+    per_tag: dict[str, TagFigures] = Field(default_factory=dict)
 
 
 __all__ = ["Approval", "BackboneScore", "ChampionScore", "ClassSelection", "Comparison", "DatasetSummary", "Decision",
-           "Drift", "FailedCheck", "FeatureSummary", "Report", "Result", "ScrapeSummary", "Trained", "Trending",
-           "Validation", "Vocabulary"]
+           "Drift", "FailedCheck", "FeatureSummary", "Report", "Result", "ScrapeSummary", "TagFigures", "Trained",
+           "Trending", "Validation", "Vocabulary"]

@@ -181,6 +181,8 @@ def print_summary(summary: dict[str, Any], echo: Any) -> None:
                  f"images got a tag (abstained on {report.get('abstention_rate') or 0:.3f} of class images)")
         elif report.get("test_accuracy") is not None:
             echo("  false suggestions: unmeasured (no background images: set background > 0)")
+        for line in suggestion_lines(report):
+            echo(line)
         decision = report.get("decision") or {}
         if decision and report.get("reused") and decision.get("already_champion"):
             echo(f"  model:          {decision.get('model_uri', '')} version {decision.get('version', '?')}: "
@@ -194,3 +196,31 @@ def print_summary(summary: dict[str, Any], echo: Any) -> None:
     echo(f"  instance:       {summary['instance']}{'  (local demo instance)' if summary['demo'] else ''}")
     if summary.get("bot"):
         echo("  bot:            @pixtag answers mentions on the instance with the champion (log var/run/bot.log)")
+
+
+def _figure(value: Any, fmt: str = ".3f") -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def suggestion_lines(report: dict[str, Any]) -> list[str]:
+    """The suggestions' figures on the held-out test part (one line) and a compact per-class
+    table: images, threshold, precision and recall of each tag at its threshold."""
+    if report.get("coverage") is None:
+        return []
+    k = report.get("top_k") or "k"
+    lines = [f"  suggestions:    coverage {_figure(report['coverage'])} of class images, precision "
+             f"{_figure(report.get('suggestion_precision'))}, precision@{k} {_figure(report.get('precision_at_k'))}, "
+             f"recall@{k} {_figure(report.get('recall_at_k'))}"
+             + ("" if report.get("precision_at_share") is None else
+                f", precision {_figure(report['precision_at_share'])} at "
+                f"{report.get('in_class_share') or 0.15:.0%} in-class posts")]
+    tags = report.get("per_tag") or {}
+    if tags:
+        width = max(8, *map(len, tags))
+        counts = report.get("counts") or {}
+        lines.append(f"  per class:      {'class':<{width}} images  test  threshold  precision  recall")
+        for tag, m in tags.items():
+            lines.append(f"                  {tag:<{width}} {counts.get(tag, 0):>6} {m.get('support', 0):>5}  "
+                         f"{_figure(m.get('threshold')):>9}  {_figure(m.get('precision')):>9}  "
+                         f"{_figure(m.get('recall')):>6}")
+    return lines

@@ -57,7 +57,7 @@ def plot_wup(selection: Selection, path: Path) -> Path:
     labels = selection.classes
     matrix = np.array([[np.nan if v is None else v for v in row] for row in selection.wup],
                       dtype=float).reshape(len(labels), len(labels))
-    size = max(4, 0.8 * len(labels) + 2)
+    size = max(4, min(0.8, 11 / max(len(labels), 1)) * len(labels) + 2)  # 0.8 in a cell for five, ~0.55 at twenty
     fig = Figure(figsize=(size, size * 0.85), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")

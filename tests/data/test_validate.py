@@ -137,6 +137,16 @@ def _near_duplicate(ds: Path, photos: Path) -> list[str]:
     return [row["path"], "near_duplicate_of='cat:0 images/"]
 
 
+def _labels_outside_the_set(ds: Path) -> list[str]:
+    """Several labels per image (two_class_posts: all_tags): one names no class of the set."""
+    m = manifest(ds)
+    m[dataset.LABELS] = m["label"]
+    m.loc[12, dataset.LABELS] = f"{m.loc[12, 'label']},horse"
+    m.loc[13, dataset.LABELS] = "cat,dog" if m.loc[13, "label"] in ("cat", "dog") else f"{m.loc[13, 'label']},cat"
+    save(ds, m)
+    return ["horse not a class of the set", m.loc[12, "path"]]
+
+
 def _sensitive(ds: Path) -> list[str]:
     m = manifest(ds)
     m.loc[9, "sensitive"] = True
@@ -189,6 +199,7 @@ CORRUPTIONS: dict[str, tuple[Callable, set[str], tuple[str, ...]]] = {
     "not 224x224": (_wrong_size, {f"{BETWEEN}(image_width)", f"{BETWEEN}(image_height)"}, ()),
     "near duplicate": (_near_duplicate, {"expect_column_values_to_be_null(near_duplicate_of)"},
                        ()),
+    "labels outside the set": (_labels_outside_the_set, {"expect_column_values_to_be_null(labels_problem)"}, ()),
     "sensitive": (_sensitive, {f"{IN_SET}(sensitive)"}, ()),
     "unlisted": (_unlisted, {f"{IN_SET}(visibility)"}, ()),
     "missing column": (_missing_column, {"expect_table_columns_to_match_set()",

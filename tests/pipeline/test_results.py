@@ -40,7 +40,10 @@ TRAINED = Trained(run_id="r1", model_uri="runs:/r1/model", backbone="efficientne
                   compare=Comparison(run_id="c1", backbones={"vgg16": {"cv_accuracy": [0.8], "cv_mean": 0.8,
                                                                        "test_accuracy": 0.8, "weights": "hub"}},
                                      mann_whitney=[{"a": "x", "b": "y", "u": 1.0, "p": 0.5}], paired=[], notes=["n"]),
-                  mlflow_run_url="http://mlflow/#/experiments/1/runs/r1")
+                  mlflow_run_url="http://mlflow/#/experiments/1/runs/r1", coverage=0.97, suggestion_precision=0.99,
+                  precision_at_k=0.33, recall_at_k=1.0, top_k=3, in_class_share=0.15,
+                  per_tag={"cat": {"threshold": 0.3, "precision": 1.0, "recall": 0.95, "support": 12},
+                           "dog": {"threshold": 0.42, "precision": None, "recall": None, "support": 0}})
 DECISION = Decision(model_name="pixtag", version="1", decision="promoted", promoted=True, alias="champion",
                     reason="no champion yet", test_accuracy=0.96, message="pixtag v1 promoted", new_champion=True,
                     model_uri="models:/pixtag/1", comparison={"candidate": {"accuracy": 0.96}, "champion": None,
@@ -86,6 +89,17 @@ def test_the_keys_the_ui_the_plugin_and_the_summary_read_stay() -> None:
     assert set(EXAMPLES[2].xcom()) >= {"classes", "vocabulary"} and "top" in EXAMPLES[0].xcom()
     # the per-label scrapes are by_class (per_class is the number of images wanted per class)
     assert "by_class" in EXAMPLES[4].xcom() and "per_class" not in EXAMPLES[4].xcom()
+
+
+def test_the_report_carries_the_suggestions_figures_and_each_tag() -> None:
+    from pixtag.pipeline.flow import report
+
+    selection = ClassSelection(classes=["cat", "dog"])
+    done = report(selection, None, TRAINED, DECISION)
+    assert (done.coverage, done.suggestion_precision, done.precision_at_k, done.top_k) == (0.97, 0.99, 0.33, 3)
+    assert done.per_tag["dog"].threshold == 0.42 and done.per_tag["cat"].support == 12
+    assert Report.model_validate(json.loads(json.dumps(done.xcom()))) == done
+    assert report(selection, None, None, None).per_tag == {}
 
 
 def test_the_vocabulary_names_forced_tags_only_when_there_are_some() -> None:

@@ -6,5 +6,5 @@
 - :mod:`.folds`: k fold fits and the refit sharing work (each fold starts from the refit's optimum);
 - :mod:`.crossval`: grouped, stratified folds and :func:`~.crossval.cv_and_refit`;
 - :mod:`.openset`: the background class, **where the suggestion threshold is chosen**
-  (:func:`~.openset.pick_threshold`), the closed-set prediction and the open-set figures.
+  (:func:`~.openset.pick_thresholds`: one per tag), the closed-set prediction and the suggestions' figures.
 """

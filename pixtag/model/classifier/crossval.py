@@ -60,9 +60,13 @@ def grouped_folds(y: np.ndarray, folds: int, seed: int,
 def cv_and_refit(estimator: Any, X: np.ndarray, y: np.ndarray, folds: int, seed: int,
                  oof: list[Any] | None = None,
                  groups: np.ndarray | None = None,
-                 predictions: list[tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[list[float], Any]:
+                 predictions: list[tuple[np.ndarray, np.ndarray]] | None = None,
+                 targets: np.ndarray | None = None, classes: Sequence[str] | None = None) -> tuple[list[float], Any]:
     """Closed-set accuracy over the class images of each stratified fold (grouped by
     ``groups`` when given: no origin on both sides of a fold), and a clone fitted on all rows.
+    With ``targets`` (a 0/1 indicator matrix whose columns ``classes`` names: several labels per
+    row), pixtag's classifier is fitted on them and a prediction is right when it is any of the
+    row's labels; ``y`` (one of each row's labels) still stratifies the folds.
     With ``oof`` (a list), the fold models' calibrated probabilities of their held-out rows
     are appended to it as one ``(rows, labels)`` array in row order. With ``predictions`` (a
     list), each fold's ``(held-out class rows, predicted labels)`` is appended.
@@ -84,21 +88,27 @@ def cv_and_refit(estimator: Any, X: np.ndarray, y: np.ndarray, folds: int, seed:
         predicted = closed_predict(fitted, X[test])
         if predictions is not None:
             predictions.append((test, predicted))
-        return float(np.mean(predicted == y[test]))
+        if targets is None:
+            return float(np.mean(predicted == y[test]))
+        column = {str(c): k for k, c in enumerate(classes)}
+        return float(np.mean([targets[row, column[str(p)]] > 0 for row, p in zip(test, predicted, strict=True)]))
 
     def collect(fitted: list[Any], splits: list[tuple[np.ndarray, np.ndarray]]) -> None:
         if oof is None:
             return
-        probs = np.zeros((len(y), len(np.unique(y))))
+        probs = np.zeros((len(y), len(fitted[0].classes_)))
         for model, (_, test) in zip(fitted, splits, strict=True):
             probs[test] = model.predict_tag_proba(X[test])
         oof.append(probs)
 
     splits = grouped_folds(y, folds, seed, groups)
     workers = min(folds + 1, len(os.sched_getaffinity(0)))
+    if targets is not None and type(estimator) is not LinearSVMClassifier:
+        raise TrainError("several labels per image need pixtag's LinearSVMClassifier")
     if type(estimator) is LinearSVMClassifier:  # the folds start from the refit's optimum
+        fit_y = y if targets is None else targets
         with threadpool_limits(1):
-            refit, fitted = fit_splits(estimator, X, y, [train for train, _ in splits], workers)
+            refit, fitted = fit_splits(estimator, X, fit_y, [train for train, _ in splits], workers, classes)
         collect(fitted, splits)
         return [score(m, test) for m, (_, test) in zip(fitted, splits, strict=True)], refit
     # the refit, the longest job, first

@@ -18,6 +18,10 @@ targets ``t = ±1`` on the active set ``A = {i: t_i f(x_i) < 1}`` with penalty `
   the Newton steps already computed;
 
 exact as long as removing one point leaves the active set unchanged.
+
+Several labels per image: ``fit(X, Y, classes=names)`` with a 0/1 indicator matrix ``Y``
+(rows × classes) trains each class on its own ±1 column (a row is positive for every class it
+carries, negative for the others), the same one-vs-rest problem with other targets.
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from pixtag.model.classifier.solver import l2svm, platt
+
+
+def is_indicator(y: Any) -> bool:
+    """Whether ``y`` is an indicator matrix (rows × two or more classes), not one label per row
+    (a single column is labels, as scikit-learn treats it)."""
+    shape = np.shape(np.asarray(y))
+    return len(shape) == 2 and shape[1] >= 2
 
 
 class LinearSVMClassifier(ClassifierMixin, BaseEstimator):
@@ -55,23 +66,36 @@ class LinearSVMClassifier(ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
 
     # --- fitting -------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any) -> LinearSVMClassifier:
+    def fit(self, X: Any, y: Any, classes: Any = None) -> LinearSVMClassifier:
+        """Fit on labels ``y`` (one per row), or on a 0/1 indicator matrix ``y`` (rows × classes,
+        several labels per row) whose columns ``classes`` names (default ``0..K-1``)."""
         self._validate_params()
-        X, codes = self._learn_classes(X, y)
+        X, targets = self._learn_classes(X, y, classes)
         Z, _ = self._learn_scaling(X)
-        targets = np.where(codes[:, None] == np.arange(len(self.classes_)), 1.0, -1.0)
         W, loo, self.n_iter_ = l2svm(Z, targets, self.C, self.max_iter)
         self.calibration_ = np.array([platt(loo[:, k], targets[:, k] > 0) for k in range(targets.shape[1])])
         return self._learn_weights(W)
 
-    def _learn_classes(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Validate the data and learn ``classes_``; the features as an array, and class codes."""
+    def _learn_classes(self, X: Any, y: Any, classes: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Validate the data and learn ``classes_``; the features as an array, and the ±1
+        targets (rows × classes)."""
+        if is_indicator(y):
+            X = validate_data(self, X, dtype=[np.float64, np.float32])
+            Y = np.asarray(y)
+            check_classification_targets(Y)
+            if Y.shape[0] != X.shape[0]:
+                raise ValueError(f"{X.shape[0]} rows of features but {Y.shape[0]} rows of targets")
+            self.classes_ = np.arange(Y.shape[1]) if classes is None else np.asarray(classes)
+            if len(self.classes_) != Y.shape[1] or len(self.classes_) < 2:
+                raise ValueError(f"needs at least 2 classes, one name per column: {len(self.classes_)} names "
+                                 f"for {Y.shape[1]} columns")
+            return X, np.where(Y > 0, 1.0, -1.0)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError("needs samples of at least 2 classes; the data has 1 class")
-        return X, codes
+        return X, np.where(codes[:, None] == np.arange(len(self.classes_)), 1.0, -1.0)
 
     def _learn_scaling(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Learn ``mean_`` and ``scale_``; the standardised features with an intercept column

@@ -20,7 +20,7 @@ import numpy as np
 
 from pixtag.model.classifier.openset import BACKGROUND
 from pixtag.model.promotion.card import model_card
-from pixtag.model.promotion.gate import Champion, Paired, decide, mcnemar
+from pixtag.model.promotion.gate import Champion, Paired, class_changes, decide, mcnemar
 from pixtag.model.promotion.rescoring import best_champion, candidate_figures, current_champion
 from pixtag.model.promotion.versions import (
     CHALLENGER,
@@ -84,14 +84,18 @@ def _register(settings: Settings, run_id: str, store: Storage | None = None) -> 
         client.set_model_version_tag(name, champion.version, TAG + "was_champion", "true")
     best = best_champion(settings, client, run, labels, champion, exclude=version, store=store)
     false_rate = run_false_rate(run)
-    recalls, correct = candidate_figures(run, labels)
+    recalls, correct, truth = candidate_figures(run, labels)
+    correct, truth = on_shared(correct, truth, champion)
     paired = paired_test(labels, correct, champion)
+    shared_accuracy = float(np.mean(correct)) if correct else None
     decision = decide(accuracy, labels, champion, settings.accuracy_floor, settings.tolerance, false_rate,
                       paired=paired, confidence=settings.gate_confidence, best=best,
-                      recalls=recalls, recall_floor=settings.recall_floor)
+                      recalls=recalls, recall_floor=settings.recall_floor,
+                      shared_accuracy=shared_accuracy if champion is not None and champion.compared_on else None)
     alias = (CHAMPION if settings.promotion == "auto" else CHALLENGER) if decision.passed else None
     outcome = ("promoted" if alias == CHAMPION else "challenger" if alias else "rejected")
-    tags = gate_tags(settings, outcome, decision.reason, accuracy, labels, false_rate, recalls, champion, paired, best)
+    tags = gate_tags(settings, outcome, decision.reason, accuracy, labels, false_rate, recalls, champion, paired, best,
+                     shared_accuracy)
     for key, value in tags.items():
         client.set_model_version_tag(name, version, TAG + key, str(value))
     client.update_model_version(name, version, description=model_card(
@@ -105,19 +109,29 @@ def _register(settings: Settings, run_id: str, store: Storage | None = None) -> 
     return result
 
 
+def on_shared(correct: tuple[bool, ...] | None, truth: tuple[str, ...], champion: Champion | None
+              ) -> tuple[tuple[bool, ...] | None, tuple[str, ...]]:
+    """The candidate's per-image results and labels on the test images the champion was
+    re-scored on (those of the classes both have); all of them when it was not re-scored."""
+    if correct is None or champion is None or not champion.compared_on:
+        return correct, truth
+    keep = [i for i, label in enumerate(truth) if label in champion.compared_on]
+    return tuple(correct[i] for i in keep), tuple(truth[i] for i in keep)
+
+
 def paired_test(labels: tuple[str, ...], correct: tuple[bool, ...] | None,
                 champion: Champion | None) -> Paired | None:
     """The exact McNemar test of candidate and champion, when both were scored image by image on
-    the same test images of the same classes."""
-    if champion is None or champion.labels != labels or correct is None or champion.correct is None \
-            or len(correct) != len(champion.correct):
+    the same test images (of the classes both have)."""
+    if champion is None or correct is None or champion.correct is None \
+            or len(correct) != len(champion.correct) or not correct:
         return None
     return mcnemar(correct, champion.correct)
 
 
 def gate_tags(settings: Settings, outcome: str, reason: str, accuracy: float, labels: tuple[str, ...],
               false_rate: float | None, recalls: Mapping[str, float], champion: Champion | None,
-              paired: Paired | None, best: Champion | None) -> dict[str, Any]:
+              paired: Paired | None, best: Champion | None, shared_accuracy: float | None = None) -> dict[str, Any]:
     """What the version records of its gate (``pixtag.gate.*`` tags): the decision, the rules
     and the figures it was decided on."""
     tags: dict[str, Any] = {
@@ -130,14 +144,20 @@ def gate_tags(settings: Settings, outcome: str, reason: str, accuracy: float, la
     }
     tags |= {f"recall.{k}": v for k, v in recalls.items()}
     if champion is not None:
+        added, removed, shared = class_changes(labels, champion)
+        tags |= {"classes_added": ",".join(added), "classes_removed": ",".join(removed),
+                 "compared_on": ",".join(champion.compared_on or shared)}
+        if champion.labels != labels and shared_accuracy is not None:
+            tags["shared_accuracy"] = shared_accuracy
         tags |= {"champion_version": champion.version,
                  "champion_accuracy": champion.accuracy,
                  "champion_logged_accuracy": champion.logged_accuracy,
                  "champion_scored_on": champion.scored_on,
                  "champion_false_suggestion_rate": champion.false_suggestion_rate,
                  "champion_note": champion.note}
-        tags["paired_test"] = ("exact McNemar" if paired is not None else
-                               "none: " + ("other label set" if champion.labels != labels else
+        tags["paired_test"] = ("exact McNemar" + (" on the shared classes" if champion.labels != labels else "")
+                               if paired is not None else
+                               "none: " + ("no class in common" if not shared else
                                            "no per-image predictions of both on the same images"))
     if paired is not None:
         tags |= {"paired_images": paired.images, "paired_candidate_only": paired.candidate_only,
@@ -145,7 +165,8 @@ def gate_tags(settings: Settings, outcome: str, reason: str, accuracy: float, la
     if best is not None:
         tags |= {"best_version": best.version, "best_accuracy": best.accuracy,
                  "best_scored_on": best.scored_on}
-    reference = max([c.accuracy for c in (champion, best) if c is not None and c.labels == labels],
+    reference = max([c.accuracy for c in (champion, best)
+                     if c is not None and (c.labels == labels or (c is champion and c.compared_on))],
                     default=None)
     if reference is not None:
         tags["reference_accuracy"] = reference
@@ -153,11 +174,10 @@ def gate_tags(settings: Settings, outcome: str, reason: str, accuracy: float, la
 
 
 def comparison(run: Any, accuracy: float, false_rate: float | None, recalls: Mapping[str, float],
-               champion: Champion | None, correct: tuple[bool, ...] | None,
-               limit: int = 200) -> dict[str, Any]:
-    """The candidate beside the champion on the same test images, for the person approving:
-    overall and per-class figures, false-suggestion rates, and the images they disagree on
-    (sha256, true label, which one got it right; at most ``limit``)."""
+               champion: Champion | None, correct: tuple[bool, ...] | None, limit: int = 200) -> dict[str, Any]:
+    """The candidate beside the champion on the same test images (of the classes both have), for
+    the person approving: overall and per-class figures, false-suggestion rates, and the images
+    they disagree on (sha256, true label, which one got it right; at most ``limit``)."""
     out: dict[str, Any] = {"candidate": {"accuracy": accuracy, "false_suggestion_rate": false_rate,
                                          "recall": dict(recalls)}, "champion": None, "disagreements": []}
     if champion is None:
@@ -168,9 +188,13 @@ def comparison(run: Any, accuracy: float, false_rate: float | None, recalls: Map
     if champion.correct is None or correct is None or len(champion.correct) != len(correct):
         return out
     split = load_split(run.info.run_id)
-    truth = np.asarray(split["test_labels"])
-    inside = truth != BACKGROUND
-    shas, truth = np.asarray(split["test"])[inside], truth[inside]
+    labels = np.asarray(split["test_labels"])
+    inside = labels != BACKGROUND
+    shas, labels = np.asarray(split["test"])[inside], labels[inside]
+    if champion.compared_on:
+        keep = np.isin(labels, list(champion.compared_on))
+        shas, labels = shas[keep], labels[keep]
+    truth = labels
     champ = np.asarray(champion.correct, dtype=bool)
     out["champion"]["recall"] = {str(label): float(np.mean(champ[truth == label])) for label in np.unique(truth)}
     differ = np.flatnonzero(champ != np.asarray(correct, dtype=bool))

@@ -76,6 +76,14 @@ def load_split(run_id: str) -> dict[str, Any]:
     return load_dict(f"runs:/{run_id}/split.json")
 
 
+def test_truth(split: dict[str, Any]) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Each test image's label (its stratum), and all its labels (an image of a post tagged with
+    several classes: a prediction is right when it is any of them)."""
+    labels = [str(v) for v in split["test_labels"]]
+    sets = split.get("test_label_sets") or [[v] for v in labels]
+    return labels, [tuple(map(str, s)) for s in sets]
+
+
 def finished_run(client: MlflowClient, run_id: str) -> Any:
     """The run, only if it finished: a training task killed mid-way (SIGKILL, OOM) leaves its
     run RUNNING, one that raised leaves it FAILED; such a run is never registered (the retried

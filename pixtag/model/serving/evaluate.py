@@ -1,8 +1,12 @@
 """Score a registered model on a labelled folder of photos (``CLASS/*.jpg``).
 
-Reports top-1 accuracy (the most probable tag, whatever the threshold), accuracy among the
-images that got a confident tag, the abstention rate (no tag passed the threshold), per-class
-precision and recall, and the confusion matrix (rows: folder classes, columns: model tags).
+Reports top-1 accuracy (the most probable tag, whatever the thresholds), accuracy among the
+images that got a confident tag, the abstention rate (no tag passed its threshold) and the
+coverage (1 - it), per-class precision and recall, the confusion matrix (rows: folder classes,
+columns: model tags), and, from the suggestions the served model makes (every tag past its own
+threshold, ranked, at most ``top_k``: :func:`pixtag.model.serving.tagmodel.pick_tags`), the
+precision of suggestions, precision and recall at k (k = ``top_k``) and each tag's precision,
+recall and support (:func:`pixtag.model.classifier.openset.suggestion_metrics`).
 With ``--others DIR`` (photos of none of the classes, in any sub-folders), also the
 false-suggestion rate (share of those photos that got a tag) and the precision of suggestions
 on a timeline where ``in_class_share`` of the posts show a class.
@@ -21,10 +25,10 @@ import numpy as np
 from pixtag.core import logs
 from pixtag.core.errors import PixtagError
 from pixtag.data.images import decode, to_rgb
-from pixtag.model.classifier.openset import BACKGROUND, class_columns, precision_at, tag_probabilities
+from pixtag.model.classifier.openset import BACKGROUND, class_columns, suggestion_metrics, tag_probabilities
 from pixtag.model.serving.loader import load_tag_model
 from pixtag.model.serving.suggest import champion_uri
-from pixtag.model.serving.tagmodel import combine
+from pixtag.model.serving.tagmodel import combine, pick_tags
 
 if TYPE_CHECKING:
     from pixtag.core.config import Settings
@@ -88,14 +92,26 @@ def summarise(truth: list[str], top: list[str], confident: list[bool],
     }
 
 
-def predictions(model: TagModel, files: list[tuple[str, Path]]
-                ) -> tuple[list[str], list[str], list[bool], list[dict[str, str]]]:
-    """True labels, top-1 tags, whether a tag passed the threshold, and unreadable files."""
-    truth: list[str] = []
-    top: list[str] = []
-    confident: list[bool] = []
+class Predicted:
+    """Per decoded image: its true label, top-1 tag, suggested tags (ranked, as served) and the
+    tags ranked by probability whatever the thresholds (the first ``top_k``)."""
+
+    def __init__(self) -> None:
+        self.truth: list[str] = []
+        self.top: list[str] = []
+        self.suggested: list[list[str]] = []
+        self.ranking: list[list[str]] = []
+
+    @property
+    def confident(self) -> list[bool]:
+        return [bool(s) for s in self.suggested]
+
+
+def predictions(model: TagModel, files: list[tuple[str, Path]]) -> tuple[Predicted, list[dict[str, str]]]:
+    """What the model does with each file (as it serves it), and the unreadable files."""
+    out = Predicted()
     errors: list[dict[str, str]] = []
-    threshold = float(model.config["threshold"])
+    thresholds, top_k = model.thresholds(), int(model.config["top_k"])
     bar = logs.progress(total=len(files), desc="evaluate", unit="img")
     for start in range(0, len(files), CHUNK):
         chunk, images = [], []
@@ -108,32 +124,43 @@ def predictions(model: TagModel, files: list[tuple[str, Path]]
                 errors.append({"file": str(path), "error": str(exc)})
         for label, raw in zip(chunk, model.view_scores(images), strict=True):
             probs = tag_probabilities(raw, model.fitted_labels)
-            _, passed, _ = combine(probs, model.config["window_combine"], threshold)
+            mean, passed, votes = combine(probs, model.config["window_combine"], thresholds)
             closed = raw[:, class_columns(model.fitted_labels)].mean(axis=0)
-            truth.append(label)
-            top.append(model.labels[int(np.argmax(closed))])
-            confident.append(bool(passed.any()))
+            out.truth.append(label)
+            out.top.append(model.labels[int(np.argmax(closed))])
+            out.suggested.append([t["tag"] for t in pick_tags(model.labels, mean, passed, votes, top_k)])
+            out.ranking.append([model.labels[k] for k in np.argsort(-closed, kind="stable")[:top_k]])
         bar.update(len(files[start:start + CHUNK]))
     bar.close()
-    return truth, top, confident, errors
+    return out, errors
+
+
+SUGGESTION_KEYS = ("coverage", "suggestion_precision", "precision_at_k", "recall_at_k", "several_tags_rate", "top_k",
+                   "per_tag")
 
 
 def score_files(model: TagModel, files: list[tuple[str, Path]], others: list[tuple[str, Path]] = (),
                 share: float = 0.15) -> dict[str, Any]:
-    truth, top, confident, errors = predictions(model, files)
-    if not truth:
+    seen, errors = predictions(model, files)
+    if not seen.truth:
         raise EvaluateError("no image could be decoded")
-    report = summarise(truth, top, confident, model.labels)
+    report = summarise(seen.truth, seen.top, seen.confident, model.labels)
     if others:
-        _, _, tagged, more = predictions(model, list(others))
+        other, more = predictions(model, list(others))
         errors += more
-        if not tagged:
+        if not other.truth:
             raise EvaluateError("no image of --others could be decoded")
-        right = float(np.mean([t == p and c for t, p, c in zip(truth, top, confident, strict=True)]))
-        report |= {"others_images": len(tagged), "false_suggestion_rate": float(np.mean(tagged)),
-                   "in_class_share": share,
-                   "precision_at_share": precision_at(share, right, 1 - report["abstention_rate"],
-                                                      float(np.mean(tagged)))}
+        figures = suggestion_metrics(seen.truth + other.truth, seen.top + other.top, seen.suggested + other.suggested,
+                                     seen.ranking + other.ranking, share, int(model.config["top_k"]))
+        report |= {"others_images": len(other.truth), "false_suggestion_rate": figures["false_suggestion_rate"],
+                   "in_class_share": share, "precision_at_share": figures["precision_at_share"]}
+    else:
+        figures = suggestion_metrics(seen.truth, seen.top, seen.suggested, seen.ranking, share,
+                                     int(model.config["top_k"]))
+    report |= {k: figures.get(k) for k in SUGGESTION_KEYS}
+    for tag, threshold in zip(model.labels, model.thresholds(), strict=True):
+        figures = report["per_tag"].setdefault(tag, {"support": 0, "precision": None, "recall": None})
+        figures["threshold"] = float(threshold)
     report["errors"] = errors
     return report
 
@@ -148,7 +175,8 @@ def evaluate(settings: Settings, photos: str | Path, model_uri: str | None = Non
     model = load_tag_model(uri, settings, **({} if settings.threshold is None
                                               else {"threshold": settings.threshold}))
     report = {"model": uri, "photos": str(photos), "others": str(others) if others else None,
-              "threshold": model.config["threshold"],
+              "threshold": model.config["threshold"],  # one for every tag, when set (else each tag's own)
+              "thresholds": dict(zip(model.labels, map(float, model.thresholds()), strict=True)),
               **score_files(model, files, extra, settings.in_class_share),
               "seconds": round(time.perf_counter() - start, 2)}
     log.info("%s on %s: accuracy %.4f, abstention %.4f over %d images", uri, photos,

@@ -122,9 +122,11 @@ def onnx_graph(backbone_name: str, settings: Settings,
 
 def log_model(classifier: LinearSVMClassifier, backbone_name: str, settings: Settings,
               name: str = "model", threshold: float = DEFAULT_THRESHOLD,
-              store: Storage | None = None) -> Any:
+              store: Storage | None = None, thresholds: dict[str, float] | None = None) -> Any:
     """Log backbone + classifier as a pyfunc in the active run; returns MLflow's ModelInfo.
-    ``threshold`` (chosen in training) serves unless the configuration sets one. The model
+    ``thresholds`` (tag -> threshold, chosen in training) serve unless the configuration or a
+    request sets one threshold for every tag; ``threshold`` (the one threshold of the old rule)
+    is kept as ``trained_threshold``, what a model without ``thresholds`` serves. The model
     directory holds the backbone's ONNX graph (from ``store``'s feature cache) when it matches
     PyTorch, so a CPU host serves it with ONNX Runtime alone."""
     import mlflow
@@ -142,6 +144,8 @@ def log_model(classifier: LinearSVMClassifier, backbone_name: str, settings: Set
             torch.save(backbone.model.state_dict(), data / "backbone.pt")
         fixed = {"format": MODEL_FORMAT, "backbone": backbone_name,
                  "labels": [str(c) for c in classifier.classes_], "trained_threshold": float(threshold)}
+        if thresholds:
+            fixed["thresholds"] = {str(k): float(v) for k, v in thresholds.items()}
         graph = onnx_graph(backbone_name, settings, store)
         if graph is not None:
             (data / ONNX_FILE).write_bytes(graph[0])

@@ -10,11 +10,14 @@ with ``pixtag serve`` (or ``mlflow models serve -m models:/pixtag@champion``).
 
 Requests carry a column ``image``: base64-encoded bytes, or a ``file://`` URL of a file inside
 the folder ``file_root`` of the model's configuration (none by default).
-Each answer lists the top-k tags whose calibrated probability passes the threshold (and beats
-the background's, for a model trained with background images: :mod:`pixtag.model.classifier.openset`), or says
-``no_confident_tag``. The threshold is the one training chose for the false-suggestion target
-unless the configuration or the request sets one. Non-square images (or all, with ``window: always``) are scored as a
-sliding window of square crops, combined by mean probability or by vote. Every request
+Each answer lists every tag whose calibrated probability passes its own threshold (and beats
+the background's, for a model trained with background images: :mod:`pixtag.model.classifier.openset`),
+most likely first, at most top-k, as ``tags``: ``[{"tag", "probability"}, ...]``; or says
+``no_confident_tag``. The thresholds are those training chose per tag (``thresholds`` in
+``config.json``; a model logged before has one, ``trained_threshold``) unless the configuration or
+the request sets one threshold for every tag. Non-square images (or all, with ``window: always``)
+are scored as a sliding window of square crops, combined per tag by mean probability or by vote
+(each view against the tag's threshold). Every request
 appends the images' perceptual hashes to the suggestion ledger (:mod:`pixtag.data.ledger`).
 """
 
@@ -85,11 +88,12 @@ def windows(image: Image.Image, size: int, mode: str = "auto") -> list[Image.Ima
 
 
 def combine(view_probs: np.ndarray, method: str,
-            threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+            threshold: float | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Per-tag probability (mean over views), which tags pass, and vote shares (``vote``).
 
-    ``mean``: a tag passes when its mean probability reaches ``threshold``. ``vote``: when it
-    reaches ``threshold`` in at least half of the views.
+    ``threshold``: one for every tag, or one per tag (a vector). ``mean``: a tag passes when its
+    mean probability reaches its threshold. ``vote``: when it reaches it in at least half of the
+    views.
     """
     mean = view_probs.mean(axis=0)
     if method == "mean":
@@ -155,13 +159,28 @@ class TagModel:
         self.fitted_labels = [str(c) for c in classifier.classes_]
         self.labels = [self.fitted_labels[i] for i in class_columns(self.fitted_labels)]
         self.ledger_store = ledger_store
-        if config.get("threshold") is None or float(config["threshold"]) < 0:  # the trained one
-            config = config | {"threshold": config.get("trained_threshold", DEFAULT_THRESHOLD)}
+        trained = config.get("thresholds") or {}
+        one = float(config.get("trained_threshold", DEFAULT_THRESHOLD))
+        #: each tag's threshold as training chose it (a model logged before: its one threshold)
+        self.trained_thresholds = np.array([float(trained.get(tag, one)) for tag in self.labels])
+        if config.get("threshold") is not None and float(config["threshold"]) < 0:
+            config = config | {"threshold": None}
+        if config.get("threshold") is None and not trained:  # a model logged before: its one threshold
+            config = config | {"threshold": one}
         self.config = config
         # concurrent requests (the scoring server's threads) share backbone calls and ledger writes
         self.batcher = Batcher(backbone.embed, int(config.get("serve_batch", SERVE_BATCH)))
         self._ledgers: dict[str, Batcher] = {}
         self._lock = threading.Lock()
+
+    def thresholds(self, threshold: float | None = None) -> np.ndarray:
+        """Each tag's threshold: ``threshold`` for every tag when given (>= 0), else the
+        configuration's one threshold when set, else the trained ones."""
+        if threshold is None or threshold < 0:
+            threshold = self.config.get("threshold")
+        if threshold is None:
+            return self.trained_thresholds
+        return np.full(len(self.labels), float(threshold))
 
     def view_scores(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
         """Per image, the ``(views, fitted labels)`` calibrated one-vs-rest probabilities
@@ -189,7 +208,7 @@ class TagModel:
         With ``record``, the decoded images' perceptual hashes go to the ledger first; if that
         write fails the whole call fails (the scraper relies on the ledger being complete).
         """
-        threshold = float(self.config["threshold"] if threshold is None or threshold < 0 else threshold)
+        thresholds = self.thresholds(threshold)
         top_k = int(self.config["top_k"] if top_k is None else top_k)
         results: list[dict[str, Any]] = [{} for _ in items]
         images, where = [], []
@@ -208,7 +227,7 @@ class TagModel:
         if record and self.ledger_store is not None and where and not VALIDATING_EXAMPLE.get():
             self._ledger(source)([results[i]["phash"] for i in where])
         for i, probs in zip(where, self.view_probabilities(images), strict=True):
-            mean, passed, votes = combine(probs, self.config["window_combine"], threshold)
+            mean, passed, votes = combine(probs, self.config["window_combine"], thresholds)
             tags = pick_tags(self.labels, mean, passed, votes, top_k)
             results[i].update(tags=tags, no_confident_tag=not tags, views=len(probs))
         return results

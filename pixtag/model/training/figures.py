@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pixtag.core.dataset import BACKGROUND
 from pixtag.core.storage import Storage, open_storage
 
 if TYPE_CHECKING:
@@ -20,25 +21,57 @@ if TYPE_CHECKING:
 TSNE_MAX_POINTS = 1000
 
 
+def confusion_size(classes: int) -> tuple[float, float]:
+    """Inches of a confusion matrix of ``classes``: ~1.2 in a cell for the study's five, ~0.55
+    at twenty (cells stay large enough for their numbers, the figure small enough to read whole)."""
+    cell = max(0.5, min(1.2, 6.0 / max(classes, 1)))
+    return cell * classes + 2.5, cell * classes + 2.0
+
+
 def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: Path, normalise: bool,
                    title: str | None = None) -> None:
+    """Heat map with the value in every non-zero cell (zeros left blank: at twenty classes the
+    off-diagonal confusions must stand out), class names on both axes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
 
     values = np.asarray(matrix, dtype=float)
     if normalise:
         values = values / np.maximum(values.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 3, 1.2 * len(labels) + 2))
-    whole = np.allclose(values, np.round(values))
-    ConfusionMatrixDisplay(values, display_labels=list(labels)).plot(
-        ax=ax, values_format=".2f" if normalise or not whole else ".0f", colorbar=False)
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=confusion_size(n))
+    ax.imshow(values, cmap="Blues", vmin=0, vmax=max(float(values.max()), 1e-9))
+    whole = not normalise and np.allclose(values, np.round(values))
+    font = 10 if n <= 8 else 8 if n <= 16 else 7
+    top = float(values.max()) or 1.0
+    for (i, j), value in np.ndenumerate(values):
+        if value == 0:
+            continue
+        text = f"{value:.0f}" if whole else f"{value:.2f}".lstrip("0") if value < 1 else "1"
+        ax.text(j, i, text, ha="center", va="center", fontsize=font,
+                color="white" if value > 0.6 * top else "black")
+    ax.set_xticks(range(n), list(labels), rotation=45 if n > 6 else 0, ha="right" if n > 6 else "center",
+                  fontsize=font + 1)
+    ax.set_yticks(range(n), list(labels), fontsize=font + 1)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
     ax.set_title(title or ("test confusion (row-normalised)" if normalise else "test confusion (counts)"))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def class_colours(count: int) -> list[Any]:
+    """Distinct colours for ``count`` classes: tab10, or from 11 classes tab20 without its greys
+    (grey is the background's) followed by tab20b's darker ones."""
+    import matplotlib
+
+    if count <= 10:
+        return list(matplotlib.colormaps["tab10"].colors)
+    tab20 = [c for i, c in enumerate(matplotlib.colormaps["tab20"].colors) if i not in (14, 15)]
+    return tab20 + list(matplotlib.colormaps["tab20b"].colors)[::2]
 
 
 def plot_tsne(X: np.ndarray, y: np.ndarray, path: Path, seed: int,
@@ -60,11 +93,25 @@ def plot_tsne(X: np.ndarray, y: np.ndarray, path: Path, seed: int,
         Xs = PCA(n_components=min(50, *Xs.shape), random_state=seed).fit_transform(Xs)
         emb = TSNE(n_components=2, perplexity=min(30.0, (len(Xs) - 1) / 3), init="pca",
                    random_state=seed).fit_transform(Xs)
-    fig, ax = plt.subplots(figsize=(7, 6))
-    for label in np.unique(ys):
+    names = [str(v) for v in np.unique(ys)]
+    classes = [v for v in names if v != BACKGROUND]
+    fig, ax = plt.subplots(figsize=(9.5 if len(classes) > 10 else 8, 6.5))
+    colours = class_colours(len(classes))
+    markers = "osD^v<>p"
+    for label in names:
         pts = emb[ys == label]
-        ax.scatter(pts[:, 0], pts[:, 1], s=8, label=str(label), alpha=0.8)
-    ax.legend(markerscale=2, fontsize=8)
+        if label == BACKGROUND:  # grey, behind the classes; a legend name without matplotlib's "_" rule
+            ax.scatter(pts[:, 0], pts[:, 1], s=6, c="#b0b0b0", alpha=0.6, label="background", zorder=1)
+            continue
+        k = classes.index(label)
+        ax.scatter(pts[:, 0], pts[:, 1], s=8, color=colours[k % len(colours)],
+                   marker=markers[k // len(colours) % len(markers)], label=label, alpha=0.85, zorder=2)
+        if len(classes) > 10:  # at many classes the name beside its cloud reads faster than the legend
+            x, y = np.median(pts, axis=0)
+            ax.annotate(label, (x, y), fontsize=7, ha="center", va="center", zorder=3,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})
+    ax.legend(markerscale=2, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0,
+              ncols=2 if len(names) > 24 else 1)
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])

@@ -37,18 +37,25 @@ class Scored:
 
 
 def fit_and_score(settings: Settings, data: Data) -> Scored:
-    """CV and refit of a new classifier on ``data``'s train part, scored on its test part."""
-    labels = sorted(set(data.y) - {BACKGROUND})
+    """CV and refit of a new classifier on ``data``'s train part, scored on its test part (an
+    image with several labels is trained positive for each; its closed-set prediction is right
+    when it is any of them)."""
+    labels = sorted({label for s in data.sets for label in s} - {BACKGROUND})
     Xtr, ytr = data.X[data.train], data.y[data.train]
+    several = data.targets(data.train)
+    targets, classes = several if several is not None else (None, None)
     start = time.perf_counter()
     oof: list[np.ndarray] = []
     fold_predictions: list[tuple[np.ndarray, np.ndarray]] = []
     folds, model = cv_and_refit(new_classifier(), Xtr, ytr, settings.cv_folds, settings.seed, oof,
-                                groups=data.groups[data.train], predictions=fold_predictions)
+                                groups=data.groups[data.train], predictions=fold_predictions,
+                                targets=targets, classes=classes)
     seconds = time.perf_counter() - start
-    confusions = [held_out_metrics(ytr[rows], predicted, labels)["confusion"] for rows, predicted in fold_predictions]
+    confusions = [held_out_metrics(data.truth(data.train[rows], predicted), predicted, labels)["confusion"]
+                  for rows, predicted in fold_predictions]
     yte = data.y[data.test]
     predicted = closed_predict(model, data.X[data.test])
     inside = yte != BACKGROUND
+    truth = data.truth(data.test[inside], predicted[inside])
     return Scored(labels, model, folds, confusions, oof[0], predicted,
-                  held_out_metrics(yte[inside], predicted[inside], labels), seconds)
+                  held_out_metrics(truth, predicted[inside], labels), seconds)

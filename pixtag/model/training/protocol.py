@@ -3,7 +3,8 @@ train and test (``settings.test_size``) stratified by class and grouped by origi
 (``settings.group_by``: every image of one post, or of one account, falls on one side); the
 k folds of the train part are grouped the same way (:mod:`pixtag.model.classifier.crossval`).
 Background images (label :data:`~pixtag.model.classifier.openset.BACKGROUND`) are split with
-the classes."""
+the classes. An image with several labels (manifest column ``labels``) is split and stratified by
+its ``label``, and trained positive for each of its labels (:attr:`Data.targets`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pixtag.core.dataset import read_manifest
+from pixtag.core.dataset import BACKGROUND, label_sets, read_manifest
 from pixtag.core.storage import Storage
 from pixtag.model.classifier.crossval import TrainError, check_groups, check_sides
 from pixtag.model.features.compute import compute, select
@@ -26,8 +27,10 @@ if TYPE_CHECKING:
 
 
 def dataset_hash(rows: pd.DataFrame) -> str:
-    """Identity of a labelled dataset: sha256 of its sorted ``sha256<TAB>label`` lines."""
-    lines = sorted(f"{s}\t{label}" for s, label in zip(rows["sha256"], rows["label"], strict=True))
+    """Identity of a labelled dataset: sha256 of its sorted ``sha256<TAB>label`` lines (an image
+    with several labels: ``<TAB>`` and all of them after its label)."""
+    lines = sorted(f"{s}\t{label}" + (f"\t{','.join(sets)}" if len(sets) > 1 else "")
+                   for s, label, sets in zip(rows["sha256"], rows["label"], label_sets(rows), strict=True))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
@@ -89,11 +92,38 @@ def held_out_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[st
 class Data:
     rows: pd.DataFrame
     X: np.ndarray
-    y: np.ndarray
+    y: np.ndarray  # one label per row: the split's strata, the closed-set figures' truth
     train: np.ndarray
     test: np.ndarray
     features: dict[str, Any]
     groups: np.ndarray
+    sets: list[tuple[str, ...]] | None = None  # every label of each row (None: y alone)
+
+    def __post_init__(self) -> None:
+        if self.sets is None:
+            self.sets = [(str(label),) for label in self.y]
+
+    @property
+    def several(self) -> bool:
+        """Whether some image carries several labels."""
+        return any(len(s) > 1 for s in self.sets or ())
+
+    def targets(self, rows: np.ndarray) -> tuple[np.ndarray, list[str]] | None:
+        """The 0/1 indicator matrix of ``rows`` (columns: every label, sorted) when some image has
+        several labels, else None (one label per row: the classifier's plain targets)."""
+        if not self.several:
+            return None
+        names = sorted({label for s in self.sets for label in s})
+        column = {name: k for k, name in enumerate(names)}
+        out = np.zeros((len(rows), len(names)), dtype=np.int8)
+        for i, row in enumerate(rows):
+            out[i, [column[label] for label in self.sets[row]]] = 1
+        return out, names
+
+    def truth(self, rows: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+        """The label a closed-set prediction is scored against: the prediction where it is one of
+        the row's labels, else the row's ``label``."""
+        return np.array([p if p in self.sets[r] else self.y[r] for r, p in zip(rows, predicted, strict=True)])
 
 
 def load_data(settings: Settings, store: Storage, backbone: str | None = None) -> Data:
@@ -105,7 +135,8 @@ def load_data(settings: Settings, store: Storage, backbone: str | None = None) -
     X = run.vectors(list(rows["sha256"]))
     groups = origin_groups(rows, settings.group_by)
     train_idx, test_idx = split(y, settings.test_size, settings.seed, groups)
-    return Data(rows, X, y, train_idx, test_idx, run.summary, groups)
+    sets = [s if label != BACKGROUND else (BACKGROUND,) for s, label in zip(label_sets(rows), y, strict=True)]
+    return Data(rows, X, y, train_idx, test_idx, run.summary, groups, sets)
 
 
 def post_time(rows: pd.DataFrame, pick: Any) -> str | None:

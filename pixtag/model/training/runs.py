@@ -52,7 +52,8 @@ def training_key(settings: Settings, rows: pd.DataFrame, backbone: str | None = 
         "test_size": settings.test_size, "cv_folds": settings.cv_folds, "seed": settings.seed,
         "group_by": settings.group_by,
         "classifier": CLASSIFIER_PARAMS, "model_config": model_config(settings),
-        "open_set": {"target": settings.false_suggestion_target, "share": settings.in_class_share},
+        "open_set": {"target": settings.false_suggestion_target, "share": settings.in_class_share,
+                     "precision": settings.target_precision},
         "pixtag": __version__,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
@@ -102,10 +103,16 @@ def log_candidate(summary: dict[str, Any], settings: Settings, clf: LinearSVMCla
         "background_images": summary["background_images"],
     })
     mlflow.log_metrics({k: summary[k] for k in ("abstention_rate", "false_suggestion_rate",
-                                                "precision_at_share", "suggested_accuracy")
+                                                "precision_at_share", "suggested_accuracy", "coverage",
+                                                "suggestion_precision", "precision_at_k", "recall_at_k")
                         if summary.get(k) is not None})
     for label, m in summary["per_class"].items():
         mlflow.log_metrics({f"{k}.{label}": m[k] for k in ("precision", "recall", "f1")})
+    # the suggestions' figures on the test part, each tag at its own threshold
+    mlflow.log_metrics({f"{name}.{tag}": m[key] for tag, m in (summary.get("per_tag") or {}).items()
+                        for name, key in (("threshold", "threshold"), ("tag_precision", "precision"),
+                                          ("tag_recall", "recall"), ("tag_support", "support"))
+                        if m.get(key) is not None})
     labels = summary["labels"]
     plots = tmp / "plots"
     plots.mkdir()
@@ -119,4 +126,7 @@ def log_candidate(summary: dict[str, Any], settings: Settings, clf: LinearSVMCla
                      "test_labels": data.y[data.test].tolist(),
                      # the closed-set prediction of each test image: the gate's paired test
                      "test_predictions": [str(p) for p in test_predictions],
+                     # every label of each test image, where some has several (a prediction is
+                     # right when it is any of them)
+                     **({"test_label_sets": [list(data.sets[i]) for i in data.test]} if data.several else {}),
                      "group_by": settings.group_by}, "split.json")

@@ -2,9 +2,11 @@
 model) to MLflow; :func:`compare` runs the same folds for several backbones and tests their fold
 accuracies pairwise (the study's Mann-Whitney U, and a paired test).
 
-CV and test accuracy are the study's closed-set figures over class images only; the suggestion
-threshold is chosen on the folds' held-out images (:func:`pixtag.model.classifier.openset.pick_threshold`)
-and the test part gives the abstention and false-suggestion rates.
+CV and test accuracy are the study's closed-set figures over class images only; each tag's
+suggestion threshold is chosen on the folds' held-out images
+(:func:`pixtag.model.classifier.openset.pick_thresholds`) and the test part gives the suggestions'
+figures (:func:`pixtag.model.classifier.openset.suggestion_metrics`): coverage, precision of
+suggestions, false suggestions on background images, precision and recall at k, per tag.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from pixtag.model.classifier.crossval import TrainError
 from pixtag.model.classifier.openset import (
     BACKGROUND,
     DEFAULT_THRESHOLD,
-    confidence,
-    open_set_metrics,
-    pick_threshold,
+    class_columns,
+    pick_thresholds,
+    ranked_tags,
+    suggestion_metrics,
+    tag_probabilities,
 )
 from pixtag.model.features.compute import select
 from pixtag.model.training.figures import write_model_figures
@@ -69,27 +73,55 @@ def train(settings: Settings, *, backbone: str | None = None,
     scored = fit_and_score(settings, data)
     summary = candidate_summary(settings, data, scored, key)
     log_run(settings, summary, data, scored, store)
-    log.info("trained %s on %d images: CV %.4f ± %.4f, test %.4f, false suggestions %s at "
-             "threshold %.3f (run %s)", summary["backbone"], len(data.rows), summary["cv_mean"], summary["cv_var"],
-             summary["test_accuracy"], summary["false_suggestion_rate"], summary["threshold"], summary["run_id"])
+    log.info("trained %s on %d images: CV %.4f ± %.4f, test %.4f, coverage %s, precision of suggestions %s, "
+             "false suggestions %s (run %s)", summary["backbone"], len(data.rows), summary["cv_mean"],
+             summary["cv_var"], summary["test_accuracy"], summary["coverage"], summary["suggestion_precision"],
+             summary["false_suggestion_rate"], summary["run_id"])
     return summary
 
 
+OPEN_SET_KEYS = ("abstention_rate", "coverage", "suggestion_precision", "false_suggestion_rate", "precision_at_share",
+                 "suggested_accuracy", "precision_at_k", "recall_at_k")
+
+
+def suggestions_on(model: Any, X: np.ndarray, sets: list[tuple[str, ...]], top: np.ndarray,
+                   thresholds: np.ndarray, top_k: int, share: float) -> dict[str, Any]:
+    """:func:`~pixtag.model.classifier.openset.suggestion_metrics` of feature rows ``X`` (one view
+    each, the 224 px image) whose labels are ``sets``, at ``thresholds`` (one per tag)."""
+    fitted = [str(c) for c in model.classes_]
+    tags = [fitted[i] for i in class_columns(fitted)]
+    probs = model.predict_tag_proba(X)
+    suggested = [[tags[k] for k in cols] for cols in ranked_tags(tag_probabilities(probs, fitted), thresholds, top_k)]
+    closed = probs[:, class_columns(fitted)]
+    ranking = [[tags[k] for k in np.argsort(-row, kind="stable")[:top_k]] for row in closed]
+    return suggestion_metrics(sets, list(top), suggested, ranking, share, top_k)
+
+
 def open_set_figures(settings: Settings, data: Data, scored: Scored) -> dict[str, Any]:
-    """The threshold (and where it came from), and the test part's open-set figures at it."""
+    """Each tag's threshold (and where they came from), and the test part's figures at them:
+    overall, per tag, and at the one threshold of the old rule (for comparison)."""
     fitted = [str(c) for c in scored.model.classes_]
-    threshold, source = pick_threshold(settings, scored.oof, data.y[data.train], fitted)
-    Xte, yte = data.X[data.test], data.y[data.test]
-    suggested = confidence(scored.model.predict_tag_proba(Xte), fitted) >= threshold
-    opened = open_set_metrics(yte, scored.test_predictions, suggested, settings.in_class_share)
+    chosen = pick_thresholds(settings, scored.oof, [data.sets[i] for i in data.train], fitted)
+    tags = [fitted[i] for i in class_columns(fitted)]
+    test_sets = [data.sets[i] for i in data.test]
+    Xte = data.X[data.test]
+    figures = suggestions_on(scored.model, Xte, test_sets, scored.test_predictions, chosen.vector(tags),
+                             settings.top_k, settings.in_class_share)
+    one = suggestions_on(scored.model, Xte, test_sets, scored.test_predictions, np.full(len(tags), chosen.one),
+                         settings.top_k, settings.in_class_share)
+    per_tag = {tag: {"threshold": chosen.values[tag], **figures["per_tag"].get(tag, {"support": 0, "precision": None,
+                                                                                    "recall": None})}
+               for tag in tags}
     return {
-        "threshold": threshold,
-        "threshold_source": source,
-        "abstention_rate": opened.get("abstention_rate"),
-        "false_suggestion_rate": opened.get("false_suggestion_rate"),
-        "precision_at_share": opened.get("precision_at_share"),
-        "suggested_accuracy": opened.get("suggested_accuracy"),
-        "test_background_images": opened["background_images"],
+        "threshold": chosen.one,  # the one threshold of the old rule, kept for comparison
+        "thresholds": chosen.values,
+        "threshold_source": chosen.source,
+        **{k: figures.get(k) for k in OPEN_SET_KEYS},
+        "top_k": settings.top_k,
+        "test_background_images": figures["background_images"],
+        "per_tag": per_tag,
+        "per_tag_out_of_fold": chosen.out_of_fold,
+        "one_threshold": {k: one.get(k) for k in OPEN_SET_KEYS},
     }
 
 
@@ -137,7 +169,8 @@ def log_run(settings: Settings, summary: dict[str, Any], data: Data, scored: Sco
     use_experiment(settings)
     with mlflow.start_run(run_name=f"train-{summary['backbone']}") as run, tempfile.TemporaryDirectory() as tmp:
         log_candidate(summary, settings, scored.model, data, Path(tmp), scored.test_predictions, store)
-        info = log_model(scored.model, summary["backbone"], settings, threshold=summary["threshold"], store=store)
+        info = log_model(scored.model, summary["backbone"], settings, threshold=summary["threshold"], store=store,
+                         thresholds=summary["thresholds"])
         mlflow.set_tag("pixtag.model_uri", info.model_uri)
         summary["run_id"] = run.info.run_id
         summary["model_uri"] = info.model_uri
@@ -209,15 +242,19 @@ def log_comparison(settings: Settings, summary: dict[str, Any], loaded: dict[str
         return str(run.info.run_id)
 
 
+def _pct(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
 def open_set_line(result: dict[str, Any]) -> str:
-    """One line on abstention: threshold, false suggestions, abstention, precision."""
+    """One line on the suggestions: thresholds, false suggestions, coverage, precision."""
+    values = list((result.get("thresholds") or {}).values())
+    where = (f"thresholds {min(values):.3f}-{max(values):.3f} (one per tag)" if values
+             else f"threshold {result.get('threshold', DEFAULT_THRESHOLD):.3f}")
     fsr = result.get("false_suggestion_rate")
     if fsr is None:
-        return (f"threshold {result.get('threshold', DEFAULT_THRESHOLD):.3f}; no background images, so "
-                "the false-suggestion rate is unmeasured (set background > 0)")
-    precision = result.get("precision_at_share")
-    return (f"threshold {result['threshold']:.3f}: false suggestions {fsr:.1%} of "
-            f"{result.get('test_background_images')} held-out background images, abstained on "
-            f"{result['abstention_rate']:.1%} of class images, precision "
-            f"{'n/a' if precision is None else f'{precision:.1%}'} at {result.get('in_class_share', 0.15):.0%} "
-            "in-class posts")
+        return f"{where}; no background images, so the false-suggestion rate is unmeasured (set background > 0)"
+    return (f"{where}: false suggestions {fsr:.1%} of {result.get('test_background_images')} held-out background "
+            f"images, coverage {_pct(result.get('coverage'))} of class images, precision of suggestions "
+            f"{_pct(result.get('suggestion_precision'))}, {_pct(result.get('precision_at_share'))} at "
+            f"{result.get('in_class_share', 0.15):.0%} in-class posts")

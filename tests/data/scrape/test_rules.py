@@ -49,6 +49,8 @@ def test_class_count_rules(wordnet: object) -> None:
     cats_and_dogs = make_status(tags=[{"name": "CatsOfPixelfed"}, {"name": "dogs"}])
     assert post_classes(cats_and_dogs, ["cat", "dog", "car"]) == {"cat", "dog"}
     assert screen_post(cats_and_dogs, {"cat", "dog"}) == ("multiple_classes", "cat,dog")
+    assert screen_post(cats_and_dogs, {"cat", "dog"}, several=True) is None  # two_class_posts: all_tags
+    assert screen_post(make_status(), set(), several=True)[0] == "no_class"
     assert screen_post(make_status(), set())[0] == "no_class"
     assert screen_post(make_status(), {"cat"}) is None
 

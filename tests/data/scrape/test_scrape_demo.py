@@ -187,3 +187,47 @@ def test_a_trending_run_spares_each_class_asking_for_the_trending_list(demo: Dem
     summary = scrape(settings, ["cat", "dog"], per_class=10, out=str(tmp_path / "after"), progress=False)
     assert asked() - before == 3  # the run's copy served both classes
     assert all(info["kept"] == 10 for info in summary.per_class.values())
+
+
+@pytest.fixture(scope="module")
+def all_tags(exhaustive: dict, tmp_path_factory: pytest.TempPathFactory, demo: DemoInstance) -> dict[str, Any]:
+    """The same scrape with ``two_class_posts: all_tags``, into a copy of the exhaustive dataset
+    (its downloads are reused)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("all-tags")
+    shutil.copytree(exhaustive["store"].root, root / "ds")
+    settings = load_settings(**demo_settings(demo.url, storage=str(root / "store"), two_class_posts="all_tags"))
+    summary = scrape(settings, CLASSES, per_class=400, out=str(root / "ds"), progress=False)
+    store = LocalStorage(root / "ds")
+    return {"summary": summary, "manifest": store.read_parquet(dataset.MANIFEST),
+            "dropped": store.read_parquet(dataset.DROPPED), "root": root, "settings": settings}
+
+
+def test_two_class_posts_are_kept_with_every_tag_of_their_post(all_tags: dict, exhaustive: dict, world: World) -> None:
+    """``all_tags``: each photo of a post tagged with two classes is kept once, labelled with both
+    (the post's tags, not what the photo shows: an album's dog photo is labelled cat and dog)."""
+    manifest = all_tags["manifest"]
+    assert "multiple_classes" not in set(all_tags["dropped"]["reason"])
+    truth = {(str(t.post_id), str(t.media_id)): t for t in world.two_class_photos}
+    several = manifest[manifest[dataset.LABELS].str.contains(",")]
+    kept = {(p, m) for p, m in zip(several["post_id"], several["media_id"], strict=True)}
+    assert kept and kept <= set(truth)
+    for row in several.itertuples():
+        photo = truth[(row.post_id, row.media_id)]
+        assert getattr(row, dataset.LABELS) == ",".join(sorted(photo.tagged)) and row.label in photo.tagged
+    assert {truth[k].how for k in kept} == {"album", "habit"}
+    assert not manifest.duplicated(subset=["post_id", "media_id"]).any() and manifest["sha256"].is_unique
+    # every other image is as the study's rule keeps it, with its one label
+    single = manifest[~manifest[dataset.LABELS].str.contains(",")]
+    assert (single[dataset.LABELS] == single["label"]).all()
+    assert set(single["sha256"]) <= set(exhaustive["manifest"]["sha256"])
+    first = several.iloc[0]
+    assert dataset.label_sets(several.iloc[:1]) == [tuple(sorted(truth[(first["post_id"], first["media_id"])].tagged))]
+
+
+def test_a_dataset_with_several_labels_per_image_passes_validation(all_tags: dict) -> None:
+    from pixtag.data.validate import validate
+
+    report = validate(str(all_tags["root"] / "ds"), all_tags["settings"], classes=CLASSES)
+    assert report.success, report.summary()

@@ -52,9 +52,42 @@ def test_tolerance_against_the_champion_on_the_same_split() -> None:
     assert "logged (not re-scored: x)" in logged.reason
 
 
-def test_a_new_label_set_is_a_new_baseline() -> None:
-    d = decide(0.91, ("cat", "dog"), champ(0.99), 0.9, 0.02)
-    assert d.passed and "label set changed" in d.reason
+def test_only_a_champion_with_no_class_in_common_is_a_new_baseline() -> None:
+    d = decide(0.91, ("fox", "owl"), champ(0.99), 0.9, 0.02)
+    assert d.passed and "no class in common with champion v3" in d.reason and "new baseline" in d.reason
+
+
+def test_a_class_removed_leaves_the_gate_comparing_on_the_shared_classes() -> None:
+    """The champion knew five classes, the candidate three of them: both are compared on those
+    three's test images (the old gate called it a new baseline and checked the floor only)."""
+    three = ("car", "cat", "dog")
+    champion = Champion("3", LABELS, 0.97, 0.99, "candidate_split", compared_on=three)
+    worse = decide(0.96, three, champion, 0.9, 0.02, shared_accuracy=0.93)
+    assert not worse.passed
+    assert "classes changed since champion v3 (added: none; removed: bird, flower)" in worse.reason
+    assert "compared on the 3 classes both have" in worse.reason
+    assert "test accuracy on the shared classes 0.9300 is below champion v3 0.9700" in worse.reason
+    paired = mcnemar([True] * 40 + [False] * 10, [True] * 50)  # the champion wins 10 of the shared images
+    refused = decide(0.97, three, champion, 0.9, 0.02, paired=paired, shared_accuracy=0.96)
+    assert not refused.passed and "significantly worse than the champion" in refused.reason
+    assert decide(0.97, three, champion, 0.9, 0.02, shared_accuracy=0.96).passed
+
+
+def test_a_class_added_is_gated_like_the_others() -> None:
+    """A class a person added (through the trigger form) needs the recall floor; the classes the
+    champion knew are compared with it on their test images."""
+    five = (*LABELS, "fox")
+    champion = Champion("3", LABELS, 0.97, 0.99, "candidate_split", compared_on=LABELS)
+    recalls = dict.fromkeys(five, 0.95) | {"fox": 0.5}
+    d = decide(0.95, five, champion, 0.9, 0.02, recalls=recalls, recall_floor=0.7, shared_accuracy=0.97)
+    assert not d.passed and "recall below the per-class floor 0.70: fox 0.50 (new class)" in d.reason
+    assert "(added: fox; removed: none)" in d.reason
+    good = decide(0.95, five, champion, 0.9, 0.02, recalls=dict.fromkeys(five, 0.9), recall_floor=0.7,
+                  shared_accuracy=0.965)
+    assert good.passed and "new classes reach the recall floor 0.70: fox 0.90" in good.reason
+    assert "test accuracy on the shared classes 0.9650 >= champion v3 0.9700" in good.reason
+    # a candidate better on its own, but worse on the classes the champion knew, is refused
+    assert not decide(0.99, five, champion, 0.9, 0.02, shared_accuracy=0.94).passed
 
 
 def test_exact_mcnemar_matches_the_binomial_test() -> None:
@@ -268,11 +301,43 @@ def test_a_persons_approval_moves_the_champion_and_a_rejection_says_why(runs) ->
     assert tags["pixtag.gate.rejection_reason"] == "(no reason given)"
 
 
-def test_a_changed_label_set_only_needs_the_floor(runs) -> None:
+def test_a_class_that_disappears_leaves_the_gate_comparing_on_the_shared_classes(runs) -> None:
+    """The champion knew five classes; bird and flower left the vocabulary: the champion is
+    re-scored on the candidate's test images of car, cat and dog, image by image."""
+    import mlflow
+
     settings = settings_for(runs, "labels")
     register(settings, runs["good"])
     three = register(settings, runs["three"])
-    assert three["decision"] == "promoted" and "label set changed" in three["reason"]
+    assert "label set changed" not in three["reason"]
+    assert "classes changed since champion v1 (added: none; removed: bird, flower)" in three["reason"]
+    assert three["champion"]["scored_on"] == "candidate_split"
+    assert list(three["champion"]["compared_on"]) == ["car", "cat", "dog"]
+    tags = client(settings).get_model_version("labels", three["version"]).tags
+    assert tags["pixtag.gate.paired_test"] == "exact McNemar on the shared classes"
+    assert (tags["pixtag.gate.classes_removed"], tags["pixtag.gate.classes_added"]) == ("bird,flower", "")
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    split = mlflow.artifacts.load_dict(f"runs:/{runs['three']}/split.json")
+    shared_images = sum(1 for label in split["test_labels"] if label in ("car", "cat", "dog"))
+    assert int(tags["pixtag.gate.paired_images"]) == shared_images > 0
+    card = client(settings).get_model_version("labels", three["version"]).description
+    assert "classes added: none; removed: bird, flower" in card
+
+
+def test_a_class_added_is_trained_and_gated_like_the_others(runs) -> None:
+    """The champion knew car, cat and dog; the candidate adds bird and flower (as a tag added
+    through the trigger form does): compared with the champion on the three, and every class,
+    the new ones too, held to the recall floor."""
+    settings = settings_for(runs, "added", recall_floor=0.7)
+    register(settings, runs["three"])
+    five = register(settings, runs["good"])
+    assert "classes changed since champion v1 (added: bird, flower; removed: none)" in five["reason"]
+    assert list(five["champion"]["compared_on"]) == ["car", "cat", "dog"]
+    tags = client(settings).get_model_version("added", five["version"]).tags
+    assert tags["pixtag.gate.classes_added"] == "bird,flower" and "pixtag.gate.mcnemar_p" in tags
+    recalls = {k: float(tags[f"pixtag.gate.recall.{k}"]) for k in LABELS}
+    assert five["decision"] == "promoted" and min(recalls.values()) >= 0.7
+    assert "new classes reach the recall floor 0.70: bird" in five["reason"]
 
 
 def test_mlflow_failing_mid_gate_promotes_nothing_and_a_retry_reuses_the_version(

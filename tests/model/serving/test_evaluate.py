@@ -75,6 +75,14 @@ def test_cli_evaluate_json(champion: dict[str, Any], monkeypatch: pytest.MonkeyP
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["accuracy"] >= 0.9 and set(report["per_class"]) == set(CLASSES)
+    # today's keys, and the suggestions' figures: every tag past its own threshold, at most top_k
+    assert {"images", "accuracy", "confident_accuracy", "abstention_rate", "per_class", "confusion",
+            "unknown_classes", "errors", "model", "photos", "others", "threshold", "seconds"} <= set(report)
+    assert report["coverage"] == pytest.approx(1 - report["abstention_rate"])
+    assert report["suggestion_precision"] >= 0.9 and report["recall_at_k"] >= report["accuracy"]
+    assert report["precision_at_k"] == pytest.approx(report["recall_at_k"] / report["top_k"])
+    assert report["thresholds"] == dict.fromkeys(CLASSES, 0.5)  # trained without background: the default
+    assert set(report["per_tag"]["cat"]) == {"threshold", "precision", "recall", "support"}
     assert "evaluate: 100%|" not in result.stderr  # --json: no progress bar
 
 

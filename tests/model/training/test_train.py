@@ -88,13 +88,22 @@ def test_train_reaches_the_study_accuracy_and_logs_everything(settings, tmp_path
     assert summary["cv_mean"] >= 0.95 and summary["test_accuracy"] >= 0.95
     assert summary["cv_var"] == pytest.approx(np.var(summary["cv_accuracy"]))
     assert set(summary["per_class"]["cat"]) == {"precision", "recall", "f1", "support"}
+    # each tag its threshold (no background images here: the default for every one) and figures
+    assert summary["thresholds"] == dict.fromkeys(summary["labels"], 0.5)
+    assert set(summary["per_tag"]) == set(summary["labels"])
+    assert set(summary["per_tag"]["cat"]) == {"threshold", "precision", "recall", "support"}
+    assert summary["per_tag"]["cat"]["support"] == summary["per_class"]["cat"]["support"]
+    assert 0.9 <= summary["coverage"] <= 1 and summary["suggestion_precision"] >= 0.9
+    assert summary["recall_at_k"] >= 0.95 and summary["precision_at_k"] == pytest.approx(
+        summary["recall_at_k"] / summary["top_k"])
 
     client = MlflowClient(settings.mlflow_uri)
     run = client.get_run(summary["run_id"])
     history = client.get_metric_history(run.info.run_id, "cv_accuracy")
     assert [m.value for m in sorted(history, key=lambda m: m.step)] == summary["cv_accuracy"]
     for key in ("cv_mean", "cv_var", "test_accuracy", "train_seconds", "recall.cat",
-                "precision.dog", "f1.bird"):
+                "precision.dog", "f1.bird", "coverage", "suggestion_precision", "precision_at_k", "recall_at_k",
+                "threshold.cat", "tag_precision.dog", "tag_recall.bird", "tag_support.car"):
         assert key in run.data.metrics
     assert run.data.tags["pixtag.labels"] == ",".join(summary["labels"])
     assert run.data.tags["pixtag.dataset_hash"] == summary["dataset_hash"]
@@ -135,6 +144,43 @@ def test_train_reaches_the_study_accuracy_and_logs_everything(settings, tmp_path
     assert json.loads(probe.stdout.splitlines()[-1]) == [again["run_id"], False]
     other = train(settings.model_copy(update={"cv_folds": 4}))  # a setting the model depends on
     assert other["reused"] is False and other["train_key"] != summary["train_key"]
+
+
+def test_images_with_two_labels_are_trained_and_scored_for_both(dataset: Path, tmp_path: Path) -> None:
+    """A manifest whose images may carry several labels (two_class_posts: all_tags): the split
+    is stratified on ``label``, the classifier is trained positive for every label, and a top-1
+    prediction is right when it is any of them."""
+    import shutil
+
+    from pixtag.core.storage import open_storage
+    from pixtag.model.training.fit import fit_and_score
+    from pixtag.model.training.protocol import load_data
+
+    copy = tmp_path / "ds"
+    shutil.copytree(dataset, copy)  # images and their cached features
+    manifest = pd.read_parquet(copy / "manifest.parquet")
+    both = manifest.index[manifest["label"] == "cat"][:10]
+    manifest["labels"] = manifest["label"]
+    manifest.loc[both, "labels"] = "cat,dog"
+    manifest.to_parquet(copy / "manifest.parquet")
+    settings = load_settings(storage=str(copy), backbone=LITE0, mlflow_uri=f"sqlite:///{tmp_path / 'm.db'}")
+    data = load_data(settings, open_storage(str(copy)))
+    assert data.several and sum(len(s) == 2 for s in data.sets) == 10
+    plain = load_data(settings.model_copy(update={"storage": str(dataset)}), open_storage(str(dataset)))
+    assert np.array_equal(data.test, plain.test)  # the same split: stratified on label
+    assert dataset_hash(data.rows) != dataset_hash(plain.rows)
+    scored = fit_and_score(settings, data)
+    assert list(scored.model.classes_) == ["bird", "car", "cat", "dog", "flower"] and scored.labels == list(
+        scored.model.classes_)
+    rows = np.flatnonzero([len(s) == 2 for s in data.sets])
+    train_rows = np.intersect1d(rows, data.train)
+    dog = scored.model.predict_tag_proba(data.X[train_rows])[:, 3]
+    alone = fit_and_score(settings, plain).model.predict_tag_proba(data.X[train_rows])[:, 3]
+    assert dog.mean() > alone.mean() + 0.2  # trained as dogs too
+    # a top-1 "dog" is right on an image labelled cat and dog, wrong on a cat's
+    truth = data.truth(data.test, np.full(len(data.test), "dog"))
+    sets = [data.sets[i] for i in data.test]
+    assert all(t == ("dog" if "dog" in s else data.y[i]) for t, s, i in zip(truth, sets, data.test, strict=True))
 
 
 def test_the_training_key_covers_every_classifier_parameter() -> None:
