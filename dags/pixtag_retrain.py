@@ -220,9 +220,9 @@ def pixtag_retrain() -> None:
     from pixtag.pipeline.results import (
         Approval,
         ClassSelection,
+        ClassSummary,
         DatasetSummary,
         Decision,
-        ScrapeSummary,
         Trained,
     )
 
@@ -259,7 +259,7 @@ def pixtag_retrain() -> None:
     @task(multiple_outputs=False)
     def assemble(classes: list[str], scraped: list[dict[str, Any]]) -> dict[str, Any]:
         with final_errors():
-            return flow.assemble(run_context(), classes, [ScrapeSummary.model_validate(s) for s in scraped]).xcom()
+            return flow.assemble(run_context(), classes, [ClassSummary.model_validate(s) for s in scraped]).xcom()
 
     @task
     def kept_labels(dataset: dict[str, Any]) -> list[str]:

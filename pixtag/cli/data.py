@@ -42,7 +42,7 @@ def scrape_cmd(ctx: click.Context, classes: str | None, per_class: int | None, o
         from pixtag.data.scrape import left_out_line
 
         click.echo(left_out_line(summary.left_out))
-    for label, info in summary.per_class.items():
+    for label, info in summary.by_class.items():
         click.echo(f"  {label}: looked at {info['posts_seen']} posts, downloaded "
                    f"{info['downloaded']}, reused {info['reused']}, {info['seconds']} s")
 

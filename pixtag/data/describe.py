@@ -61,9 +61,9 @@ def manifest_stats(frame: pd.DataFrame) -> dict[str, Any]:
     """Per-class counts, pixel counts, aspect ratios and cropped shares from the manifest."""
     pixels = frame["orig_width"].astype("float64") * frame["orig_height"].astype("float64")
     aspect = frame["orig_width"].astype("float64") / frame["orig_height"].astype("float64")
-    per_class = {}
+    by_class = {}
     for label, idx in frame.groupby("label", sort=True).groups.items():
-        per_class[str(label)] = {
+        by_class[str(label)] = {
             "count": len(idx),
             "pixel_count": quartiles(pixels[idx]),
             "aspect_ratio": quartiles(aspect[idx]),
@@ -71,7 +71,7 @@ def manifest_stats(frame: pd.DataFrame) -> dict[str, Any]:
         }
     return {"images": len(frame), "pixel_count": quartiles(pixels),
             "aspect_ratio": quartiles(aspect),
-            "cropped_share": _r(frame["cropped"].astype(bool).mean()), "classes": per_class}
+            "cropped_share": _r(frame["cropped"].astype(bool).mean()), "classes": by_class}
 
 
 def _decode(size: int) -> Any:

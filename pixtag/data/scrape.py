@@ -479,8 +479,9 @@ def scrape_class(
     from tqdm import tqdm
 
     if label == BACKGROUND:
-        per_class = settings.background_for(len([c for c in classes if c != BACKGROUND]))
-    per_class = per_class or settings.per_class
+        wanted = settings.background_for(len([c for c in classes if c != BACKGROUND]))
+    else:
+        wanted = per_class or settings.per_class
     store = store or open_storage(out, settings.s3_endpoint_url)
     home = store if out == settings.storage else open_storage(settings.storage, settings.s3_endpoint_url)
     summary = ClassSummary(label)
@@ -488,20 +489,20 @@ def scrape_class(
     with Client(settings, instance_url) as client:
         http = media_session(settings, client.base_url)
         fetcher = Fetcher(settings, store, http)
-        bar = tqdm(total=per_class, desc=f"{label:>10}", unit="img",
+        bar = tqdm(total=wanted, desc=f"{label:>10}", unit="img",
                    disable=not (progress and logs.progress_enabled()), leave=True)
         known = _known_tags(settings, client, home)
         if label == BACKGROUND:
             spellings = {t.lower() for c in classes for t in class_variants(c, known)}
             collector: _ClassCollector = _BackgroundCollector(
-                settings, label, classes, store, fetcher, per_class, bar, spellings=spellings, home=home)
+                settings, label, classes, store, fetcher, wanted, bar, spellings=spellings, home=home)
             with ThreadPoolExecutor(settings.download_concurrency) as pool:
                 log.info("background: paging the public timeline, skipping posts tagged %s",
                          ", ".join(f"#{t}" for t in sorted(spellings)))
                 collector.collect(((s, "") for s in client.iter_public(collector.budget)), pool)
                 dropped = collector.finish()
         else:
-            collector = _ClassCollector(settings, label, classes, store, fetcher, per_class, bar, home=home)
+            collector = _ClassCollector(settings, label, classes, store, fetcher, wanted, bar, home=home)
             tags = class_variants(label, known)
             with ThreadPoolExecutor(settings.download_concurrency) as pool:
                 log.info("class %s: paging %s", label, ", ".join(f"#{t}" for t in tags))
@@ -523,7 +524,7 @@ def scrape_class(
     store.write_parquet(f"{PARTS}/{label}.parquet", dataset.to_frame(kept, dataset.MANIFEST_COLUMNS))
     store.write_parquet(f"{PARTS}/{label}.dropped.parquet", dataset.to_frame(dropped, dataset.DROPPED_COLUMNS))
     summary.posts_seen = len(collector.seen_posts)
-    summary.kept = min(len(kept), per_class)
+    summary.kept = min(len(kept), wanted)
     summary.downloaded, summary.reused = fetcher.downloaded, fetcher.reused
     summary.dropped = _count(dropped)
     summary.seconds = round(time.monotonic() - started, 3)
@@ -556,13 +557,13 @@ def _count(rows: list[dict[str, Any]]) -> dict[str, int]:
 
 # ------------------------------------------------------------------------- merge -----------
 @dataclass
-class ScrapeSummary:
+class DatasetSummary:
     out: str
     classes: list[str]  # the classes the dataset holds (the ones asked for, minus left_out)
     counts: dict[str, int]
     dropped: dict[str, int]
     images: int
-    per_class: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_class: dict[str, dict[str, Any]] = field(default_factory=dict)  # label -> its ClassSummary
     left_out: dict[str, str] = field(default_factory=dict)  # class -> why it is not in this dataset
 
     def to_dict(self) -> dict[str, Any]:
@@ -616,7 +617,7 @@ def _dropped_frame(rows: Any, reason: str, detail: Any) -> Any:
 
 
 def assemble(settings: Settings, classes: list[str], out: str,
-             per_class: int | None = None, store: Storage | None = None) -> ScrapeSummary:
+             per_class: int | None = None, store: Storage | None = None) -> DatasetSummary:
     """Merge the per-class parts into ``manifest.parquet`` and ``dropped.parquet``.
 
     An image found under two classes (same bytes or a near duplicate) cannot be labelled
@@ -678,7 +679,7 @@ def assemble(settings: Settings, classes: list[str], out: str,
     kept_classes = [c for c in labels if c != BACKGROUND]
     dataset.write_info(store, kept_classes, background if BACKGROUND in labels else 0)
     counts = manifest["label"].value_counts().reindex(labels, fill_value=0)
-    return ScrapeSummary(
+    return DatasetSummary(
         out=store.uri,
         classes=kept_classes,
         counts={k: int(v) for k, v in counts.items()},
@@ -724,7 +725,7 @@ def cross_class_rows(rows: Any, distance: int) -> Any:
 
 def scrape(settings: Settings, classes: list[str] | None = None, per_class: int | None = None,
            out: str | None = None, *, instance_url: str | None = None,
-           progress: bool = True) -> ScrapeSummary:
+           progress: bool = True) -> DatasetSummary:
     """Scrape every class, then :func:`assemble` the dataset. Returns a small summary."""
     classes = classes or settings.classes
     if not classes:
@@ -736,7 +737,7 @@ def scrape(settings: Settings, classes: list[str] | None = None, per_class: int 
         per[label] = asdict(scrape_class(settings, label, classes, out, instance_url=instance_url,
                                          per_class=per_class, progress=progress))
     summary = assemble(settings, classes, out, per_class)
-    summary.per_class = per
+    summary.by_class = per
     return summary
 
 

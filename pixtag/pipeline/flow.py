@@ -27,13 +27,13 @@ from pixtag.pipeline.context import RunContext, as_context
 from pixtag.pipeline.results import (
     Approval,
     ClassSelection,
+    ClassSummary,
     Comparison,
     DatasetSummary,
     Decision,
     Drift,
     FeatureSummary,
     Report,
-    ScrapeSummary,
     Trained,
     Trending,
     Validation,
@@ -195,7 +195,7 @@ def select_classes(run: RunContext | Settings, add: Iterable[str] = (), remove: 
 
 
 # --------------------------------------------------------------------------- data ---------
-def scrape_class(run: RunContext | Settings, label: str, classes: list[str]) -> ScrapeSummary:
+def scrape_class(run: RunContext | Settings, label: str, classes: list[str]) -> ClassSummary:
     from dataclasses import asdict
 
     from pixtag.data.scrape import scrape_class as collect
@@ -204,7 +204,7 @@ def scrape_class(run: RunContext | Settings, label: str, classes: list[str]) -> 
     run = as_context(run)
     with remembered_normalizations(run.store):
         summary = collect(run.settings, label, classes, run.settings.storage, progress=False, store=run.store)
-    return ScrapeSummary(**asdict(summary))
+    return ClassSummary(**asdict(summary))
 
 
 def scrape_labels(run: RunContext | Settings, classes: list[str]) -> list[str]:
@@ -224,7 +224,7 @@ def scrape_labels(run: RunContext | Settings, classes: list[str]) -> list[str]:
 
 
 def assemble(run: RunContext | Settings, classes: list[str],
-             scraped: Iterable[ScrapeSummary] = ()) -> DatasetSummary:
+             scraped: Iterable[ClassSummary] = ()) -> DatasetSummary:
     """Merge the scraped parts into the dataset; ``by_class`` keeps each label's scrape.
 
     A class whose images are too few (``min_per_class``, ``balance_ratio``) is left out of this

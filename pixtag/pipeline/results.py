@@ -83,7 +83,7 @@ class ClassSelection(Result):
 
 
 # --------------------------------------------------------------------------- data ---------
-class ScrapeSummary(Result):
+class ClassSummary(Result):
     """``scrape`` (one per label): what collecting one class did (:class:`pixtag.data.scrape.ClassSummary`)."""
 
     label: str
@@ -109,7 +109,7 @@ class DatasetSummary(Result):
     counts: dict[str, int]  # label -> images in the manifest
     dropped: dict[str, int]  # reason -> rows dropped
     images: int
-    by_class: dict[str, ScrapeSummary] = Field(default_factory=dict)  # label -> its scrape
+    by_class: dict[str, ClassSummary] = Field(default_factory=dict)  # label -> its scrape
     left_out: dict[str, str] = Field(default_factory=dict)  # selected classes this run does not train, and why
 
     @property
@@ -307,6 +307,23 @@ class Report(Result):
     per_tag: dict[str, TagFigures] = Field(default_factory=dict)
 
 
-__all__ = ["Approval", "BackboneScore", "ChampionScore", "ClassSelection", "Comparison", "DatasetSummary", "Decision",
-           "Drift", "FailedCheck", "FeatureSummary", "Report", "Result", "ScrapeSummary", "TagFigures", "Trained",
-           "Trending", "Validation", "Vocabulary"]
+__all__ = [
+    "Approval",
+    "BackboneScore",
+    "ChampionScore",
+    "ClassSelection",
+    "ClassSummary",
+    "Comparison",
+    "DatasetSummary",
+    "Decision",
+    "Drift",
+    "FailedCheck",
+    "FeatureSummary",
+    "Report",
+    "Result",
+    "TagFigures",
+    "Trained",
+    "Trending",
+    "Validation",
+    "Vocabulary",
+]

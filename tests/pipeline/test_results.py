@@ -17,6 +17,7 @@ from pixtag.pipeline.context import RunContext, as_context
 from pixtag.pipeline.results import (
     Approval,
     ClassSelection,
+    ClassSummary,
     Comparison,
     DatasetSummary,
     Decision,
@@ -24,14 +25,13 @@ from pixtag.pipeline.results import (
     FeatureSummary,
     Report,
     Result,
-    ScrapeSummary,
     Trained,
     Trending,
     Validation,
     Vocabulary,
 )
 
-SCRAPED = ScrapeSummary(label="cat", posts_seen=130, kept=60, downloaded=58, reused=2,
+SCRAPED = ClassSummary(label="cat", posts_seen=130, kept=60, downloaded=58, reused=2,
                         dropped={"duplicate_near": 3}, seconds=4.2, api_requests=12, api_rps_max=9.5)
 TRAINED = Trained(run_id="r1", model_uri="runs:/r1/model", backbone="efficientnet_lite0", labels=["cat", "dog"],
                   images=120, train_images=96, test_images=24, cv_accuracy=[0.9, 0.95], cv_mean=0.925,
@@ -110,7 +110,7 @@ def test_the_vocabulary_names_forced_tags_only_when_there_are_some() -> None:
 
 def test_a_result_refuses_a_shape_it_does_not_declare() -> None:
     with pytest.raises(ValidationError, match="unexpected"):
-        ScrapeSummary.model_validate({**SCRAPED.xcom(), "unexpected": 1})
+        ClassSummary.model_validate({**SCRAPED.xcom(), "unexpected": 1})
     with pytest.raises(ValidationError):
         Decision.model_validate({**DECISION.xcom(), "decision": "maybe"})
     with pytest.raises(ValidationError):
@@ -123,7 +123,7 @@ def test_the_domain_outputs_fit_the_results() -> None:
     from pixtag.model.promotion.gate import Champion
     from pixtag.model.promotion.register import _result
 
-    assert ScrapeSummary(**asdict(ClassSummary("dog", kept=3))).kept == 3
+    assert ClassSummary(**asdict(ClassSummary("dog", kept=3))).kept == 3
     report = ValidationReport("/s", True, 10, 0, {"cat": 5, "dog": 5}, 4, 4,
                               [FailedExpectation("m", "e", "d", None, None)], "/s/docs/index.html")
     assert Validation.model_validate(report.to_dict()).failed[0].suite == "m"

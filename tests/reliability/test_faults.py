@@ -156,7 +156,7 @@ def test_pagination_that_repeats_forever_stops(fresh_demo: DemoInstance, tmp_pat
     assert fired(fresh_demo, "repeat_page") > 0
     # per tag: the first page, then the repeated page asked 1 + max_repeats (2) times
     requests = fresh_demo.stats()["requests"]["tag_timeline"]
-    tags = len(result["summary"].per_class)
+    tags = len(result["summary"].by_class)
     assert requests <= 4 * 12 * tags, requests
     assert_whole(result)
 
@@ -170,7 +170,7 @@ def test_pagination_that_never_ends_is_bounded(world: Any, fresh_demo: DemoInsta
     result = run_scrape(fresh_demo.url, tmp_path, classes=["dog"], per_class=400)
     assert time.monotonic() - started < 60
     assert fired(fresh_demo, "endless_pages") > 0
-    assert result["summary"].per_class["dog"]["posts_seen"] <= 800  # posts_factor x per_class
+    assert result["summary"].by_class["dog"]["posts_seen"] <= 800  # posts_factor x per_class
     real = {str(p.id) for p in world.posts}
     assert set(result["manifest"]["post_id"]) <= real
     clean_dog = {str(i) for i in world.clean_posts["dog"]}

@@ -52,7 +52,7 @@ def model_card(client: MlflowClient, name: str, run: Any, outcome: str, reason: 
     report = _load(run_id, "report.json")
     labels = report.get("labels") or str(tags.get("labels", "")).split(",")
     counts = report.get("class_counts") or {}
-    per_class = report.get("per_class") or {}
+    by_class = report.get("by_class") or report.get("per_class") or {}  # per_class: runs logged before
     lines = [f"## pixtag candidate: {outcome}", "",
              f"**Gate**: {outcome}. {reason}", ""]
     lines += ["### Data",
@@ -75,7 +75,7 @@ def model_card(client: MlflowClient, name: str, run: Any, outcome: str, reason: 
               f"{report.get('threshold', 'n/a')}", "",
               "| class | recall | precision | test images |", "|---|---|---|---|"]
     for label in labels:
-        m = per_class.get(label, {})
+        m = by_class.get(label, {})
         lines.append(f"| {label} | {_pct(m.get('recall'))} | {_pct(m.get('precision'))} | "
                      f"{m.get('support', 'n/a')} |")
     lines += ["", "### Against the champion"]

@@ -71,10 +71,10 @@ def summarise(truth: list[str], top: list[str], confident: list[bool],
     """The report from true classes, top-1 tags and whether a tag passed the threshold."""
     t, p, c = np.asarray(truth), np.asarray(top), np.asarray(confident, dtype=bool)
     classes = sorted(set(truth))
-    per_class = {}
+    by_class = {}
     for cls in classes:
         mine, predicted = t == cls, p == cls
-        per_class[cls] = {
+        by_class[cls] = {
             "n": int(mine.sum()),
             "recall": float(np.mean(p[mine] == cls)),
             "precision": float(np.mean(t[predicted] == cls)) if predicted.any() else 0.0,
@@ -86,7 +86,7 @@ def summarise(truth: list[str], top: list[str], confident: list[bool],
         "accuracy": float(np.mean(t == p)),
         "confident_accuracy": float(np.mean(t[c] == p[c])) if c.any() else None,
         "abstention_rate": float(np.mean(~c)),
-        "per_class": per_class,
+        "per_class": by_class,  # the key scripts read (`evaluate --json`), kept as it was
         "confusion": {"rows": classes, "columns": labels, "matrix": confusion},
         "unknown_classes": [cls for cls in classes if cls not in labels],
     }

@@ -81,7 +81,7 @@ def held_out_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[st
                                                  zero_division=0)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "per_class": {label: {"precision": float(p[i]), "recall": float(r[i]),
+        "by_class": {label: {"precision": float(p[i]), "recall": float(r[i]),
                               "f1": float(f[i]), "support": int(n[i])}
                       for i, label in enumerate(labels)},
         "confusion": confusion_matrix(y_true, y_pred, labels=list(labels)).tolist(),

@@ -106,7 +106,7 @@ def log_candidate(summary: dict[str, Any], settings: Settings, clf: LinearSVMCla
                                                 "precision_at_share", "suggested_accuracy", "coverage",
                                                 "suggestion_precision", "precision_at_k", "recall_at_k")
                         if summary.get(k) is not None})
-    for label, m in summary["per_class"].items():
+    for label, m in summary["by_class"].items():
         mlflow.log_metrics({f"{k}.{label}": m[k] for k in ("precision", "recall", "f1")})
     # the suggestions' figures on the test part, each tag at its own threshold
     mlflow.log_metrics({f"{name}.{tag}": m[key] for tag, m in (summary.get("per_tag") or {}).items()

@@ -148,7 +148,7 @@ def candidate_summary(settings: Settings, data: Data, scored: Scored, key: str) 
         "background_images": int(np.sum(data.y == BACKGROUND)),
         **open_set_figures(settings, data, scored),
         "in_class_share": settings.in_class_share,
-        "per_class": scored.test["per_class"],
+        "by_class": scored.test["by_class"],
         "confusion": scored.test["confusion"],
         "cv_confusion": scored.cv_confusions,
         "cv_confusion_mean": scored.cv_confusion_mean,

@@ -146,7 +146,7 @@ def test_rescrape_downloads_nothing_and_gives_the_same_manifest(
     before = demo.stats()["requests"].get("media", 0)
     again = scrape(settings, CLASSES, per_class=400, out=out, progress=False)
     assert demo.stats()["requests"].get("media", 0) == before
-    assert all(info["downloaded"] == 0 for info in again.per_class.values())
+    assert all(info["downloaded"] == 0 for info in again.by_class.values())
     pd.testing.assert_frame_equal(LocalStorage(out).read_parquet(dataset.MANIFEST), exhaustive["manifest"])
 
 
@@ -186,7 +186,7 @@ def test_a_trending_run_spares_each_class_asking_for_the_trending_list(demo: Dem
     assert listed and asked() - before == 3
     summary = scrape(settings, ["cat", "dog"], per_class=10, out=str(tmp_path / "after"), progress=False)
     assert asked() - before == 3  # the run's copy served both classes
-    assert all(info["kept"] == 10 for info in summary.per_class.values())
+    assert all(info["kept"] == 10 for info in summary.by_class.values())
 
 
 @pytest.fixture(scope="module")

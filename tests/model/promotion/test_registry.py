@@ -145,7 +145,7 @@ def test_a_one_class_collapse_is_refused() -> None:
     pred = truth.copy()
     pred[np.flatnonzero(truth == "cat")[:4]] = "dog"
     figures = held_out_metrics(truth, pred, LABELS)
-    recalls = {k: v["recall"] for k, v in figures["per_class"].items()}
+    recalls = {k: v["recall"] for k, v in figures["by_class"].items()}
     assert figures["accuracy"] == pytest.approx(0.92) and recalls["cat"] == pytest.approx(0.6)
     assert decide(0.92, LABELS, champ(0.91), 0.9, 0.02).passed  # what the old gate saw
     d = decide(0.92, LABELS, champ(0.91), 0.9, 0.02, recalls=recalls, recall_floor=0.7)

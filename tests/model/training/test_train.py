@@ -87,12 +87,12 @@ def test_train_reaches_the_study_accuracy_and_logs_everything(settings, tmp_path
     assert len(summary["cv_accuracy"]) == 5
     assert summary["cv_mean"] >= 0.95 and summary["test_accuracy"] >= 0.95
     assert summary["cv_var"] == pytest.approx(np.var(summary["cv_accuracy"]))
-    assert set(summary["per_class"]["cat"]) == {"precision", "recall", "f1", "support"}
+    assert set(summary["by_class"]["cat"]) == {"precision", "recall", "f1", "support"}
     # each tag its threshold (no background images here: the default for every one) and figures
     assert summary["thresholds"] == dict.fromkeys(summary["labels"], 0.5)
     assert set(summary["per_tag"]) == set(summary["labels"])
     assert set(summary["per_tag"]["cat"]) == {"threshold", "precision", "recall", "support"}
-    assert summary["per_tag"]["cat"]["support"] == summary["per_class"]["cat"]["support"]
+    assert summary["per_tag"]["cat"]["support"] == summary["by_class"]["cat"]["support"]
     assert 0.9 <= summary["coverage"] <= 1 and summary["suggestion_precision"] >= 0.9
     assert summary["recall_at_k"] >= 0.95 and summary["precision_at_k"] == pytest.approx(
         summary["recall_at_k"] / summary["top_k"])
