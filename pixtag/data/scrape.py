@@ -454,6 +454,30 @@ class _BackgroundCollector(_ClassCollector):
         self._fetch_media(status, tag, pool)
 
 
+def _page_public_timeline(client: Client, collector: _ClassCollector, spellings: set[str]) -> list[dict[str, Any]]:
+    """Background: the public timeline's newest posts, skipping those with a class's tag; the
+    dropped rows."""
+    with ThreadPoolExecutor(collector.settings.download_concurrency) as pool:
+        log.info("background: paging the public timeline, skipping posts tagged %s",
+                 ", ".join(f"#{t}" for t in sorted(spellings)))
+        collector.collect(((s, "") for s in client.iter_public(collector.budget)), pool)
+        return collector.finish()
+
+
+def _page_class_timelines(client: Client, collector: _ClassCollector, tags: list[str]) -> list[dict[str, Any]]:
+    """A class: its tags' timelines merged, then the spellings found on its own posts when those
+    run dry before the class is full; the dropped rows."""
+    label = collector.label
+    with ThreadPoolExecutor(collector.settings.download_concurrency) as pool:
+        log.info("class %s: paging %s", label, ", ".join(f"#{t}" for t in tags))
+        collector.collect(_merged_timelines(client, tags), pool)
+        more = sorted(collector.spellings - set(tags))
+        if more and not collector.done:
+            log.info("class %s: also paging %s (found on its posts)", label, ", ".join(f"#{t}" for t in more))
+            collector.collect(_merged_timelines(client, more), pool)
+        return collector.finish()
+
+
 def scrape_class(
     settings: Settings,
     label: str,
@@ -465,14 +489,10 @@ def scrape_class(
     progress: bool = True,
     store: Storage | None = None,
 ) -> ClassSummary:
-    """Collect one class into ``out/parts/<label>.parquet`` (and its dropped rows).
-
-    The class's spellings come from the stored trending runs and the instance's trending
-    hashtags; when those timelines run dry before the class is full, spellings found on the
-    class's own posts (``#DogsOfPixelfed`` next to ``#dog``) are paged too. With ``label``
-    :data:`BACKGROUND`, ``settings.background_for(len(classes))`` background images are collected from
-    the public timeline instead.
-
+    """Collect one class into ``out/parts/<label>.parquet`` (and its dropped rows): the timelines
+    of its spellings (from the stored trending runs and the instance's trending hashtags, then
+    those found on its own posts, :func:`_page_class_timelines`); for :data:`BACKGROUND`,
+    ``settings.background_for(len(classes))`` images of the public timeline instead.
     ``store``: ``out`` already opened. The trending runs and the ledger are read from
     ``settings.storage``: the same storage when ``out`` is it (the DAG), opened once otherwise.
     """
@@ -496,22 +516,10 @@ def scrape_class(
             spellings = {t.lower() for c in classes for t in class_variants(c, known)}
             collector: _ClassCollector = _BackgroundCollector(
                 settings, label, classes, store, fetcher, wanted, bar, spellings=spellings, home=home)
-            with ThreadPoolExecutor(settings.download_concurrency) as pool:
-                log.info("background: paging the public timeline, skipping posts tagged %s",
-                         ", ".join(f"#{t}" for t in sorted(spellings)))
-                collector.collect(((s, "") for s in client.iter_public(collector.budget)), pool)
-                dropped = collector.finish()
+            dropped = _page_public_timeline(client, collector, spellings)
         else:
             collector = _ClassCollector(settings, label, classes, store, fetcher, wanted, bar, home=home)
-            tags = class_variants(label, known)
-            with ThreadPoolExecutor(settings.download_concurrency) as pool:
-                log.info("class %s: paging %s", label, ", ".join(f"#{t}" for t in tags))
-                collector.collect(_merged_timelines(client, tags), pool)
-                more = sorted(collector.spellings - set(tags))
-                if more and not collector.done:
-                    log.info("class %s: also paging %s (found on its posts)", label, ", ".join(f"#{t}" for t in more))
-                    collector.collect(_merged_timelines(client, more), pool)
-                dropped = collector.finish()
+            dropped = _page_class_timelines(client, collector, class_variants(label, known))
         bar.close()
         http.close()
         summary.api_requests = len(client.http.sent)
@@ -520,15 +528,19 @@ def scrape_class(
             dropped.append({"post_id": "", "media_id": "", "account": "", "tag": "", "label": label,
                             "reason": "unparseable", "detail": f"{count}x {reason}", "media_url": ""})
 
-    kept = collector.kept
-    store.write_parquet(f"{PARTS}/{label}.parquet", dataset.to_frame(kept, dataset.MANIFEST_COLUMNS))
-    store.write_parquet(f"{PARTS}/{label}.dropped.parquet", dataset.to_frame(dropped, dataset.DROPPED_COLUMNS))
+    _write_part(store, label, collector.kept, dropped)
     summary.posts_seen = len(collector.seen_posts)
-    summary.kept = min(len(kept), wanted)
+    summary.kept = min(len(collector.kept), wanted)
     summary.downloaded, summary.reused = fetcher.downloaded, fetcher.reused
     summary.dropped = _count(dropped)
     summary.seconds = round(time.monotonic() - started, 3)
     return summary
+
+
+def _write_part(store: Storage, label: str, kept: list[dict[str, Any]], dropped: list[dict[str, Any]]) -> None:
+    """One label's scrape part: its kept rows and its dropped rows (``parts/<label>*.parquet``)."""
+    store.write_parquet(f"{PARTS}/{label}.parquet", dataset.to_frame(kept, dataset.MANIFEST_COLUMNS))
+    store.write_parquet(f"{PARTS}/{label}.dropped.parquet", dataset.to_frame(dropped, dataset.DROPPED_COLUMNS))
 
 
 def _judge(cand: Candidate, rec: dict[str, Any], seen_sha: set[str], near: PhashIndex,
@@ -616,6 +628,31 @@ def _dropped_frame(rows: Any, reason: str, detail: Any) -> Any:
          for r in rows.to_dict("records")], dataset.DROPPED_COLUMNS)
 
 
+def _trainable(rows: Any, labels: list[str], keep: dict[str, int], settings: Settings
+               ) -> tuple[list[str], Any, Any, dict[str, str]]:
+    """The labels kept, their merged manifest, the cross-class duplicates and the classes left out
+    (with why). First the classes too small by their own scrape are left out, then (merging again)
+    those that cross-class duplicates with the classes kept bring below the minimum: a left-out
+    class's images cost no other class anything. Then the classes kept are balanced
+    (:func:`balanced_caps`)."""
+    own = rows["label"].value_counts()
+    left_out = too_few_images({c: min(int(own.get(c, 0)), keep[c]) for c in labels if c != BACKGROUND}, settings)
+    while True:
+        labels = [label for label in labels if label not in left_out]
+        manifest, clashing = _merge(rows, labels, keep, settings.phash_distance)
+        found = {c: int(n) for c, n in manifest["label"].value_counts().items() if c != BACKGROUND}
+        more = too_few_images({c: found.get(c, 0) for c in labels if c != BACKGROUND}, settings)
+        if not more:
+            break
+        left_out |= more
+    caps = balanced_caps(found, settings)
+    if caps:  # the larger classes keep their first images, the smallest keeps all of its own
+        log.info("balance_ratio %g: %s keep their first %d images", settings.balance_ratio,
+                 ", ".join(sorted(caps)), min(caps.values()))
+        manifest, clashing = _merge(rows, labels, keep | caps, settings.phash_distance)
+    return labels, manifest, clashing, left_out
+
+
 def assemble(settings: Settings, classes: list[str], out: str,
              per_class: int | None = None, store: Storage | None = None) -> DatasetSummary:
     """Merge the per-class parts into ``manifest.parquet`` and ``dropped.parquet``.
@@ -644,24 +681,7 @@ def assemble(settings: Settings, classes: list[str], out: str,
     rows = one_row_per_media(rows)
     background = settings.background_for(len([c for c in labels if c != BACKGROUND]))
     keep = {label: background if label == BACKGROUND else per_class for label in labels}
-    # First the classes too small by their own scrape, then (merging again) those that cross-class
-    # duplicates with the classes kept bring below the minimum: a left-out class's images cost no
-    # other class anything.
-    own = rows["label"].value_counts()
-    left_out = too_few_images({c: min(int(own.get(c, 0)), keep[c]) for c in labels if c != BACKGROUND}, settings)
-    while True:
-        labels = [label for label in labels if label not in left_out]
-        manifest, clashing = _merge(rows, labels, keep, settings.phash_distance)
-        found = {c: int(n) for c, n in manifest["label"].value_counts().items() if c != BACKGROUND}
-        more = too_few_images({c: found.get(c, 0) for c in labels if c != BACKGROUND}, settings)
-        if not more:
-            break
-        left_out |= more
-    caps = balanced_caps(found, settings)
-    if caps:  # the larger classes keep their first images, the smallest keeps all of its own
-        log.info("balance_ratio %g: %s keep their first %d images", settings.balance_ratio,
-                 ", ".join(sorted(caps)), min(caps.values()))
-        manifest, clashing = _merge(rows, labels, keep | caps, settings.phash_distance)
+    labels, manifest, clashing, left_out = _trainable(rows, labels, keep, settings)
     if left_out:
         log.warning("%s", left_out_line(left_out))
         left_rows = rows[rows["label"].isin(left_out)]

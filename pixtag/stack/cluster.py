@@ -270,37 +270,14 @@ def cluster(settings: Settings, *, photos: Path | None = None, ports: ClusterPor
         echo(f"pixtag: starting PostgreSQL :{ports.postgres}, Redis :{ports.redis}, "
              + ("" if settings.s3_endpoint_url else f"S3 (moto) :{ports.s3}, ")
              + f"MLflow :{ports.mlflow}, Airflow (Celery) :{ports.airflow} (logs in {layout.run_dir})")
-        data = postgres_dir(layout)
-        init_postgres(data, pg_password)
-        start_process(layout, "postgres", [*_as_postgres(), pg_binary("postgres"), "-D", str(data),
-                                           "-h", "127.0.0.1", "-p", str(ports.postgres), "-k", str(data)], env)
-        (layout.var / "redis").mkdir(parents=True, exist_ok=True)
-        start_process(layout, "redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(ports.redis),
-                                        "--save", "", "--appendonly", "no", "--dir", str(layout.var / "redis")], env)
-        if not settings.s3_endpoint_url:
-            start_process(layout, "s3", [bin_path("moto_server"), "-H", "127.0.0.1", "-p", str(ports.s3)], env)
+        _start_engines(layout, ports, env, pg_password, s3=not settings.s3_endpoint_url)
         start_demo(layout, instance, ports.demo)
         wait_postgres(f"{pg_url}/postgres", 60, layout)
         create_databases(f"{pg_url}/postgres", ["airflow", "mlflow"])
         env["MLFLOW_ARTIFACTS_DESTINATION"] = f"s3://{BUCKET}/mlflow"
         init_cluster(layout, env, instance_url, token, admin)
-        # The backend URI (with its password) goes by environment, not on the command line.
-        start_process(layout, "mlflow", [
-            bin_path("mlflow"), "server",
-            "--artifacts-destination", env["MLFLOW_ARTIFACTS_DESTINATION"], "--serve-artifacts",
-            "--host", "127.0.0.1", "--port", str(ports.mlflow), "--workers", "1",
-        ], {**env, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-            "MLFLOW_BACKEND_STORE_URI": f"{pg_url.replace('postgresql://', 'postgresql+psycopg2://')}/mlflow"})
-        airflow = bin_path("airflow")
-        start_process(layout, "api-server", [airflow, "api-server", "--port", str(ports.airflow)], env)
-        start_process(layout, "scheduler", [airflow, "scheduler"], env)
-        start_process(layout, "dag-processor", [airflow, "dag-processor"], env)
-        for queue, concurrency in QUEUES.items():
-            name = settings.gpu_queue if queue == "gpu" else queue
-            start_process(layout, f"worker-{queue}", [
-                airflow, "celery", "worker", "--queues", name, "--concurrency", str(concurrency),
-                "--celery-hostname", f"{worker_name(queue)}@%h", "--without-mingle", "--without-gossip",
-            ], worker_env(env, queue))
+        _start_mlflow(layout, ports, env, s3_endpoint, pg_url)
+        _start_airflow(layout, ports, env, settings.gpu_queue)
         wait_http(f"http://127.0.0.1:{ports.mlflow}/health", 180, "mlflow", layout)
         if demo:
             wait_http(f"{instance_url}/api/v1/instance", 60, "demo-instance", layout)
@@ -316,6 +293,44 @@ def cluster(settings: Settings, *, photos: Path | None = None, ports: ClusterPor
         stopped = stop_cluster(layout)
         if stopped:
             echo(f"pixtag: stopped {', '.join(stopped)}")
+
+
+def _start_engines(layout: Layout, ports: ClusterPorts, env: dict[str, str], pg_password: str, *, s3: bool) -> None:
+    """PostgreSQL, Redis and (unless an S3 endpoint is configured) moto's S3, on 127.0.0.1."""
+    data = postgres_dir(layout)
+    init_postgres(data, pg_password)
+    start_process(layout, "postgres", [*_as_postgres(), pg_binary("postgres"), "-D", str(data),
+                                       "-h", "127.0.0.1", "-p", str(ports.postgres), "-k", str(data)], env)
+    (layout.var / "redis").mkdir(parents=True, exist_ok=True)
+    start_process(layout, "redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(ports.redis),
+                                    "--save", "", "--appendonly", "no", "--dir", str(layout.var / "redis")], env)
+    if s3:
+        start_process(layout, "s3", [bin_path("moto_server"), "-H", "127.0.0.1", "-p", str(ports.s3)], env)
+
+
+def _start_mlflow(layout: Layout, ports: ClusterPorts, env: dict[str, str], s3_endpoint: str, pg_url: str) -> None:
+    """MLflow on PostgreSQL, its artifacts proxied to S3. The backend URI (with its password) goes
+    by environment, not on the command line."""
+    start_process(layout, "mlflow", [
+        bin_path("mlflow"), "server",
+        "--artifacts-destination", env["MLFLOW_ARTIFACTS_DESTINATION"], "--serve-artifacts",
+        "--host", "127.0.0.1", "--port", str(ports.mlflow), "--workers", "1",
+    ], {**env, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_BACKEND_STORE_URI": f"{pg_url.replace('postgresql://', 'postgresql+psycopg2://')}/mlflow"})
+
+
+def _start_airflow(layout: Layout, ports: ClusterPorts, env: dict[str, str], gpu_queue: str) -> None:
+    """Airflow's API server, scheduler, DAG processor and one Celery worker per queue."""
+    airflow = bin_path("airflow")
+    start_process(layout, "api-server", [airflow, "api-server", "--port", str(ports.airflow)], env)
+    start_process(layout, "scheduler", [airflow, "scheduler"], env)
+    start_process(layout, "dag-processor", [airflow, "dag-processor"], env)
+    for queue, concurrency in QUEUES.items():
+        name = gpu_queue if queue == "gpu" else queue
+        start_process(layout, f"worker-{queue}", [
+            airflow, "celery", "worker", "--queues", name, "--concurrency", str(concurrency),
+            "--celery-hostname", f"{worker_name(queue)}@%h", "--without-mingle", "--without-gossip",
+        ], worker_env(env, queue))
 
 
 def _mlflow_ports(ports: ClusterPorts) -> Any:

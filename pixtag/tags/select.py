@@ -266,6 +266,42 @@ def _confirmation_notes(words: Iterable[str], senses: Mapping[str, Any | None],
     return notes
 
 
+def _automatic(counts: Mapping[str, int], max_classes: int, limit: int, allow: Iterable[str], deny: Iterable[str],
+               confirmed: Mapping[str, str], too_small: Mapping[str, Mapping[str, Any]], asked: set[str]
+               ) -> tuple[dict[str, Any], dict[str, str], dict[str, str], dict[str, Any | None]]:
+    """The automatic classes among the ``limit`` most frequent words (word -> sense, removed ones
+    included: later words are checked against them), the rejected words with why, the words
+    WordNet lacks that had room (a person may confirm them), and every word's sense. ``asked``:
+    a person's additions, scraped whatever happened before."""
+    deny_reasons = _deny_reasons(deny)
+    user_deny = {v for entry in deny for v in _variants(entry)}
+    allowed = {v for entry in allow for v in _variants(entry)}
+    kept: dict[str, Any] = {}
+    rejected: dict[str, str] = {}
+    unknown: dict[str, str] = {}
+    senses: dict[str, Any | None] = {}
+    room = max_classes
+    for word, count in list(_sorted_counts(counts).items())[:limit]:
+        sense = senses[word] = first_sense(word)
+        reason = _judge(word, sense, allowed, deny_reasons, user_deny, confirmed)
+        if reason is None and sense is not None and word not in allowed:
+            reason = overlap_problem(sense, kept)
+        if reason is not None and sense is None and room > 0 and word not in deny_reasons:
+            unknown[word] = reason  # WordNet lacks it, and it would have been a class: a person may confirm it
+        if reason is None and room == 0:
+            reason = f"beyond the {max_classes} most frequent classes"
+        if reason is None and word in too_small and word not in asked and count <= too_small[word].get("posts", 0):
+            reason = (f"{TOO_FEW_BEFORE} ({too_small[word].get('why', '?')}); "
+                      f"tried again when more posts carry it ({count} now, {too_small[word].get('posts', 0)} then)")
+            room -= 1  # keeps its place: no less frequent word is pulled in behind it to be scraped in vain
+        if reason:
+            rejected[word] = reason
+            continue
+        kept[word] = sense
+        room -= 1
+    return kept, rejected, unknown, senses
+
+
 def select_classes(
     counts: Mapping[str, int],
     max_classes: int = DEFAULT_MAX_CLASSES,
@@ -298,37 +334,11 @@ def select_classes(
     with its reason in ``rejected`` and ``notes``. Every rejected candidate (and refused added
     tag) gets a reason.
     """
-    deny_reasons = _deny_reasons(deny)
-    user_deny = {v for entry in deny for v in _variants(entry)}
-    allowed = {v for entry in allow for v in _variants(entry)}
     confirmed = dict(confirm) if isinstance(confirm, Mapping) else dict.fromkeys(_words(confirm), "confirmed")
     removed = set(_words(remove))
-    too_small = too_small or {}
-    asked = set(_words(add))  # a person's addition is scraped whatever happened before
-    unknown: dict[str, str] = {}  # words WordNet lacks that had room
-    kept: dict[str, Any] = {}  # removed classes stay here until the end: later words are checked against them
-    rejected: dict[str, str] = {}
+    kept, rejected, unknown, senses = _automatic(counts, max_classes, limit, allow, deny, confirmed,
+                                                 too_small or {}, asked=set(_words(add)))
     notes: dict[str, str] = {}
-    senses: dict[str, Any | None] = {}
-    room = max_classes
-    for word, count in list(_sorted_counts(counts).items())[:limit]:
-        sense = senses[word] = first_sense(word)
-        reason = _judge(word, sense, allowed, deny_reasons, user_deny, confirmed)
-        if reason is None and sense is not None and word not in allowed:
-            reason = overlap_problem(sense, kept)
-        if reason is not None and sense is None and room > 0 and word not in deny_reasons:
-            unknown[word] = reason  # WordNet lacks it, and it would have been a class: a person may confirm it
-        if reason is None and room == 0:
-            reason = f"beyond the {max_classes} most frequent classes"
-        if reason is None and word in too_small and word not in asked and count <= too_small[word].get("posts", 0):
-            reason = (f"{TOO_FEW_BEFORE} ({too_small[word].get('why', '?')}); "
-                      f"tried again when more posts carry it ({count} now, {too_small[word].get('posts', 0)} then)")
-            room -= 1  # keeps its place: no less frequent word is pulled in behind it to be scraped in vain
-        if reason:
-            rejected[word] = reason
-            continue
-        kept[word] = sense
-        room -= 1
     automatic = [w for w in kept if w not in removed]
     # a word WordNet lacks is worth a person's look when it is as frequent as a class picked
     least = min((counts.get(w, 0) for w in automatic), default=0)

@@ -76,46 +76,61 @@ def cv_and_refit(estimator: Any, X: np.ndarray, y: np.ndarray, folds: int, seed:
     (:func:`pixtag.model.classifier.folds.fit_splits`: each fold starts from the refit's optimum, for the
     same models); any other estimator is k + 1 independent jobs.
     """
-    from joblib import Parallel, delayed
-    from sklearn.base import clone
     from threadpoolctl import threadpool_limits
 
     from pixtag.model.classifier.estimator import LinearSVMClassifier
     from pixtag.model.classifier.folds import fit_splits
-
-    def score(fitted: Any, test: np.ndarray) -> float:
-        test = test[y[test] != BACKGROUND]
-        predicted = closed_predict(fitted, X[test])
-        if predictions is not None:
-            predictions.append((test, predicted))
-        if targets is None:
-            return float(np.mean(predicted == y[test]))
-        column = {str(c): k for k, c in enumerate(classes)}
-        return float(np.mean([targets[row, column[str(p)]] > 0 for row, p in zip(test, predicted, strict=True)]))
-
-    def collect(fitted: list[Any], splits: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        if oof is None:
-            return
-        probs = np.zeros((len(y), len(fitted[0].classes_)))
-        for model, (_, test) in zip(fitted, splits, strict=True):
-            probs[test] = model.predict_tag_proba(X[test])
-        oof.append(probs)
 
     splits = grouped_folds(y, folds, seed, groups)
     workers = min(folds + 1, len(os.sched_getaffinity(0)))
     if targets is not None and type(estimator) is not LinearSVMClassifier:
         raise TrainError("several labels per image need pixtag's LinearSVMClassifier")
     if type(estimator) is LinearSVMClassifier:  # the folds start from the refit's optimum
-        fit_y = y if targets is None else targets
         with threadpool_limits(1):
-            refit, fitted = fit_splits(estimator, X, fit_y, [train for train, _ in splits], workers, classes)
-        collect(fitted, splits)
-        return [score(m, test) for m, (_, test) in zip(fitted, splits, strict=True)], refit
-    # the refit, the longest job, first
+            refit, fitted = fit_splits(estimator, X, y if targets is None else targets,
+                                       [train for train, _ in splits], workers, classes)
+    else:
+        refit, fitted = _independent_fits(estimator, X, y, splits, workers)
+    if oof is not None and hasattr(refit, "predict_tag_proba"):
+        oof.append(held_out_probabilities(fitted, X, splits))
+    return [fold_accuracy(model, X, y, test, targets, classes, predictions)
+            for model, (_, test) in zip(fitted, splits, strict=True)], refit
+
+
+def _independent_fits(estimator: Any, X: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
+                      workers: int) -> tuple[Any, list[Any]]:
+    """Any other estimator: the refit and the k fold fits as k + 1 independent jobs (the refit,
+    the longest, first)."""
+    from joblib import Parallel, delayed
+    from sklearn.base import clone
+    from threadpoolctl import threadpool_limits
+
     jobs = [delayed(lambda: clone(estimator).fit(X, y))(),
             *(delayed(lambda tr: clone(estimator).fit(X[tr], y[tr]))(train) for train, _ in splits)]
     with threadpool_limits(1):
         done = Parallel(n_jobs=workers, backend="threading")(jobs)
-    if oof is not None and hasattr(done[0], "predict_tag_proba"):
-        collect(done[1:], splits)
-    return [score(m, test) for m, (_, test) in zip(done[1:], splits, strict=True)], done[0]
+    return done[0], done[1:]
+
+
+def held_out_probabilities(fitted: Sequence[Any], X: np.ndarray,
+                           splits: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The fold models' calibrated probabilities of their held-out rows, as one ``(rows, labels)``
+    array in row order (out-of-fold)."""
+    probs = np.zeros((len(X), len(fitted[0].classes_)))
+    for model, (_, test) in zip(fitted, splits, strict=True):
+        probs[test] = model.predict_tag_proba(X[test])
+    return probs
+
+
+def fold_accuracy(model: Any, X: np.ndarray, y: np.ndarray, test: np.ndarray, targets: np.ndarray | None,
+                  classes: Sequence[str] | None, predictions: list[tuple[np.ndarray, np.ndarray]] | None) -> float:
+    """Closed-set accuracy of a fold's model over its held-out class images (right: the row's label,
+    or with ``targets`` any of its labels); the predictions are appended to ``predictions``."""
+    test = test[y[test] != BACKGROUND]
+    predicted = closed_predict(model, X[test])
+    if predictions is not None:
+        predictions.append((test, predicted))
+    if targets is None:
+        return float(np.mean(predicted == y[test]))
+    column = {str(c): k for k, c in enumerate(classes or [])}
+    return float(np.mean([targets[row, column[str(p)]] > 0 for row, p in zip(test, predicted, strict=True)]))
