@@ -147,13 +147,8 @@ def side_by_side(Xtr, ytr, Xun, yun, classes, target: float, share: float, seed:
     from scipy.special import softmax
 
     from pixtag.model.classifier.crossval import cv_and_refit
-    from pixtag.model.classifier.openset import (
-        BACKGROUND,
-        choose_threshold,
-        closed_predict,
-        confidence,
-        wrong_confidence,
-    )
+    from pixtag.model.classifier.openset import BACKGROUND, closed_predict, confidence, wrong_confidence
+    from pixtag.model.classifier.thresholds import choose_threshold
     from pixtag.model.training.runs import new_classifier
 
     bg_tr, cls_tr = ytr == BACKGROUND, ytr != BACKGROUND

@@ -5,7 +5,7 @@ one-vs-rest, side by side in one run, on the same grouped folds.
 What is timed is what the train stage does besides loading and logging: 5-fold CV and the refit
 (``pixtag.model.classifier.crossval.cv_and_refit``, the folds and the refit as jobs in threads, one
 BLAS thread each), keeping the out-of-fold probabilities, then each tag's threshold from them
-(``pixtag.model.classifier.openset.pick_thresholds``). scikit-learn's estimator goes through the same
+(``pixtag.model.classifier.thresholds.pick_thresholds``). scikit-learn's estimator goes through the same
 function (its generic path: six independent fits; ``CalibratedClassifierCV`` calibrates each class's
 sigmoid on ``--calibration-cv`` inner folds, as it does by default). Each side runs in a process of
 its own (forked), which makes its data itself, so that its peak RSS (``ru_maxrss``) is its own.
@@ -90,13 +90,8 @@ def side(name: str, args: argparse.Namespace, out: Any) -> None:
     from pixtag.core.config import load_settings
     from pixtag.model.classifier.crossval import cv_and_refit
     from pixtag.model.classifier.estimator import LinearSVMClassifier
-    from pixtag.model.classifier.openset import (
-        class_columns,
-        pick_thresholds,
-        ranked_tags,
-        suggestion_metrics,
-        tag_probabilities,
-    )
+    from pixtag.model.classifier.openset import class_columns, ranked_tags, suggestion_metrics, tag_probabilities
+    from pixtag.model.classifier.thresholds import pick_thresholds
 
     X, y = data(args.classes, args.per_class, args.background, args.dim, args.seed, args.separation)
     groups = np.arange(len(y)).astype(str)  # one origin per image

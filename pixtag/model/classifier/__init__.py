@@ -5,6 +5,8 @@
 - :mod:`.solver`: its L2-SVM solver (Newton's method, closed-form leave-one-out values, Platt);
 - :mod:`.folds`: k fold fits and the refit sharing work (each fold starts from the refit's optimum);
 - :mod:`.crossval`: grouped, stratified folds and :func:`~.crossval.cv_and_refit`;
-- :mod:`.openset`: the background class, **where the suggestion threshold is chosen**
-  (:func:`~.openset.pick_thresholds`: one per tag), the closed-set prediction and the suggestions' figures.
+- :mod:`.openset`: the background class, the closed-set prediction, the tags a photo gets and
+  the suggestions' figures;
+- :mod:`.thresholds`: **where the suggestion thresholds are chosen** (:func:`~.thresholds.pick_thresholds`:
+  one per tag, on out-of-fold images).
 """

@@ -4,7 +4,7 @@ accuracies pairwise (the study's Mann-Whitney U, and a paired test).
 
 CV and test accuracy are the study's closed-set figures over class images only; each tag's
 suggestion threshold is chosen on the folds' held-out images
-(:func:`pixtag.model.classifier.openset.pick_thresholds`) and the test part gives the suggestions'
+(:func:`pixtag.model.classifier.thresholds.pick_thresholds`) and the test part gives the suggestions'
 figures (:func:`pixtag.model.classifier.openset.suggestion_metrics`): coverage, precision of
 suggestions, false suggestions on background images, precision and recall at k, per tag.
 """
@@ -26,11 +26,11 @@ from pixtag.model.classifier.openset import (
     BACKGROUND,
     DEFAULT_THRESHOLD,
     class_columns,
-    pick_thresholds,
     ranked_tags,
     suggestion_metrics,
     tag_probabilities,
 )
+from pixtag.model.classifier.thresholds import pick_thresholds
 from pixtag.model.features.compute import select
 from pixtag.model.training.figures import write_model_figures
 from pixtag.model.training.fit import Scored, fit_and_score

@@ -26,14 +26,8 @@ from pixtag.data.images import ImageRejected, prepare
 from pixtag.data.scrape import class_variants, scrape, screen_background
 from pixtag.data.validate import background_frame, validate
 from pixtag.model.backbones.weights import LITE0
-from pixtag.model.classifier.openset import (
-    BACKGROUND,
-    choose_threshold,
-    confidence,
-    precision_at,
-    tag_probabilities,
-    wrong_confidence,
-)
+from pixtag.model.classifier.openset import BACKGROUND, confidence, precision_at, tag_probabilities, wrong_confidence
+from pixtag.model.classifier.thresholds import choose_threshold
 from pixtag.model.promotion.gate import Champion, decide
 from pixtag.model.promotion.register import register
 from pixtag.model.training.train import train

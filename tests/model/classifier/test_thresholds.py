@@ -12,14 +12,16 @@ from pixtag.model.classifier.folds import fit_splits
 from pixtag.model.classifier.openset import (
     BACKGROUND,
     DEFAULT_THRESHOLD,
+    suggestion_metrics,
+    tag_probabilities,
+    truth_matrix,
+)
+from pixtag.model.classifier.thresholds import (
     LOWEST_START,
     pick_threshold,
     pick_thresholds,
     raise_for_background,
     raise_for_precision,
-    suggestion_metrics,
-    tag_probabilities,
-    truth_matrix,
 )
 
 LABELS = [BACKGROUND, "cat", "dog", "fox"]
