@@ -207,6 +207,12 @@ class Settings(BaseSettings):
         0.99, gt=0, le=1, description="Training raises each tag's threshold past its wrong suggestions until "
         "this share of the suggestions on out-of-fold class images is right (0.99 there gave 0.98 on photos "
         "training never saw: bench/vocabulary.py), then until false_suggestion_target holds.")
+    tag_probability: Literal["auto", "softmax", "one_vs_rest"] = Field(
+        "auto", description="How the classifier's calibrated log-odds become the tags' probabilities "
+        "(the thresholds are chosen on the same): softmax (every class, the background and 'none of "
+        "them' normalised together: a tag is likely only if no other is about as likely), one_vs_rest "
+        "(each tag on its own, so two can both be likely), or auto: softmax unless some training "
+        "images carry two class tags (two_class_posts: all_tags), then one_vs_rest.")
     in_class_share: float = Field(
         0.15, gt=0, le=1, description="Share of timeline posts showing a class: the mix at which the "
         "precision of suggestions is reported.")

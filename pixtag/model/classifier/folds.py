@@ -103,6 +103,7 @@ def _fold(model: LinearSVMClassifier, refit: LinearSVMClassifier, X: np.ndarray,
     Decision values and leverages are the same in both coordinates; only the weights move.
     """
     model.n_features_in_, model.classes_ = refit.n_features_in_, refit.classes_
+    model.probability_ = refit.probability_
     if hasattr(refit, "feature_names_in_"):
         model.feature_names_in_ = refit.feature_names_in_
     model.mean_ = X[train].mean(axis=0, dtype=np.float64)

@@ -72,7 +72,8 @@ def model_card(client: MlflowClient, name: str, run: Any, outcome: str, reason: 
               f"(" + ", ".join(f"{v:.3f}" for v in cv) + ")",
               f"- test accuracy: {_pct(report.get('test_accuracy', tags.get('test_accuracy')))}",
               f"- false-suggestion rate: {_pct(report.get('false_suggestion_rate'))} at threshold "
-              f"{report.get('threshold', 'n/a')}", "",
+              f"{report.get('threshold', 'n/a')}",
+              f"- tag probabilities: {report.get('tag_probability', 'one_vs_rest')}", "",
               "| class | recall | precision | test images |", "|---|---|---|---|"]
     for label in labels:
         m = by_class.get(label, {})

@@ -47,7 +47,7 @@ def fit_and_score(settings: Settings, data: Data) -> Scored:
     start = time.perf_counter()
     oof: list[np.ndarray] = []
     fold_predictions: list[tuple[np.ndarray, np.ndarray]] = []
-    folds, model = cv_and_refit(new_classifier(), Xtr, ytr, settings.cv_folds, settings.seed, oof,
+    folds, model = cv_and_refit(new_classifier(settings), Xtr, ytr, settings.cv_folds, settings.seed, oof,
                                 groups=data.groups[data.train], predictions=fold_predictions,
                                 targets=targets, classes=classes)
     seconds = time.perf_counter() - start

@@ -25,11 +25,17 @@ if TYPE_CHECKING:
 CLASSIFIER_PARAMS: dict[str, Any] = {"C": 1.0, "max_iter": 50}
 
 
-def new_classifier() -> LinearSVMClassifier:
-    """An unfitted classifier with :data:`CLASSIFIER_PARAMS`."""
+def classifier_params(settings: Settings | None = None) -> dict[str, Any]:
+    """:data:`CLASSIFIER_PARAMS` and the settings' ``tag_probability`` (one-vs-rest without
+    settings)."""
+    return CLASSIFIER_PARAMS | {"probability": settings.tag_probability if settings else "one_vs_rest"}
+
+
+def new_classifier(settings: Settings | None = None) -> LinearSVMClassifier:
+    """An unfitted classifier with :func:`classifier_params`."""
     from pixtag.model.classifier.estimator import LinearSVMClassifier
 
-    return LinearSVMClassifier(**CLASSIFIER_PARAMS)
+    return LinearSVMClassifier(**classifier_params(settings))
 
 
 def settings_params(settings: Settings) -> dict[str, str]:
@@ -51,7 +57,7 @@ def training_key(settings: Settings, rows: pd.DataFrame, backbone: str | None = 
         "dataset": dataset_hash(rows), "features": cache_key(name, settings.weights),
         "test_size": settings.test_size, "cv_folds": settings.cv_folds, "seed": settings.seed,
         "group_by": settings.group_by,
-        "classifier": CLASSIFIER_PARAMS, "model_config": model_config(settings),
+        "classifier": classifier_params(settings), "model_config": model_config(settings),
         "open_set": {"target": settings.false_suggestion_target, "share": settings.in_class_share,
                      "precision": settings.target_precision},
         "pixtag": __version__,

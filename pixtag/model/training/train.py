@@ -116,6 +116,7 @@ def open_set_figures(settings: Settings, data: Data, scored: Scored) -> dict[str
         "threshold": chosen.one,  # the one threshold of the old rule, kept for comparison
         "thresholds": chosen.values,
         "threshold_source": chosen.source,
+        "tag_probability": scored.model.probability_,
         **{k: figures.get(k) for k in OPEN_SET_KEYS},
         "top_k": settings.top_k,
         "test_background_images": figures["background_images"],

@@ -34,7 +34,7 @@ def test_fit_returns_self_and_learns_state() -> None:
     assert clf.fit(X, y) is clf
     assert list(clf.classes_) == sorted(set(y))
     assert clf.coef_.shape == (4, 20) and clf.calibration_.shape == (4, 2)
-    assert clone(clf).get_params() == {"C": 0.5, "max_iter": 50}
+    assert clone(clf).get_params() == {"C": 0.5, "max_iter": 50, "probability": "one_vs_rest"}
     assert not hasattr(clone(clf), "coef_")
 
 
@@ -107,6 +107,45 @@ def test_platt_fits_a_known_sigmoid() -> None:
     assert abs(a - 1.5) < 0.1 and abs(b + 0.5) < 0.1
 
 
+def test_softmax_probabilities_let_the_classes_compete() -> None:
+    """``probability="softmax"``: the same fit and winner; each class's probability is its
+    odds over one plus every class's odds, so never above its own sigmoid, well below it where
+    another class is as likely, and low for a row unlike every class (where a softmax over the
+    classes alone would still make one of them near certain). It survives a save and load,
+    and a state saved before the parameter existed loads as one-vs-rest."""
+    X, y = blobs(n=400, seed=3)
+    X = X + np.random.default_rng(4).normal(size=X.shape) * 2  # some rows between two classes
+    ovr = LinearSVMClassifier().fit(X, y)
+    soft = clone(ovr).set_params(probability="softmax").fit(X, y)
+    assert np.array_equal(soft.coef_, ovr.coef_) and np.array_equal(soft.predict(X), ovr.predict(X))
+    p, q = soft.predict_tag_proba(X), ovr.predict_tag_proba(X)
+    odds = q / (1 - q)
+    assert np.allclose(p, odds / (1 + odds.sum(axis=1, keepdims=True)))
+    assert (p <= q + 1e-12).all() and (p.sum(axis=1) < 1).all() and np.array_equal(p.argmax(1), q.argmax(1))
+    top, rival = np.sort(odds, axis=1)[:, -1], np.sort(odds, axis=1)[:, -2]
+    rivalled = rival >= top / 2  # another class at least half as likely: p < o / (1 + 1.5 o) < 2/3
+    assert (p.max(1)[rivalled] < 2 / 3).all() and (q.max(1)[rivalled] > 2 / 3).any()
+    z = ovr.log_odds(X)
+    plain = np.exp(z - z.max(1, keepdims=True))
+    plain /= plain.sum(axis=1, keepdims=True)  # a softmax over the classes alone
+    unsure = q.max(1) < 0.3  # no class likely on its own
+    assert unsure.any() and (p.max(1)[unsure] < 0.3).all() and (plain.max(1)[unsure] > 0.5).any()
+    state = soft.to_arrays()
+    assert np.allclose(LinearSVMClassifier.from_arrays(state).predict_tag_proba(X), p)
+    del state["probability"]
+    assert np.allclose(LinearSVMClassifier.from_arrays(state).predict_tag_proba(X), q)
+    with pytest.raises(ValueError, match="probability"):
+        LinearSVMClassifier(probability="sigmoid").fit(X, y)
+    # auto: softmax while every row has one label, one-vs-rest once a row has two
+    names = sorted(set(y))
+    Y = (y[:, None] == np.array(names)[None, :]).astype(int)
+    auto = LinearSVMClassifier(probability="auto")
+    assert auto.fit(X, y).probability_ == "softmax" and auto.fit(X, Y, classes=names).probability_ == "softmax"
+    Y[:5, 0] = 1
+    assert auto.fit(X, Y, classes=names).probability_ == "one_vs_rest"
+    assert auto.probability == "auto"  # the parameter is left as given
+
+
 def test_two_classes_and_array_round_trip() -> None:
     X, y = blobs(k=2)
     clf = LinearSVMClassifier().fit(X, y)
@@ -124,16 +163,18 @@ def test_fit_splits_gives_the_models_of_independent_fits() -> None:
     X, y = blobs(n=400, d=30, k=4, seed=3)
     X = X * np.linspace(0.5, 2, 30) + 3.0  # off-centre and uneven, so each fold's scaling differs
     trains = [train for train, _ in StratifiedKFold(4, shuffle=True, random_state=0).split(X, y)]
-    refit, folds = fit_splits(LinearSVMClassifier(C=0.5), X, y, trains, 2)
-    assert len(folds) == 4 and all(f.get_params() == {"C": 0.5, "max_iter": 50} for f in folds)
+    params = {"C": 0.5, "max_iter": 50, "probability": "softmax"}
+    refit, folds = fit_splits(LinearSVMClassifier(**params), X, y, trains, 2)
+    assert len(folds) == 4 and all(f.get_params() == params for f in folds)
     for model, rows in zip([refit, *folds], [np.arange(len(X)), *trains], strict=True):
-        cold = LinearSVMClassifier(C=0.5).fit(X[rows], y[rows])
+        cold = LinearSVMClassifier(**params).fit(X[rows], y[rows])
         assert np.allclose(model.mean_, cold.mean_, rtol=1e-12) and model.scale_ == pytest.approx(cold.scale_)
         assert np.allclose(model.coef_, cold.coef_, atol=1e-4)
         assert np.allclose(model.intercept_, cold.intercept_, atol=1e-4)
         assert np.allclose(model.calibration_, cold.calibration_, atol=1e-4)
         assert np.array_equal(model.predict(X), cold.predict(X))
         assert np.allclose(model.predict_proba(X), cold.predict_proba(X), atol=1e-4)
+        assert (model.predict_tag_proba(X).sum(axis=1) < 1).all()
 
 
 def test_fit_splits_falls_back_to_plain_fits() -> None:

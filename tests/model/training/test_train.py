@@ -17,7 +17,7 @@ from pixtag.core.config import load_settings
 from pixtag.model.backbones.weights import LITE0
 from pixtag.model.classifier.crossval import TrainError
 from pixtag.model.training.protocol import check_trainable, dataset_hash, split
-from pixtag.model.training.runs import CLASSIFIER_PARAMS, new_classifier
+from pixtag.model.training.runs import classifier_params, new_classifier, training_key
 from pixtag.model.training.statistics import mann_whitney
 from pixtag.model.training.train import compare, train
 from tests.helpers import random_weights, shared_dataset
@@ -172,6 +172,8 @@ def test_images_with_two_labels_are_trained_and_scored_for_both(dataset: Path, t
     scored = fit_and_score(settings, data)
     assert list(scored.model.classes_) == ["bird", "car", "cat", "dog", "flower"] and scored.labels == list(
         scored.model.classes_)
+    # the default tag_probability (auto): each tag on its own, as two may apply at once
+    assert scored.model.probability_ == "one_vs_rest"
     rows = np.flatnonzero([len(s) == 2 for s in data.sets])
     train_rows = np.intersect1d(rows, data.train)
     dog = scored.model.predict_tag_proba(data.X[train_rows])[:, 3]
@@ -183,8 +185,16 @@ def test_images_with_two_labels_are_trained_and_scored_for_both(dataset: Path, t
     assert all(t == ("dog" if "dog" in s else data.y[i]) for t, s, i in zip(truth, sets, data.test, strict=True))
 
 
-def test_the_training_key_covers_every_classifier_parameter() -> None:
-    assert new_classifier().get_params() == CLASSIFIER_PARAMS
+def test_the_training_key_covers_every_classifier_parameter(settings) -> None:
+    """Every parameter of the classifier training fits is in the key: the tag probability rule
+    too, so a change of it trains a new model instead of reusing the old one."""
+    other = settings.model_copy(update={"tag_probability": "one_vs_rest"})
+    assert settings.tag_probability == "auto"
+    for s in (settings, other):
+        assert new_classifier(s).get_params() == classifier_params(s)
+        assert new_classifier(s).probability == s.tag_probability
+    rows = pd.DataFrame({"sha256": ["a" * 64], "label": ["cat"], "path": ["images/cat/a.jpg"]})
+    assert training_key(settings, rows) != training_key(other, rows)
 
 
 def test_compare_runs_the_same_folds_and_tests_them(settings, tmp_path: Path) -> None:
