@@ -188,7 +188,23 @@ class TagFigures(Result):
     support: int = 0
 
 
-class Trained(Result):
+class SuggestionFigures(Result):
+    """The suggestions on a candidate's test part, each tag at its own threshold
+    (``openset.suggestion_metrics``): a candidate's (:class:`Trained`) and its run's report's."""
+
+    abstention_rate: float | None = None
+    false_suggestion_rate: float | None = None
+    precision_at_share: float | None = None
+    coverage: float | None = None
+    suggestion_precision: float | None = None
+    precision_at_k: float | None = None
+    recall_at_k: float | None = None
+    top_k: int | None = None
+    in_class_share: float | None = None
+    per_tag: dict[str, TagFigures] = Field(default_factory=dict)
+
+
+class Trained(SuggestionFigures):
     """``train``: the candidate's figures and its MLflow run (not yet registered)."""
 
     run_id: str
@@ -208,19 +224,8 @@ class Trained(Result):
     dataset_hash: str
     reused: bool = False
     threshold: float | None = None  # the one threshold of the old rule (for comparison); thresholds serve
-    abstention_rate: float | None = None
-    false_suggestion_rate: float | None = None
-    precision_at_share: float | None = None
     compare: Comparison | None = None
     mlflow_run_url: str | None = None  # the plugin's "MLflow run" button
-    # the suggestions on the test part, each tag at its own threshold (openset.suggestion_metrics)
-    coverage: float | None = None
-    suggestion_precision: float | None = None
-    precision_at_k: float | None = None
-    recall_at_k: float | None = None
-    top_k: int | None = None
-    in_class_share: float | None = None
-    per_tag: dict[str, TagFigures] = Field(default_factory=dict)
 
 
 class ChampionScore(Result):
@@ -274,7 +279,7 @@ class Approval(Result):
     message: str = ""
 
 
-class Report(Result):
+class Report(SuggestionFigures):
     """``report``: what a person wants to see after a run (``pixtag local run`` prints it)."""
 
     classes: list[str]
@@ -286,8 +291,6 @@ class Report(Result):
     cv_std: float | None = None
     cv_folds: int | None = None
     test_accuracy: float | None = None
-    false_suggestion_rate: float | None = None
-    abstention_rate: float | None = None
     reused: bool = False
     mlflow_run_url: str | None = None
     compare: Comparison | None = None
@@ -296,15 +299,6 @@ class Report(Result):
     notes: dict[str, str] = Field(default_factory=dict)  # the class selection's notes (made room, WordNet)
     rejected: dict[str, str] = Field(default_factory=dict)  # the candidates that are not classes, and why
     approval: Approval | None = None  # with promotion: human, the person's answer (or none)
-    # the suggestions' figures (Trained's): make run prints them and a per-class table
-    coverage: float | None = None
-    suggestion_precision: float | None = None
-    precision_at_share: float | None = None
-    precision_at_k: float | None = None
-    recall_at_k: float | None = None
-    top_k: int | None = None
-    in_class_share: float | None = None
-    per_tag: dict[str, TagFigures] = Field(default_factory=dict)
 
 
 __all__ = [
@@ -321,6 +315,7 @@ __all__ = [
     "FeatureSummary",
     "Report",
     "Result",
+    "SuggestionFigures",
     "TagFigures",
     "Trained",
     "Trending",
